@@ -1,0 +1,407 @@
+//! `locust.io/v2` — the stored, current version of the `LocustTest` API.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecurityContext, Toleration, Volume, VolumeMount,
+};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::LocustTestStatus;
+
+/// Desired state of a distributed Locust load test. A test is immutable: the
+/// operator builds its master Job, worker Job and master Service once, from the
+/// spec as it was at creation; later spec changes are reported through the
+/// `SpecDrifted` condition and otherwise ignored (delete and recreate the test
+/// to apply them).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "locust.io",
+    version = "v2",
+    kind = "LocustTest",
+    plural = "locusttests",
+    singular = "locusttest",
+    shortname = "lotest",
+    category = "locust",
+    namespaced,
+    status = "LocustTestStatus",
+    derive = "PartialEq",
+    doc = "A distributed Locust load test: one master and N workers run as Kubernetes Jobs.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase of the test"),
+    printcolumn(name = "Workers", type_ = "integer", json_path = ".status.expectedWorkers", description = "Worker pods requested"),
+    printcolumn(name = "Connected", type_ = "integer", json_path = ".status.connectedWorkers", description = "Workers connected to the master"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image", priority = "1", description = "Locust container image")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LocustTestSpec {
+    /// Container image that runs Locust for the master and the workers, e.g. `locustio/locust:2.43.1`.
+    pub image: String,
+
+    /// When the kubelet pulls the image. Defaults to Kubernetes' own rule (`Always` for `:latest`, else `IfNotPresent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
+    /// Secrets in the test's namespace used to pull the image from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// The Locust master: one pod that coordinates the workers and serves the web UI and statistics.
+    pub master: MasterSpec,
+
+    /// The Locust workers: pods that generate the load.
+    pub worker: WorkerSpec,
+
+    /// ConfigMaps holding the locustfile(s) and helper libraries, and where they are mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_files: Option<TestFilesSpec>,
+
+    /// Where the master and worker pods may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSpec>,
+
+    /// Environment variables and secret files given to every Locust container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<EnvSpec>,
+
+    /// Extra pod volumes (PVC, emptyDir, configMap, secret, projected, hostPath, ...). Mount them with `volumeMounts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+
+    /// Mounts of `volumes` into the Locust containers, each on the master, the workers or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<TargetedVolumeMount>,
+
+    /// Pod and container security contexts. When unset the operator applies a `restricted` Pod Security profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecuritySpec>,
+
+    /// Metrics and traces export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<ObservabilitySpec>,
+}
+
+/// Image pull policy of the Locust containers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ImagePullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl ImagePullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The Locust master.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterSpec {
+    /// Base command of the master, split like a shell would (quotes respected). If it starts with an
+    /// option (`--locustfile ...`) it is passed as arguments to the image's `locust` entrypoint;
+    /// otherwise (`locust -f ...`) it replaces the entrypoint. The operator appends
+    /// `[--otel] --master --master-port=5557 --expect-workers=N [--autostart] [--autoquit T]` and then `extraArgs`.
+    pub command: String,
+
+    /// CPU and memory of the master container. Unset keys fall back to the operator's master defaults, then its unified pod defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Labels added to the master pod (the operator's own labels win on conflict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations added to the master pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Start the test as soon as all expected workers are connected (`--autostart`). Default true.
+    #[serde(default = "default_true")]
+    pub autostart: bool,
+
+    /// Quit the master after the test ends (`--autoquit`), which lets the Job complete.
+    #[serde(default)]
+    pub autoquit: AutoquitSpec,
+
+    /// Extra command-line arguments appended last to the master command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+}
+
+/// `--autoquit` settings of the master.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoquitSpec {
+    /// Pass `--autoquit` to the master. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// Seconds the master stays up after the test ends before quitting. Default 60.
+    #[serde(default = "default_autoquit_timeout")]
+    #[schemars(range(min = 0))]
+    pub timeout: i32,
+}
+
+fn default_autoquit_timeout() -> i32 {
+    60
+}
+
+impl Default for AutoquitSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timeout: default_autoquit_timeout(),
+        }
+    }
+}
+
+/// The Locust workers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
+    /// Base command of each worker, split like a shell would. The operator appends
+    /// `[--otel] --worker --master-host=<service> --master-port=5557` and then `extraArgs`.
+    pub command: String,
+
+    /// Number of worker pods (1 to 500).
+    #[schemars(range(min = 1, max = 500))]
+    pub replicas: i32,
+
+    /// CPU and memory of each worker container. Unset keys fall back to the operator's worker defaults, then its unified pod defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Labels added to the worker pods (the operator's own labels win on conflict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations added to the worker pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Extra command-line arguments appended last to the worker command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+}
+
+/// Test scripts delivered from ConfigMaps.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestFilesSpec {
+    /// ConfigMap with the locustfile(s), mounted at `srcMountPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<String>,
+
+    /// ConfigMap with helper libraries, mounted at `libMountPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lib_config_map_ref: Option<String>,
+
+    /// Absolute path where `configMapRef` is mounted. Default `/lotest/src`.
+    #[serde(default = "default_src_mount_path")]
+    pub src_mount_path: String,
+
+    /// Absolute path where `libConfigMapRef` is mounted. Default `/opt/locust/lib`.
+    #[serde(default = "default_lib_mount_path")]
+    pub lib_mount_path: String,
+}
+
+pub const DEFAULT_SRC_MOUNT_PATH: &str = "/lotest/src";
+pub const DEFAULT_LIB_MOUNT_PATH: &str = "/opt/locust/lib";
+
+fn default_src_mount_path() -> String {
+    DEFAULT_SRC_MOUNT_PATH.to_owned()
+}
+
+fn default_lib_mount_path() -> String {
+    DEFAULT_LIB_MOUNT_PATH.to_owned()
+}
+
+impl Default for TestFilesSpec {
+    fn default() -> Self {
+        Self {
+            config_map_ref: None,
+            lib_config_map_ref: None,
+            src_mount_path: default_src_mount_path(),
+            lib_mount_path: default_lib_mount_path(),
+        }
+    }
+}
+
+/// Scheduling constraints applied to the master and worker pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingSpec {
+    /// Node, pod and anti-pod affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Tolerations for tainted nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// RuntimeClass of the pods. Falls back to the operator's default runtime class, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+}
+
+/// Environment injected into every Locust container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvSpec {
+    /// ConfigMaps whose keys all become environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_map_refs: Vec<EnvSourceRef>,
+
+    /// Secrets whose keys all become environment variables. Values never appear in the operator's logs, Events or status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_refs: Vec<EnvSourceRef>,
+
+    /// Individual variables (literal values or `valueFrom` references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<EnvVar>,
+
+    /// Secrets mounted as files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_mounts: Vec<SecretMount>,
+}
+
+/// A ConfigMap or Secret imported whole as environment variables.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvSourceRef {
+    /// Name of the ConfigMap or Secret in the test's namespace.
+    pub name: String,
+
+    /// Prefix prepended to every key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// A Secret mounted as files into every Locust container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretMount {
+    /// Name of the Secret in the test's namespace.
+    pub name: String,
+
+    /// Absolute directory where the Secret's keys appear as files.
+    pub mount_path: String,
+
+    /// Mount read-only. Default true.
+    #[serde(default = "default_true")]
+    pub read_only: bool,
+}
+
+/// Which Locust pods get a volume mount.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MountTarget {
+    Master,
+    Worker,
+    #[default]
+    Both,
+}
+
+impl MountTarget {
+    pub fn includes_master(self) -> bool {
+        matches!(self, MountTarget::Master | MountTarget::Both)
+    }
+    pub fn includes_worker(self) -> bool {
+        matches!(self, MountTarget::Worker | MountTarget::Both)
+    }
+}
+
+/// A core VolumeMount plus the role(s) it applies to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetedVolumeMount {
+    #[serde(flatten)]
+    pub mount: VolumeMount,
+
+    /// `master`, `worker` or `both` (default).
+    #[serde(default)]
+    pub target: MountTarget,
+}
+
+/// Security contexts of the Locust pods and containers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySpec {
+    /// Replaces the operator's default pod security context (runAsNonRoot, seccomp RuntimeDefault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+
+    /// Replaces the operator's default container security context (no privilege escalation, all capabilities dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+}
+
+/// Observability settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservabilitySpec {
+    /// Locust's native OpenTelemetry export (`--otel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_telemetry: Option<OpenTelemetrySpec>,
+}
+
+/// OTLP protocol.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OtelProtocol {
+    #[default]
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl OtelProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtelProtocol::Grpc => "grpc",
+            OtelProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// OpenTelemetry export settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenTelemetrySpec {
+    /// Run Locust with `--otel` and inject the `OTEL_*` environment.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// OTLP collector endpoint, e.g. `otel-collector.monitoring:4317`. Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// OTLP protocol: `grpc` (default) or `http/protobuf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OtelProtocol>,
+
+    /// Use a plain-text connection to the collector (`OTEL_EXPORTER_OTLP_INSECURE=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+
+    /// Further OpenTelemetry SDK variables (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_env_vars: BTreeMap<String, String>,
+}

@@ -1,0 +1,15 @@
+//! Locust Kubernetes Operator: runs distributed Locust load tests described by
+//! `LocustTest` custom resources.
+//!
+//! Layout:
+//! - [`api`]: the API types alone (v2 stored, v1 deprecated, shared status);
+//! - [`conversion`]: pure v1 ↔ v2 conversion (lossless both ways);
+//! - [`validation`]: the admission rules, each mirrored as a CEL rule in the CRD;
+//! - [`crd`]: the CustomResourceDefinition assembled from the types and rules;
+//! - [`config`]: operator configuration (flags and environment);
+//! - [`resources`]: pure builders from (LocustTest, config) to Jobs and Service;
+//! - [`controller`]: the reconciler (read, build, apply, derive status);
+//! - [`webhook`]: the HTTPS conversion and validating webhook server;
+//! - [`rbac`]: the permissions the operator needs, declared next to the code.
+
+pub mod api;
