@@ -1,0 +1,1057 @@
+//! Operator configuration: every option is a command-line flag with a
+//! `LOCUST_*` environment-variable equivalent (the flag wins when both are
+//! given). [`OperatorConfig::default`] equals the flag defaults, so tests and
+//! the `render` subcommand can build resources without parsing anything.
+//!
+//! Quantities (`--pod-cpu-request`, ...) are kept as text and checked by
+//! [`OperatorConfig::validate`], which reports every bad value at once; typed
+//! options (durations, addresses, ports) are rejected by the parser itself.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::resources::Role;
+
+/// Resource key of CPU in requests and limits.
+pub const CPU: &str = "cpu";
+/// Resource key of memory in requests and limits.
+pub const MEMORY: &str = "memory";
+/// Resource key of ephemeral storage in requests and limits.
+pub const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+
+/// The resource keys the operator fills in from its defaults, in output order.
+pub const DEFAULTED_RESOURCES: [&str; 3] = [CPU, MEMORY, EPHEMERAL_STORAGE];
+
+/// Format of the operator's own log lines.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Configuration of the operator process, from flags and `LOCUST_*` variables.
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// CPU request of every Locust container unless the role or the test says otherwise. Empty = none.
+    #[arg(
+        long,
+        env = "LOCUST_POD_CPU_REQUEST",
+        value_name = "QUANTITY",
+        default_value = "250m"
+    )]
+    pub pod_cpu_request: Option<String>,
+
+    /// Memory request of every Locust container unless the role or the test says otherwise. Empty = none.
+    #[arg(
+        long,
+        env = "LOCUST_POD_MEMORY_REQUEST",
+        value_name = "QUANTITY",
+        default_value = "128Mi"
+    )]
+    pub pod_memory_request: Option<String>,
+
+    /// Ephemeral-storage request of every Locust container. Empty = none.
+    #[arg(
+        long,
+        env = "LOCUST_POD_EPHEMERAL_STORAGE_REQUEST",
+        value_name = "QUANTITY"
+    )]
+    pub pod_ephemeral_storage_request: Option<String>,
+
+    /// CPU limit of every Locust container unless the role or the test says otherwise. Empty = none.
+    #[arg(
+        long,
+        env = "LOCUST_POD_CPU_LIMIT",
+        value_name = "QUANTITY",
+        default_value = "1000m"
+    )]
+    pub pod_cpu_limit: Option<String>,
+
+    /// Memory limit of every Locust container unless the role or the test says otherwise. Empty = none.
+    #[arg(
+        long,
+        env = "LOCUST_POD_MEMORY_LIMIT",
+        value_name = "QUANTITY",
+        default_value = "1024Mi"
+    )]
+    pub pod_memory_limit: Option<String>,
+
+    /// Ephemeral-storage limit of every Locust container. Empty = none.
+    #[arg(
+        long,
+        env = "LOCUST_POD_EPHEMERAL_STORAGE_LIMIT",
+        value_name = "QUANTITY"
+    )]
+    pub pod_ephemeral_storage_limit: Option<String>,
+
+    /// CPU request of the master container; overrides `--pod-cpu-request`.
+    #[arg(long, env = "LOCUST_MASTER_CPU_REQUEST", value_name = "QUANTITY")]
+    pub master_cpu_request: Option<String>,
+
+    /// Memory request of the master container; overrides `--pod-memory-request`.
+    #[arg(long, env = "LOCUST_MASTER_MEMORY_REQUEST", value_name = "QUANTITY")]
+    pub master_memory_request: Option<String>,
+
+    /// CPU limit of the master container; overrides `--pod-cpu-limit`.
+    #[arg(long, env = "LOCUST_MASTER_CPU_LIMIT", value_name = "QUANTITY")]
+    pub master_cpu_limit: Option<String>,
+
+    /// Memory limit of the master container; overrides `--pod-memory-limit`.
+    #[arg(long, env = "LOCUST_MASTER_MEMORY_LIMIT", value_name = "QUANTITY")]
+    pub master_memory_limit: Option<String>,
+
+    /// CPU request of each worker container; overrides `--pod-cpu-request`.
+    #[arg(long, env = "LOCUST_WORKER_CPU_REQUEST", value_name = "QUANTITY")]
+    pub worker_cpu_request: Option<String>,
+
+    /// Memory request of each worker container; overrides `--pod-memory-request`.
+    #[arg(long, env = "LOCUST_WORKER_MEMORY_REQUEST", value_name = "QUANTITY")]
+    pub worker_memory_request: Option<String>,
+
+    /// CPU limit of each worker container; overrides `--pod-cpu-limit`.
+    #[arg(long, env = "LOCUST_WORKER_CPU_LIMIT", value_name = "QUANTITY")]
+    pub worker_cpu_limit: Option<String>,
+
+    /// Memory limit of each worker container; overrides `--pod-memory-limit`.
+    #[arg(long, env = "LOCUST_WORKER_MEMORY_LIMIT", value_name = "QUANTITY")]
+    pub worker_memory_limit: Option<String>,
+
+    /// `runAsUser` set on the Locust pods' default security context. Unset by default so that
+    /// OpenShift's `restricted-v2` can assign a UID; set it (e.g. 1000) on clusters where the
+    /// image declares a non-numeric user (the official `locustio/locust` has `USER locust`),
+    /// because the kubelet cannot otherwise verify `runAsNonRoot`.
+    #[arg(long, env = "LOCUST_POD_RUN_AS_USER", value_name = "UID")]
+    pub pod_run_as_user: Option<i64>,
+
+    /// `ttlSecondsAfterFinished` of the master and worker Jobs: finished Jobs (and their pods)
+    /// are deleted that many seconds after they end. Unset = kept until the test is deleted.
+    #[arg(
+        long,
+        env = "LOCUST_JOB_TTL_SECONDS_AFTER_FINISHED",
+        value_name = "SECONDS"
+    )]
+    pub job_ttl_seconds_after_finished: Option<i32>,
+
+    /// RuntimeClass of the Locust pods when the test does not name one. Empty = none.
+    #[arg(long, env = "LOCUST_DEFAULT_RUNTIME_CLASS_NAME", value_name = "NAME")]
+    pub default_runtime_class_name: Option<String>,
+
+    /// How long after their creation the test's pods may stay unhealthy (Pending, image pull
+    /// errors, ...) before the controller reports it. Accepts `120s`, `2m`, `1m30s`, `90`.
+    #[arg(long, env = "LOCUST_GRACE_PERIOD", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub grace_period: Duration,
+
+    /// Address of the Prometheus metrics endpoint (`host:port` or `:port`).
+    #[arg(long, env = "LOCUST_METRICS_BIND_ADDRESS", value_name = "ADDR", default_value = "0.0.0.0:8080", value_parser = parse_bind_address)]
+    pub metrics_bind_address: SocketAddr,
+
+    /// Address of the `/healthz` and `/readyz` endpoints (`host:port` or `:port`).
+    #[arg(long, env = "LOCUST_HEALTH_PROBE_BIND_ADDRESS", value_name = "ADDR", default_value = "0.0.0.0:8081", value_parser = parse_bind_address)]
+    pub health_probe_bind_address: SocketAddr,
+
+    /// Run leader election so that only one replica reconciles (`--leader-elect=false` to disable).
+    #[arg(long, env = "LOCUST_LEADER_ELECT", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader-election Lease. Empty = the operator pod's namespace.
+    #[arg(
+        long,
+        env = "LOCUST_LEADER_ELECTION_NAMESPACE",
+        value_name = "NAMESPACE"
+    )]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "LOCUST_LEADER_ELECTION_ID",
+        value_name = "NAME",
+        default_value = "locust-k8s-operator.locust.io"
+    )]
+    pub leader_election_id: String,
+
+    /// How long a leader's Lease is valid without renewal.
+    #[arg(long, env = "LOCUST_LEASE_DURATION", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// How long the leader keeps trying to renew before it gives up leadership.
+    #[arg(long, env = "LOCUST_RENEW_DEADLINE", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+
+    /// Interval between leader-election attempts.
+    #[arg(long, env = "LOCUST_RETRY_PERIOD", value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
+
+    /// HTTPS port of the conversion and validating webhooks.
+    #[arg(
+        long,
+        env = "LOCUST_WEBHOOK_PORT",
+        value_name = "PORT",
+        default_value_t = 9443
+    )]
+    pub webhook_port: u16,
+
+    /// IP address the webhook server binds to.
+    #[arg(
+        long,
+        env = "LOCUST_WEBHOOK_BIND_ADDRESS",
+        value_name = "IP",
+        default_value = "0.0.0.0"
+    )]
+    pub webhook_bind_address: IpAddr,
+
+    /// Directory holding the webhook's serving certificate `tls.crt` and key `tls.key`.
+    #[arg(long, env = "LOCUST_WEBHOOK_CERT_DIR", value_name = "DIR", default_value = DEFAULT_WEBHOOK_CERT_DIR)]
+    pub webhook_cert_dir: PathBuf,
+
+    /// Do not start the webhook server (conversion and validation then need another server).
+    #[arg(long, env = "LOCUST_DISABLE_WEBHOOKS", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub disable_webhooks: bool,
+
+    /// Log line format.
+    #[arg(long, env = "LOCUST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Only watch LocustTests in this namespace. Empty = all namespaces.
+    #[arg(long, env = "LOCUST_WATCH_NAMESPACE", value_name = "NAMESPACE")]
+    pub watch_namespace: Option<String>,
+}
+
+/// Default of `--webhook-cert-dir`.
+pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs/";
+/// File name of the webhook serving certificate inside `--webhook-cert-dir`.
+pub const WEBHOOK_CERT_FILE: &str = "tls.crt";
+/// File name of the webhook private key inside `--webhook-cert-dir`.
+pub const WEBHOOK_KEY_FILE: &str = "tls.key";
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            pod_cpu_request: Some("250m".to_owned()),
+            pod_memory_request: Some("128Mi".to_owned()),
+            pod_ephemeral_storage_request: None,
+            pod_cpu_limit: Some("1000m".to_owned()),
+            pod_memory_limit: Some("1024Mi".to_owned()),
+            pod_ephemeral_storage_limit: None,
+            master_cpu_request: None,
+            master_memory_request: None,
+            master_cpu_limit: None,
+            master_memory_limit: None,
+            worker_cpu_request: None,
+            worker_memory_request: None,
+            worker_cpu_limit: None,
+            worker_memory_limit: None,
+            pod_run_as_user: None,
+            job_ttl_seconds_after_finished: None,
+            default_runtime_class_name: None,
+            grace_period: Duration::from_secs(120),
+            metrics_bind_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            health_probe_bind_address: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            leader_elect: true,
+            leader_election_namespace: None,
+            leader_election_id: "locust-k8s-operator.locust.io".to_owned(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            webhook_port: 9443,
+            webhook_bind_address: IpAddr::from([0, 0, 0, 0]),
+            webhook_cert_dir: PathBuf::from(DEFAULT_WEBHOOK_CERT_DIR),
+            disable_webhooks: false,
+            log_format: LogFormat::Text,
+            watch_namespace: None,
+        }
+    }
+}
+
+/// Errors of this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// One or more options have bad values; each entry names the flag, its value and the problem.
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl ConfigError {
+    /// CamelCase reason for Events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConfigError::Invalid(_) => "InvalidConfiguration",
+        }
+    }
+
+    /// The individual problems, in the order they were found.
+    pub fn problems(&self) -> &[String] {
+        match self {
+            ConfigError::Invalid(p) => p,
+        }
+    }
+}
+
+/// Where a defaulted quantity came from: its flag name and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sourced<'a> {
+    flag: &'static str,
+    value: &'a str,
+}
+
+/// A quantity option and its flag name.
+type FlagOption<'a> = (&'static str, &'a Option<String>);
+
+/// `None` for unset and empty options.
+fn set(opt: &Option<String>) -> Option<&str> {
+    opt.as_deref().filter(|s| !s.is_empty())
+}
+
+impl OperatorConfig {
+    /// Every quantity option with its flag name, in flag order.
+    fn quantity_options(&self) -> [FlagOption<'_>; 14] {
+        [
+            ("--pod-cpu-request", &self.pod_cpu_request),
+            ("--pod-memory-request", &self.pod_memory_request),
+            (
+                "--pod-ephemeral-storage-request",
+                &self.pod_ephemeral_storage_request,
+            ),
+            ("--pod-cpu-limit", &self.pod_cpu_limit),
+            ("--pod-memory-limit", &self.pod_memory_limit),
+            (
+                "--pod-ephemeral-storage-limit",
+                &self.pod_ephemeral_storage_limit,
+            ),
+            ("--master-cpu-request", &self.master_cpu_request),
+            ("--master-memory-request", &self.master_memory_request),
+            ("--master-cpu-limit", &self.master_cpu_limit),
+            ("--master-memory-limit", &self.master_memory_limit),
+            ("--worker-cpu-request", &self.worker_cpu_request),
+            ("--worker-memory-request", &self.worker_memory_request),
+            ("--worker-cpu-limit", &self.worker_cpu_limit),
+            ("--worker-memory-limit", &self.worker_memory_limit),
+        ]
+    }
+
+    /// The default for one resource key of one role: the role option if set, else the unified one.
+    fn default_for(&self, role: Role, key: &str, limit: bool) -> Option<Sourced<'_>> {
+        let (role_opt, unified): (Option<FlagOption<'_>>, FlagOption<'_>) = match (role, key, limit)
+        {
+            (Role::Master, CPU, false) => (
+                Some(("--master-cpu-request", &self.master_cpu_request)),
+                ("--pod-cpu-request", &self.pod_cpu_request),
+            ),
+            (Role::Master, CPU, true) => (
+                Some(("--master-cpu-limit", &self.master_cpu_limit)),
+                ("--pod-cpu-limit", &self.pod_cpu_limit),
+            ),
+            (Role::Master, MEMORY, false) => (
+                Some(("--master-memory-request", &self.master_memory_request)),
+                ("--pod-memory-request", &self.pod_memory_request),
+            ),
+            (Role::Master, MEMORY, true) => (
+                Some(("--master-memory-limit", &self.master_memory_limit)),
+                ("--pod-memory-limit", &self.pod_memory_limit),
+            ),
+            (Role::Worker, CPU, false) => (
+                Some(("--worker-cpu-request", &self.worker_cpu_request)),
+                ("--pod-cpu-request", &self.pod_cpu_request),
+            ),
+            (Role::Worker, CPU, true) => (
+                Some(("--worker-cpu-limit", &self.worker_cpu_limit)),
+                ("--pod-cpu-limit", &self.pod_cpu_limit),
+            ),
+            (Role::Worker, MEMORY, false) => (
+                Some(("--worker-memory-request", &self.worker_memory_request)),
+                ("--pod-memory-request", &self.pod_memory_request),
+            ),
+            (Role::Worker, MEMORY, true) => (
+                Some(("--worker-memory-limit", &self.worker_memory_limit)),
+                ("--pod-memory-limit", &self.pod_memory_limit),
+            ),
+            (_, EPHEMERAL_STORAGE, false) => (
+                None,
+                (
+                    "--pod-ephemeral-storage-request",
+                    &self.pod_ephemeral_storage_request,
+                ),
+            ),
+            (_, EPHEMERAL_STORAGE, true) => (
+                None,
+                (
+                    "--pod-ephemeral-storage-limit",
+                    &self.pod_ephemeral_storage_limit,
+                ),
+            ),
+            _ => return None,
+        };
+        role_opt
+            .and_then(|(flag, opt)| set(opt).map(|value| Sourced { flag, value }))
+            .or_else(|| {
+                set(unified.1).map(|value| Sourced {
+                    flag: unified.0,
+                    value,
+                })
+            })
+    }
+
+    /// The operator's default requests for a role (role option, else unified option), per key.
+    pub fn default_requests(&self, role: Role) -> BTreeMap<String, Quantity> {
+        self.defaults(role, false)
+    }
+
+    /// The operator's default limits for a role (role option, else unified option), per key.
+    pub fn default_limits(&self, role: Role) -> BTreeMap<String, Quantity> {
+        self.defaults(role, true)
+    }
+
+    fn defaults(&self, role: Role, limit: bool) -> BTreeMap<String, Quantity> {
+        DEFAULTED_RESOURCES
+            .iter()
+            .filter_map(|key| {
+                self.default_for(role, key, limit)
+                    .map(|s| ((*key).to_owned(), Quantity(s.value.to_owned())))
+            })
+            .collect()
+    }
+
+    /// The resources of a role's container. For `cpu`, `memory` and `ephemeral-storage`, in
+    /// requests and in limits separately: the test's value, else the role default
+    /// (`--master-*`/`--worker-*`), else the unified default (`--pod-*`). Other keys
+    /// (GPUs, hugepages) and `claims` are taken from the test unchanged.
+    ///
+    /// A default never contradicts a value the test gives explicitly: a defaulted request
+    /// above the test's limit for the same key is lowered to that limit, and a defaulted
+    /// limit below the test's request is raised to that request (otherwise the API server
+    /// would reject the pod for a value the user never wrote).
+    pub fn effective_resources(
+        &self,
+        role: Role,
+        cr: Option<&ResourceRequirements>,
+    ) -> ResourceRequirements {
+        let mut requests = cr.and_then(|r| r.requests.clone()).unwrap_or_default();
+        let mut limits = cr.and_then(|r| r.limits.clone()).unwrap_or_default();
+        for key in DEFAULTED_RESOURCES {
+            let explicit_request = requests.contains_key(key);
+            let explicit_limit = limits.contains_key(key);
+            if !explicit_request && let Some(d) = self.default_for(role, key, false) {
+                requests.insert(key.to_owned(), Quantity(d.value.to_owned()));
+            }
+            if !explicit_limit && let Some(d) = self.default_for(role, key, true) {
+                limits.insert(key.to_owned(), Quantity(d.value.to_owned()));
+            }
+            let (Some(req), Some(lim)) = (requests.get(key), limits.get(key)) else {
+                continue;
+            };
+            let (Some(req_v), Some(lim_v)) = (quantity_value(&req.0), quantity_value(&lim.0))
+            else {
+                continue;
+            };
+            if req_v <= lim_v {
+                continue;
+            }
+            if !explicit_request && explicit_limit {
+                let lowered = lim.clone();
+                requests.insert(key.to_owned(), lowered);
+            } else if explicit_request && !explicit_limit {
+                let raised = req.clone();
+                limits.insert(key.to_owned(), raised);
+            }
+        }
+        ResourceRequirements {
+            claims: cr.and_then(|r| r.claims.clone()),
+            limits: (!limits.is_empty()).then_some(limits),
+            requests: (!requests.is_empty()).then_some(requests),
+        }
+    }
+
+    /// The runtime class given by `--default-runtime-class-name`, if not empty.
+    pub fn default_runtime_class(&self) -> Option<&str> {
+        set(&self.default_runtime_class_name)
+    }
+
+    /// The namespace to watch, `None` for all namespaces (unset or empty flag).
+    pub fn watched_namespace(&self) -> Option<&str> {
+        set(&self.watch_namespace)
+    }
+
+    /// The Lease namespace when given explicitly (unset or empty = the pod's namespace).
+    pub fn lease_namespace(&self) -> Option<&str> {
+        set(&self.leader_election_namespace)
+    }
+
+    /// Path of the webhook serving certificate.
+    pub fn webhook_cert_path(&self) -> PathBuf {
+        self.webhook_cert_dir.join(WEBHOOK_CERT_FILE)
+    }
+
+    /// Path of the webhook private key.
+    pub fn webhook_key_path(&self) -> PathBuf {
+        self.webhook_cert_dir.join(WEBHOOK_KEY_FILE)
+    }
+
+    /// Socket address of the webhook server.
+    pub fn webhook_socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.webhook_bind_address, self.webhook_port)
+    }
+
+    /// Checks every option and reports all problems in one error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+
+        let mut quantities_ok = true;
+        for (flag, opt) in self.quantity_options() {
+            let Some(value) = set(opt) else { continue };
+            match quantity_value(value) {
+                None => {
+                    quantities_ok = false;
+                    problems.push(format!("{flag}={value}: not a Kubernetes quantity"));
+                }
+                Some(v) if v < 0.0 => {
+                    quantities_ok = false;
+                    problems.push(format!("{flag}={value}: must not be negative"));
+                }
+                Some(_) => {}
+            }
+        }
+        if quantities_ok {
+            for role in [Role::Master, Role::Worker] {
+                for key in DEFAULTED_RESOURCES {
+                    let (Some(req), Some(lim)) = (
+                        self.default_for(role, key, false),
+                        self.default_for(role, key, true),
+                    ) else {
+                        continue;
+                    };
+                    if let (Some(r), Some(l)) =
+                        (quantity_value(req.value), quantity_value(lim.value))
+                        && r > l
+                    {
+                        problems.push(format!(
+                            "{}={}: {} {key} request exceeds its limit {}={}",
+                            req.flag,
+                            req.value,
+                            role.as_str(),
+                            lim.flag,
+                            lim.value
+                        ));
+                    }
+                }
+            }
+        }
+
+        if let Some(uid) = self.pod_run_as_user
+            && uid <= 0
+        {
+            problems.push(format!(
+                "--pod-run-as-user={uid}: must be a positive UID (the pods run as non-root)"
+            ));
+        }
+        if let Some(ttl) = self.job_ttl_seconds_after_finished
+            && ttl < 0
+        {
+            problems.push(format!(
+                "--job-ttl-seconds-after-finished={ttl}: must not be negative"
+            ));
+        }
+        if let Some(rc) = self.default_runtime_class()
+            && !is_dns1123_subdomain(rc)
+        {
+            problems.push(format!(
+                "--default-runtime-class-name={rc}: not a valid RuntimeClass name (DNS-1123 subdomain)"
+            ));
+        }
+        if self.grace_period < Duration::from_secs(1) {
+            problems.push(format!(
+                "--grace-period={}: must be at least 1s",
+                format_duration(self.grace_period)
+            ));
+        }
+        if !is_dns1123_subdomain(&self.leader_election_id) {
+            problems.push(format!(
+                "--leader-election-id={}: not a valid Lease name (DNS-1123 subdomain)",
+                self.leader_election_id
+            ));
+        }
+        for (flag, ns) in [
+            ("--leader-election-namespace", self.lease_namespace()),
+            ("--watch-namespace", self.watched_namespace()),
+        ] {
+            if let Some(ns) = ns
+                && !is_dns1123_label(ns)
+            {
+                problems.push(format!(
+                    "{flag}={ns}: not a valid namespace name (DNS-1123 label)"
+                ));
+            }
+        }
+        if self.retry_period.is_zero() {
+            problems.push("--retry-period=0s: must be positive".to_owned());
+        }
+        if self.renew_deadline <= self.retry_period {
+            problems.push(format!(
+                "--renew-deadline={}: must be longer than --retry-period={}",
+                format_duration(self.renew_deadline),
+                format_duration(self.retry_period)
+            ));
+        }
+        if self.lease_duration <= self.renew_deadline {
+            problems.push(format!(
+                "--lease-duration={}: must be longer than --renew-deadline={}",
+                format_duration(self.lease_duration),
+                format_duration(self.renew_deadline)
+            ));
+        }
+        if self.metrics_bind_address.port() != 0
+            && self.metrics_bind_address == self.health_probe_bind_address
+        {
+            problems.push(format!(
+                "--health-probe-bind-address={}: same as --metrics-bind-address",
+                self.health_probe_bind_address
+            ));
+        }
+        if !self.disable_webhooks {
+            if self.webhook_port == 0 {
+                problems.push("--webhook-port=0: must be a port between 1 and 65535".to_owned());
+            }
+            if self.webhook_cert_dir.as_os_str().is_empty() {
+                problems.push("--webhook-cert-dir=: must not be empty".to_owned());
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+/// Parses a duration: one or more `<number><unit>` parts with units `ms`, `s`, `m`, `h`
+/// (`2m`, `1m30s`, `500ms`), or a bare number of seconds (`90`).
+pub fn parse_duration(input: &str) -> Result<Duration, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{input}: number of seconds too large"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!(
+                "{input}: expected a number followed by ms, s, m or h"
+            ));
+        }
+        let (num, after) = rest.split_at(digits);
+        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, after) = after.split_at(unit_len);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{input}: number too large"))?;
+        let part = match unit {
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "h" => n.checked_mul(3600).map(Duration::from_secs),
+            "" => return Err(format!("{input}: missing unit after {num} (ms, s, m or h)")),
+            other => return Err(format!("{input}: unknown unit {other:?} (ms, s, m or h)")),
+        };
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .ok_or_else(|| format!("{input}: duration too large"))?;
+        rest = after;
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way [`parse_duration`] reads it back (`2m`, `1m30s`, `500ms`).
+pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    let ms = d.subsec_millis();
+    if ms > 0 {
+        out.push_str(&format!("{ms}ms"));
+    }
+    if out.is_empty() {
+        // Below one millisecond.
+        out.push_str("0s");
+    }
+    out
+}
+
+/// Parses `host:port`, `[v6]:port` or `:port` (meaning all IPv4 interfaces).
+pub fn parse_bind_address(input: &str) -> Result<SocketAddr, String> {
+    let s = input.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse::<SocketAddr>()
+        .map_err(|_| format!("{input}: expected IP:PORT or :PORT"))
+}
+
+/// Whether `s` is a Kubernetes quantity (`250m`, `1.5Gi`, `1e3`, `+.5`).
+pub fn is_quantity(s: &str) -> bool {
+    quantity_value(s).is_some()
+}
+
+/// The numeric value of a Kubernetes quantity, `None` when `s` is not one.
+///
+/// Grammar (from apimachinery): `[+-]` then `digits`, `digits.`, `digits.digits` or `.digits`,
+/// then an optional suffix: a binary SI suffix (`Ki Mi Gi Ti Pi Ei`), a decimal SI suffix
+/// (`n u m k M G T P E`) or a decimal exponent (`e`/`E` followed by a signed integer).
+pub fn quantity_value(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut negative = false;
+    if let Some(&c) = b.first()
+        && (c == b'+' || c == b'-')
+    {
+        negative = c == b'-';
+        i += 1;
+    }
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_digits = i - int_start;
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let frac_start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac_digits = i - frac_start;
+    }
+    if int_digits + frac_digits == 0 {
+        return None;
+    }
+    let mantissa: f64 = s.get(int_start..i)?.parse().ok()?;
+    let suffix = s.get(i..)?;
+    let multiplier = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        exp if exp.starts_with(['e', 'E']) => {
+            let digits = exp.get(1..)?;
+            let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
+            if unsigned.is_empty() || !unsigned.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let e: i32 = digits.parse().ok()?;
+            10f64.powi(e)
+        }
+        _ => return None,
+    };
+    let v = mantissa * multiplier;
+    Some(if negative { -v } else { v })
+}
+
+/// Whether `s` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, at most 63.
+pub fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// Whether `s` is a DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 in all.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use clap::Parser;
+
+    use super::*;
+
+    /// Serialises the tests that read or change `LOCUST_*` environment variables.
+    static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        config: OperatorConfig,
+    }
+
+    fn clear_locust_env() {
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("LOCUST_") {
+                // SAFETY: only tests holding ENV_LOCK touch these variables.
+                unsafe { std::env::remove_var(k) };
+            }
+        }
+    }
+
+    fn parse(args: &[&str]) -> Result<OperatorConfig, clap::Error> {
+        Cli::try_parse_from(std::iter::once("operator").chain(args.iter().copied()))
+            .map(|c| c.config)
+    }
+
+    #[test]
+    fn default_equals_flag_defaults_and_is_valid() {
+        let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear_locust_env();
+        let parsed = parse(&[]).unwrap();
+        assert_eq!(parsed, OperatorConfig::default());
+        assert_eq!(OperatorConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn flags_parse() {
+        let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear_locust_env();
+        let c = parse(&[
+            "--leader-elect=false",
+            "--disable-webhooks",
+            "--grace-period=90",
+            "--lease-duration=1m30s",
+            "--metrics-bind-address=:9090",
+            "--log-format=json",
+            "--pod-cpu-request=",
+            "--worker-memory-limit=2Gi",
+            "--job-ttl-seconds-after-finished=300",
+        ])
+        .unwrap();
+        assert!(!c.leader_elect);
+        assert!(c.disable_webhooks);
+        assert_eq!(c.grace_period, Duration::from_secs(90));
+        assert_eq!(c.lease_duration, Duration::from_secs(90));
+        assert_eq!(c.metrics_bind_address, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.pod_cpu_request.as_deref(), Some(""));
+        assert!(!c.default_requests(Role::Worker).contains_key(CPU));
+        assert_eq!(c.worker_memory_limit.as_deref(), Some("2Gi"));
+        assert_eq!(c.job_ttl_seconds_after_finished, Some(300));
+        let c = parse(&["--leader-elect"]).unwrap();
+        assert!(c.leader_elect);
+        assert!(parse(&["--grace-period=soon"]).is_err());
+        assert!(parse(&["--log-format=xml"]).is_err());
+    }
+
+    #[test]
+    fn env_vars_are_read_and_flags_win() {
+        let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear_locust_env();
+        let vars = [
+            ("LOCUST_POD_CPU_REQUEST", "500m"),
+            ("LOCUST_LEADER_ELECT", "false"),
+            ("LOCUST_WEBHOOK_CERT_DIR", "/certs"),
+            ("LOCUST_LOG_FORMAT", "json"),
+            ("LOCUST_GRACE_PERIOD", "30s"),
+            ("LOCUST_WATCH_NAMESPACE", "load"),
+            ("LOCUST_MASTER_MEMORY_LIMIT", "3Gi"),
+            ("LOCUST_DISABLE_WEBHOOKS", "true"),
+            ("LOCUST_WEBHOOK_PORT", "10443"),
+        ];
+        for (k, v) in vars {
+            // SAFETY: only tests holding ENV_LOCK touch these variables.
+            unsafe { std::env::set_var(k, v) };
+        }
+        let from_env = parse(&[]);
+        let flag_wins = parse(&["--pod-cpu-request=2", "--log-format=text"]);
+        clear_locust_env();
+
+        let c = from_env.unwrap();
+        assert_eq!(c.pod_cpu_request.as_deref(), Some("500m"));
+        assert!(!c.leader_elect);
+        assert_eq!(c.webhook_cert_dir, PathBuf::from("/certs"));
+        assert_eq!(c.webhook_cert_path(), PathBuf::from("/certs/tls.crt"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.grace_period, Duration::from_secs(30));
+        assert_eq!(c.watched_namespace(), Some("load"));
+        assert_eq!(c.master_memory_limit.as_deref(), Some("3Gi"));
+        assert!(c.disable_webhooks);
+        assert_eq!(c.webhook_port, 10443);
+
+        let c = flag_wins.unwrap();
+        assert_eq!(c.pod_cpu_request.as_deref(), Some("2"));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(!c.leader_elect);
+    }
+
+    #[test]
+    fn validate_lists_every_problem() {
+        let c = OperatorConfig {
+            master_cpu_request: Some("abc".into()),
+            worker_memory_limit: Some("-1Gi".into()),
+            grace_period: Duration::ZERO,
+            job_ttl_seconds_after_finished: Some(-5),
+            leader_election_id: "Not_Valid".into(),
+            watch_namespace: Some("bad.ns".into()),
+            renew_deadline: Duration::from_secs(20),
+            pod_run_as_user: Some(0),
+            ..OperatorConfig::default()
+        };
+        let err = c.validate().unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.reason(), "InvalidConfiguration");
+        assert!(msg.starts_with("invalid configuration: "), "{msg}");
+        for needle in [
+            "--master-cpu-request=abc: not a Kubernetes quantity",
+            "--worker-memory-limit=-1Gi: must not be negative",
+            "--grace-period=0s: must be at least 1s",
+            "--job-ttl-seconds-after-finished=-5: must not be negative",
+            "--leader-election-id=Not_Valid",
+            "--watch-namespace=bad.ns",
+            "--lease-duration=15s: must be longer than --renew-deadline=20s",
+            "--pod-run-as-user=0",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in {msg}");
+        }
+        assert_eq!(err.problems().len(), 8, "{msg}");
+    }
+
+    #[test]
+    fn validate_rejects_default_request_above_default_limit() {
+        let c = OperatorConfig {
+            worker_cpu_request: Some("2".into()),
+            ..OperatorConfig::default()
+        };
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains(
+                "--worker-cpu-request=2: worker cpu request exceeds its limit --pod-cpu-limit=1000m"
+            ),
+            "{msg}"
+        );
+        assert!(!msg.contains("master"), "{msg}");
+        let ok = OperatorConfig {
+            worker_cpu_request: Some("2".into()),
+            worker_cpu_limit: Some("2000m".into()),
+            ..OperatorConfig::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+    }
+
+    #[test]
+    fn empty_options_mean_unset() {
+        let c = OperatorConfig {
+            pod_memory_request: Some(String::new()),
+            master_cpu_request: Some(String::new()),
+            default_runtime_class_name: Some(String::new()),
+            watch_namespace: Some(String::new()),
+            ..OperatorConfig::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
+        assert!(!c.default_requests(Role::Master).contains_key(MEMORY));
+        assert_eq!(
+            c.default_requests(Role::Master).get(CPU),
+            Some(&Quantity("250m".into()))
+        );
+        assert_eq!(c.default_runtime_class(), None);
+        assert_eq!(c.watched_namespace(), None);
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in [
+            "0", "1", "250m", "1.5", "1.", ".5", "+1", "-1", "128Mi", "1Ki", "2Ei", "5n", "7u",
+            "3k", "1M", "1G", "1T", "1P", "1E", "1e3", "1E3", "1e+3", "1e-3", "1.5e2",
+        ] {
+            assert!(is_quantity(ok), "{ok} should be accepted");
+        }
+        for bad in [
+            "", "abc", "m", ".", "+", "1.2.3", "1KI", "1Kib", "1mi", "1 m", " 1", "1e", "1e+",
+            "1e1.5", "1Ki2", "1K", "0x10", "1,5", "1ee3", "--1",
+        ] {
+            assert!(!is_quantity(bad), "{bad} should be rejected");
+        }
+        assert_eq!(quantity_value("250m"), Some(0.25));
+        assert_eq!(quantity_value("1Ki"), Some(1024.0));
+        assert_eq!(quantity_value("-2k"), Some(-2000.0));
+        assert_eq!(quantity_value("1e3"), Some(1000.0));
+        assert!(quantity_value("1Gi") > quantity_value("1G"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("120s"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h1m1s"), Ok(Duration::from_secs(3661)));
+        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "2x", "1.5s", "-1s", "2m 3s", "10 s", "m2"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
+        }
+        for d in [0u64, 1, 59, 60, 90, 3600, 3661] {
+            let dur = Duration::from_secs(d);
+            assert_eq!(parse_duration(&format_duration(dur)), Ok(dur));
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+    }
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(
+            parse_bind_address(":8080"),
+            Ok("0.0.0.0:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_bind_address("127.0.0.1:1"),
+            Ok("127.0.0.1:1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_bind_address("[::]:443"),
+            Ok("[::]:443".parse().unwrap())
+        );
+        assert!(parse_bind_address("localhost").is_err());
+        assert!(parse_bind_address("8080").is_err());
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns1123_label("a-1"));
+        assert!(!is_dns1123_label("-a"));
+        assert!(!is_dns1123_label("A"));
+        assert!(!is_dns1123_label(&"a".repeat(64)));
+        assert!(is_dns1123_subdomain("locust-k8s-operator.locust.io"));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(!is_dns1123_subdomain(""));
+    }
+}
