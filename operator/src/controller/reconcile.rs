@@ -1,0 +1,414 @@
+//! The reconcile function: read from the watch caches, build the children with
+//! the pure builders, create the ones that are missing, derive the status with
+//! the pure phase machine, and write status and Events only on change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::api::{LocustTest, Phase};
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+use crate::resources::{self, labels};
+
+use super::pod_health;
+use super::state::{self, JobOutcome, Observed, TestView};
+
+/// Reconcile failures. Each has a `reason()` used for Events and metric labels.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("LocustTest has no namespace")]
+    MissingNamespace,
+    #[error("cannot build the test's resources: {0}")]
+    Build(#[from] resources::ResourceError),
+    #[error("creating {kind} {name}: {source}")]
+    Create {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{kind} {name} already exists and is not owned by this LocustTest")]
+    NameConflict { kind: &'static str, name: String },
+    #[error("updating status: {0}")]
+    PatchStatus(#[source] kube::Error),
+}
+
+impl Error {
+    /// CamelCase reason for Events and the errors metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "MissingNamespace",
+            Error::Build(_) => "InvalidSpec",
+            Error::Create { .. } => "CreateFailed",
+            Error::NameConflict { .. } => "NameConflict",
+            Error::PatchStatus(_) => "StatusUpdateFailed",
+        }
+    }
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub jobs: Store<Job>,
+    pub services: Store<PartialObjectMeta<Service>>,
+    pub pods: Store<Pod>,
+    pub metrics: Metrics,
+    pub reporter: Reporter,
+    /// Children created by this process and not yet seen in the caches
+    /// (controller "expectations"): avoids duplicate create calls while a
+    /// watch event is in flight.
+    pub expectations: Mutex<HashMap<(String, String), Instant>>,
+}
+
+const EXPECTATION_TTL: Duration = Duration::from_secs(30);
+
+impl Context {
+    fn expected(&self, ns: &str, name: &str) -> bool {
+        let Ok(mut map) = self.expectations.lock() else {
+            return false;
+        };
+        map.retain(|_, t| t.elapsed() < EXPECTATION_TTL);
+        map.contains_key(&(ns.to_owned(), name.to_owned()))
+    }
+
+    fn expect(&self, ns: &str, name: &str) {
+        if let Ok(mut map) = self.expectations.lock() {
+            map.insert((ns.to_owned(), name.to_owned()), Instant::now());
+        }
+    }
+
+    fn observed(&self, ns: &str, name: &str) {
+        if let Ok(mut map) = self.expectations.lock() {
+            map.remove(&(ns.to_owned(), name.to_owned()));
+        }
+    }
+}
+
+fn owned_by(meta: &kube::api::ObjectMeta, uid: Option<&str>) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
+fn job_outcome(job: &Job) -> Option<JobOutcome> {
+    let conds = job.status.as_ref()?.conditions.as_ref()?;
+    for c in conds {
+        if c.status != "True" {
+            continue;
+        }
+        match c.type_.as_str() {
+            "Complete" | "SuccessCriteriaMet" => return Some(JobOutcome::Complete),
+            "Failed" | "FailureTarget" => {
+                return Some(JobOutcome::Failed {
+                    reason: c.reason.clone().unwrap_or_else(|| "Failed".into()),
+                    message: c.message.clone().unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn running_since(pod: &Pod) -> Option<Timestamp> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Running") || pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let started = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+        .map(|t| t.0)
+        .min();
+    started
+        .or_else(|| status.start_time.as_ref().map(|t| t.0))
+        .or(Some(Timestamp::now()))
+}
+
+fn master_exit_detail(pods: &[Arc<Pod>]) -> Option<String> {
+    pods.iter().find_map(|p| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .iter()
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.terminated.as_ref())
+            .filter(|t| t.exit_code != 0)
+            .map(|t| format!("master container exited with code {}", t.exit_code))
+    })
+}
+
+async fn publish(ctx: &Context, test: &LocustTest, warning: bool, reason: &str, note: String) {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    let ev = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &test.object_ref(&())).await {
+        warn!(error = %e, reason, "publishing an Event failed");
+    }
+}
+
+/// One reconcile of one LocustTest.
+pub async fn reconcile(test: Arc<LocustTest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.metrics.reconcile_started();
+    let result = reconcile_inner(&test, &ctx).await;
+    timer.finish();
+    result
+}
+
+async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Error> {
+    let ns = test.namespace().ok_or(Error::MissingNamespace)?;
+    let name = test.name_any();
+    if test.metadata.deletion_timestamp.is_some() {
+        // Garbage collection removes the children; nothing to do.
+        return Ok(Action::await_change());
+    }
+    let uid = test.metadata.uid.as_deref();
+    let status = test.status.as_ref();
+    let terminal = status.and_then(|s| s.phase).is_some_and(Phase::is_terminal);
+    let spec_hash = labels::spec_hash(&test.spec);
+
+    let master_name = resources::names::master_job_name(&name);
+    let worker_name = resources::names::worker_job_name(&name);
+    let service_name = resources::names::service_name(&name);
+
+    let master_job = ctx.jobs.get(&ObjectRef::new(&master_name).within(&ns));
+    let worker_job = ctx.jobs.get(&ObjectRef::new(&worker_name).within(&ns));
+    let service = ctx.services.get(&ObjectRef::new(&service_name).within(&ns));
+
+    // Foreign objects under our names are a conflict, never adopted.
+    for (kind, n, meta) in [
+        (
+            "Job",
+            &master_name,
+            master_job.as_ref().map(|j| &j.metadata),
+        ),
+        (
+            "Job",
+            &worker_name,
+            worker_job.as_ref().map(|j| &j.metadata),
+        ),
+        (
+            "Service",
+            &service_name,
+            service.as_ref().map(|s| &s.metadata),
+        ),
+    ] {
+        if let Some(meta) = meta {
+            ctx.observed(&ns, n);
+            if !owned_by(meta, uid) {
+                return Err(Error::NameConflict {
+                    kind,
+                    name: n.clone(),
+                });
+            }
+        }
+    }
+
+    let children_hash = [
+        master_job.as_ref().map(|j| &j.metadata),
+        worker_job.as_ref().map(|j| &j.metadata),
+        service.as_ref().map(|s| &s.metadata),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|m| {
+        m.annotations
+            .as_ref()?
+            .get(labels::SPEC_HASH_ANNOTATION)
+            .cloned()
+    });
+
+    let mut obs = Observed {
+        service_exists: service.is_some() || ctx.expected(&ns, &service_name),
+        master_job_exists: master_job.is_some() || ctx.expected(&ns, &master_name),
+        worker_job_exists: worker_job.is_some() || ctx.expected(&ns, &worker_name),
+        children_spec_hash: children_hash.clone(),
+        ..Observed::default()
+    };
+
+    let all_exist = obs.service_exists && obs.master_job_exists && obs.worker_job_exists;
+    if !terminal && !all_exist {
+        let drifted = children_hash.as_deref().is_some_and(|h| h != spec_hash);
+        let was_created = status.is_some_and(|s| s.phase.is_some());
+        let mut missing = Vec::new();
+        if !obs.service_exists {
+            missing.push(("Service", "master Service", service_name.clone()));
+        }
+        if !obs.master_job_exists {
+            missing.push(("Job", "master Job", master_name.clone()));
+        }
+        if !obs.worker_job_exists {
+            missing.push(("Job", "worker Job", worker_name.clone()));
+        }
+        if drifted {
+            obs.missing_not_recreated = missing.iter().map(|m| m.1.to_owned()).collect();
+        } else {
+            let children = resources::build_children(test, &ctx.config)?;
+            let pp = PostParams {
+                field_manager: Some(labels::OPERATOR_NAME.into()),
+                ..PostParams::default()
+            };
+            let mut created = Vec::new();
+            for (kind, label, child_name) in &missing {
+                let res = match *label {
+                    "master Service" => Api::<Service>::namespaced(ctx.client.clone(), &ns)
+                        .create(&pp, &children.service)
+                        .await
+                        .map(|_| ()),
+                    "master Job" => Api::<Job>::namespaced(ctx.client.clone(), &ns)
+                        .create(&pp, &children.master_job)
+                        .await
+                        .map(|_| ()),
+                    _ => Api::<Job>::namespaced(ctx.client.clone(), &ns)
+                        .create(&pp, &children.worker_job)
+                        .await
+                        .map(|_| ()),
+                };
+                match res {
+                    Ok(()) => {
+                        ctx.expect(&ns, child_name);
+                        created.push(*label);
+                    }
+                    // Created earlier and not in the cache yet.
+                    Err(kube::Error::Api(s)) if s.code == 409 => ctx.expect(&ns, child_name),
+                    Err(source) => {
+                        return Err(Error::Create {
+                            kind,
+                            name: child_name.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            if !created.is_empty() {
+                obs.service_exists = true;
+                obs.master_job_exists = true;
+                obs.worker_job_exists = true;
+                obs.children_spec_hash = Some(spec_hash.clone());
+                if was_created {
+                    let note = format!("recreated {} deleted during the run", created.join(", "));
+                    warn!(%ns, %name, "{note}");
+                    publish(ctx, test, true, "ChildRecreated", note).await;
+                } else {
+                    info!(%ns, %name, "created master Service, master Job and worker Job");
+                    publish(
+                        ctx,
+                        test,
+                        false,
+                        "Created",
+                        format!(
+                            "created Service {service_name}, Jobs {master_name} and {worker_name}"
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    // Pods of this test, from the cache.
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.metadata.namespace.as_deref() == Some(ns.as_str())
+                && p.labels().get(labels::LABEL_TEST_NAME).map(String::as_str)
+                    == Some(resources::names::label_value(&name).as_str())
+                && p.labels().get(labels::LABEL_MANAGED_BY).map(String::as_str)
+                    == Some(labels::OPERATOR_NAME)
+        })
+        .collect();
+    let (master_pods, worker_pods): (Vec<Arc<Pod>>, Vec<Arc<Pod>>) =
+        pods.iter().cloned().partition(|p| {
+            p.labels().get(labels::LABEL_COMPONENT).map(String::as_str) == Some("master")
+        });
+
+    obs.master_running_since = master_pods.iter().filter_map(|p| running_since(p)).min();
+    obs.running_workers = i32::try_from(
+        worker_pods
+            .iter()
+            .filter(|p| running_since(p).is_some())
+            .count(),
+    )
+    .unwrap_or(i32::MAX);
+    obs.health = pod_health::assess(pods.iter().map(|p| p.as_ref()));
+    obs.master_outcome = master_job
+        .as_ref()
+        .and_then(|j| job_outcome(j))
+        .map(|o| match o {
+            JobOutcome::Failed { reason, message } => {
+                let message = match master_exit_detail(&master_pods) {
+                    Some(d) if message.is_empty() => d,
+                    Some(d) => format!("{message}; {d}"),
+                    None => message,
+                };
+                JobOutcome::Failed { reason, message }
+            }
+            other => other,
+        });
+
+    let view = TestView {
+        generation: test.metadata.generation,
+        expected_workers: test.spec.worker.replicas,
+        spec_hash: &spec_hash,
+        status,
+    };
+    let derived = state::derive(&view, &obs, Timestamp::now(), ctx.config.grace_period);
+
+    if Some(&derived.status) != status {
+        let api: Api<LocustTest> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({ "status": derived.status });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::PatchStatus)?;
+        if derived.status.phase != status.and_then(|s| s.phase) {
+            info!(%ns, %name, phase = ?derived.status.phase, "phase changed");
+        }
+    } else {
+        debug!(%ns, %name, "status unchanged");
+    }
+    for ev in derived.events {
+        publish(ctx, test, ev.warning, ev.reason, ev.message).await;
+    }
+
+    Ok(match derived.requeue_after {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+/// What to do after a failed reconcile.
+pub fn error_policy(_test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(err.reason());
+    warn!(error = %err, reason = err.reason(), "reconcile failed");
+    match err {
+        Error::Build(_) | Error::NameConflict { .. } => Action::requeue(Duration::from_secs(60)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}

@@ -1,0 +1,676 @@
+//! The phase machine: a pure function from what the operator observes to the
+//! status it should report, and the Events that go with each transition.
+//!
+//! Pending until the master pod runs, then Running, then Succeeded or Failed
+//! from the master Job (or Failed when pods stay unhealthy past the grace
+//! period). Terminal phases are final; nothing flaps back.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::api::{LocustTestStatus, Phase, condition_type as ct};
+
+use super::pod_health::HealthReport;
+
+/// Condition reasons, documented in docs/status.md.
+pub mod reason {
+    pub const ALL_RESOURCES_CREATED: &str = "AllResourcesCreated";
+    pub const RESOURCES_MISSING: &str = "ResourcesMissing";
+    pub const TEST_FINISHED: &str = "TestFinished";
+    pub const ALL_WORKERS_CONNECTED: &str = "AllWorkersConnected";
+    pub const WAITING_FOR_WORKERS: &str = "WaitingForWorkers";
+    pub const TEST_PENDING: &str = "TestPending";
+    pub const TEST_IN_PROGRESS: &str = "TestInProgress";
+    pub const TEST_SUCCEEDED: &str = "TestSucceeded";
+    pub const TEST_FAILED: &str = "TestFailed";
+    pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
+    pub const ALL_PODS_HEALTHY: &str = "AllPodsHealthy";
+    pub const NO_DRIFT: &str = "NoDrift";
+    pub const SPEC_CHANGED: &str = "SpecChanged";
+}
+
+/// How a finished Job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Complete,
+    Failed { reason: String, message: String },
+}
+
+/// What the reconciler saw (from its caches) after ensuring the children exist.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub service_exists: bool,
+    pub master_job_exists: bool,
+    pub worker_job_exists: bool,
+    /// Set once the master Job has finished.
+    pub master_outcome: Option<JobOutcome>,
+    /// When the (earliest) running master pod started, if one runs.
+    pub master_running_since: Option<Timestamp>,
+    /// Worker pods in phase Running.
+    pub running_workers: i32,
+    /// Unhealthy pods, if any.
+    pub health: Option<HealthReport>,
+    /// The spec hash the children were built from (annotation on the children).
+    pub children_spec_hash: Option<String>,
+    /// Children that were missing and could not be recreated because the spec drifted.
+    pub missing_not_recreated: Vec<String>,
+}
+
+/// Identity of the test needed to derive its status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestView<'a> {
+    pub generation: Option<i64>,
+    pub expected_workers: i32,
+    pub spec_hash: &'a str,
+    pub status: Option<&'a LocustTestStatus>,
+}
+
+/// An Event to publish because of a transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The derived status, the Events, and when to look again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derived {
+    pub status: LocustTestStatus,
+    pub events: Vec<Transition>,
+    /// Wake up then even if nothing changes (grace-period deadline).
+    pub requeue_after: Option<Duration>,
+}
+
+fn seconds(ts: Timestamp) -> Time {
+    // The API server stores RFC 3339 with second precision; compare like with like.
+    Time(Timestamp::from_second(ts.as_second()).unwrap_or(ts))
+}
+
+fn find<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == type_)
+}
+
+/// Sets a condition, keeping `lastTransitionTime` when the status does not change.
+pub fn set_condition(
+    conds: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status_str = if status { "True" } else { "False" };
+    let last = match find(conds, type_) {
+        Some(c) if c.status == status_str => c.last_transition_time.clone(),
+        _ => seconds(now),
+    };
+    let cond = Condition {
+        type_: type_.to_owned(),
+        status: status_str.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time: last,
+    };
+    match conds.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => *c = cond,
+        None => conds.push(cond),
+    }
+    conds.sort_by_key(|c| {
+        ct::ALL
+            .iter()
+            .position(|t| *t == c.type_)
+            .unwrap_or(ct::ALL.len())
+    });
+}
+
+fn is_true(conds: &[Condition], type_: &str) -> bool {
+    find(conds, type_).is_some_and(|c| c.status == "True")
+}
+
+/// Derives the next status from the previous one and the observations.
+pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Duration) -> Derived {
+    let prev = test.status.cloned().unwrap_or_default();
+    let mut st = prev.clone();
+    let mut events = Vec::new();
+    let generation = test.generation;
+    st.observed_generation = generation;
+    st.expected_workers = Some(test.expected_workers);
+    let prev_phase = prev.phase;
+
+    // Spec drift is reported in every phase, terminal ones included.
+    let drifted = obs
+        .children_spec_hash
+        .as_deref()
+        .is_some_and(|h| h != test.spec_hash);
+    if drifted {
+        if !is_true(&prev.conditions, ct::SPEC_DRIFTED) {
+            events.push(Transition {
+                warning: true,
+                reason: "SpecDrifted",
+                message: "spec changed after the test was created; the change is ignored (tests are immutable: delete and recreate the test to apply it)".into(),
+            });
+        }
+        set_condition(
+            &mut st.conditions,
+            ct::SPEC_DRIFTED,
+            true,
+            reason::SPEC_CHANGED,
+            format!(
+                "spec changed at generation {} after the test was created; changes are ignored, delete and recreate the test to apply them",
+                generation.unwrap_or_default()
+            ),
+            generation,
+            now,
+        );
+    } else {
+        set_condition(
+            &mut st.conditions,
+            ct::SPEC_DRIFTED,
+            false,
+            reason::NO_DRIFT,
+            "spec is the one the test was created with".into(),
+            generation,
+            now,
+        );
+    }
+
+    if prev_phase.is_some_and(Phase::is_terminal) {
+        // Terminal tests are left alone: only the drift report above may change.
+        return Derived {
+            status: st,
+            events,
+            requeue_after: None,
+        };
+    }
+
+    // Ready: the three children exist.
+    let mut missing: Vec<&str> = Vec::new();
+    if !obs.service_exists {
+        missing.push("Service");
+    }
+    if !obs.master_job_exists {
+        missing.push("master Job");
+    }
+    if !obs.worker_job_exists {
+        missing.push("worker Job");
+    }
+    if missing.is_empty() {
+        set_condition(
+            &mut st.conditions,
+            ct::READY,
+            true,
+            reason::ALL_RESOURCES_CREATED,
+            "master Service, master Job and worker Job exist".into(),
+            generation,
+            now,
+        );
+    } else {
+        let why = if obs.missing_not_recreated.is_empty() {
+            "being created".to_owned()
+        } else {
+            format!(
+                "deleted and not recreated because the spec changed since creation: {}; delete and recreate the test",
+                obs.missing_not_recreated.join(", ")
+            )
+        };
+        set_condition(
+            &mut st.conditions,
+            ct::READY,
+            false,
+            reason::RESOURCES_MISSING,
+            format!("missing {}: {why}", missing.join(", ")),
+            generation,
+            now,
+        );
+    }
+
+    // Pod health, and how long it has been bad.
+    let mut requeue_after = None;
+    let mut unhealthy_too_long: Option<String> = None;
+    match &obs.health {
+        Some(report) => {
+            let was_healthy =
+                find(&prev.conditions, ct::PODS_HEALTHY).is_none_or(|c| c.status != "False");
+            if was_healthy {
+                events.push(Transition {
+                    warning: true,
+                    reason: "PodsUnhealthy",
+                    message: report.message.clone(),
+                });
+            }
+            set_condition(
+                &mut st.conditions,
+                ct::PODS_HEALTHY,
+                false,
+                report.problem.reason(),
+                report.message.clone(),
+                generation,
+                now,
+            );
+            let since = find(&st.conditions, ct::PODS_HEALTHY)
+                .map(|c| c.last_transition_time.0)
+                .unwrap_or(now);
+            let elapsed = now.duration_since(since);
+            let grace_signed = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
+            if elapsed >= grace_signed {
+                unhealthy_too_long = Some(format!(
+                    "pods unhealthy for more than {}s: {}",
+                    grace.as_secs(),
+                    report.message
+                ));
+            } else {
+                let left = grace_signed - elapsed;
+                requeue_after = Some(
+                    Duration::try_from(left)
+                        .unwrap_or(grace)
+                        .saturating_add(Duration::from_secs(1)),
+                );
+            }
+        }
+        None => set_condition(
+            &mut st.conditions,
+            ct::PODS_HEALTHY,
+            true,
+            reason::ALL_PODS_HEALTHY,
+            "no pod reports a problem".into(),
+            generation,
+            now,
+        ),
+    }
+
+    // Phase.
+    let (phase, completed): (Phase, Option<(bool, &'static str, String)>) =
+        match (&obs.master_outcome, &unhealthy_too_long) {
+            (Some(JobOutcome::Complete), _) => (
+                Phase::Succeeded,
+                Some((
+                    false,
+                    reason::TEST_SUCCEEDED,
+                    "master Job completed".to_owned(),
+                )),
+            ),
+            (Some(JobOutcome::Failed { reason: r, message }), _) => (
+                Phase::Failed,
+                Some((
+                    true,
+                    reason::TEST_FAILED,
+                    if message.is_empty() {
+                        format!("master Job failed: {r}")
+                    } else {
+                        format!("master Job failed: {r}: {message}")
+                    },
+                )),
+            ),
+            (None, Some(msg)) => (
+                Phase::Failed,
+                Some((true, reason::PODS_UNHEALTHY, msg.clone())),
+            ),
+            (None, None) => {
+                if obs.master_running_since.is_some() || prev_phase == Some(Phase::Running) {
+                    (Phase::Running, None)
+                } else {
+                    (Phase::Pending, None)
+                }
+            }
+        };
+
+    if phase == Phase::Running && st.start_time.is_none() {
+        st.start_time = Some(seconds(obs.master_running_since.unwrap_or(now)));
+    }
+    st.phase = Some(phase);
+
+    match completed {
+        Some((failed, why, message)) => {
+            st.completion_time = Some(seconds(now));
+            if st.start_time.is_none() {
+                st.start_time = obs.master_running_since.map(seconds);
+            }
+            st.connected_workers = Some(0);
+            requeue_after = None;
+            set_condition(
+                &mut st.conditions,
+                ct::TEST_COMPLETED,
+                true,
+                why,
+                message.clone(),
+                generation,
+                now,
+            );
+            set_condition(
+                &mut st.conditions,
+                ct::WORKERS_CONNECTED,
+                false,
+                reason::TEST_FINISHED,
+                "the test has finished".into(),
+                generation,
+                now,
+            );
+            set_condition(
+                &mut st.conditions,
+                ct::READY,
+                false,
+                reason::TEST_FINISHED,
+                "the test has finished".into(),
+                generation,
+                now,
+            );
+            events.push(Transition {
+                warning: failed,
+                reason: if failed {
+                    "TestFailed"
+                } else {
+                    "TestSucceeded"
+                },
+                message,
+            });
+        }
+        None => {
+            st.connected_workers = Some(obs.running_workers);
+            let (ok, r) = if obs.running_workers >= test.expected_workers {
+                (true, reason::ALL_WORKERS_CONNECTED)
+            } else {
+                (false, reason::WAITING_FOR_WORKERS)
+            };
+            set_condition(
+                &mut st.conditions,
+                ct::WORKERS_CONNECTED,
+                ok,
+                r,
+                format!(
+                    "{}/{} workers connected",
+                    obs.running_workers, test.expected_workers
+                ),
+                generation,
+                now,
+            );
+            let (r, m) = if phase == Phase::Running {
+                (reason::TEST_IN_PROGRESS, "the test is running")
+            } else {
+                (reason::TEST_PENDING, "waiting for the master pod to run")
+            };
+            set_condition(
+                &mut st.conditions,
+                ct::TEST_COMPLETED,
+                false,
+                r,
+                m.into(),
+                generation,
+                now,
+            );
+            if phase == Phase::Running && prev_phase != Some(Phase::Running) {
+                events.push(Transition {
+                    warning: false,
+                    reason: "TestStarted",
+                    message: "master pod is running".into(),
+                });
+            }
+        }
+    }
+
+    Derived {
+        status: st,
+        events,
+        requeue_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::pod_health::{HealthReport, Problem};
+
+    const GRACE: Duration = Duration::from_secs(120);
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn view(status: Option<&LocustTestStatus>) -> TestView<'_> {
+        TestView {
+            generation: Some(1),
+            expected_workers: 2,
+            spec_hash: "h1",
+            status,
+        }
+    }
+
+    fn created() -> Observed {
+        Observed {
+            service_exists: true,
+            master_job_exists: true,
+            worker_job_exists: true,
+            children_spec_hash: Some("h1".into()),
+            ..Default::default()
+        }
+    }
+
+    fn cond<'a>(st: &'a LocustTestStatus, ty: &str) -> &'a Condition {
+        find(&st.conditions, ty).unwrap_or_else(|| panic!("no {ty} condition"))
+    }
+
+    #[test]
+    fn pending_then_running_then_succeeded() {
+        let d1 = derive(&view(None), &created(), t(0), GRACE);
+        assert_eq!(d1.status.phase, Some(Phase::Pending));
+        assert_eq!(cond(&d1.status, ct::READY).status, "True");
+        assert_eq!(
+            cond(&d1.status, ct::TEST_COMPLETED).reason,
+            reason::TEST_PENDING
+        );
+        assert_eq!(
+            cond(&d1.status, ct::WORKERS_CONNECTED).message,
+            "0/2 workers connected"
+        );
+        assert_eq!(d1.status.expected_workers, Some(2));
+        assert!(d1.events.is_empty());
+
+        let running = Observed {
+            master_running_since: Some(t(5)),
+            running_workers: 2,
+            ..created()
+        };
+        let d2 = derive(&view(Some(&d1.status)), &running, t(6), GRACE);
+        assert_eq!(d2.status.phase, Some(Phase::Running));
+        assert_eq!(d2.status.start_time, Some(seconds(t(5))));
+        assert_eq!(d2.status.connected_workers, Some(2));
+        assert_eq!(
+            cond(&d2.status, ct::WORKERS_CONNECTED).reason,
+            reason::ALL_WORKERS_CONNECTED
+        );
+        assert_eq!(d2.events.len(), 1);
+        assert_eq!(d2.events[0].reason, "TestStarted");
+
+        // Nothing changed: same status, no events (so no write).
+        let d2b = derive(&view(Some(&d2.status)), &running, t(30), GRACE);
+        assert_eq!(d2b.status, d2.status);
+        assert!(d2b.events.is_empty());
+
+        let done = Observed {
+            master_outcome: Some(JobOutcome::Complete),
+            ..created()
+        };
+        let d3 = derive(&view(Some(&d2.status)), &done, t(60), GRACE);
+        assert_eq!(d3.status.phase, Some(Phase::Succeeded));
+        assert_eq!(d3.status.completion_time, Some(seconds(t(60))));
+        assert_eq!(d3.status.start_time, Some(seconds(t(5))));
+        assert_eq!(d3.status.connected_workers, Some(0));
+        let tc = cond(&d3.status, ct::TEST_COMPLETED);
+        assert_eq!(
+            (tc.status.as_str(), tc.reason.as_str()),
+            ("True", reason::TEST_SUCCEEDED)
+        );
+        assert_eq!(d3.events[0].reason, "TestSucceeded");
+        assert!(!d3.events[0].warning);
+    }
+
+    #[test]
+    fn master_failure_fails_the_test() {
+        let failed = Observed {
+            master_outcome: Some(JobOutcome::Failed {
+                reason: "BackoffLimitExceeded".into(),
+                message: "Job has reached the specified backoff limit".into(),
+            }),
+            ..created()
+        };
+        let d = derive(&view(None), &failed, t(1), GRACE);
+        assert_eq!(d.status.phase, Some(Phase::Failed));
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason::TEST_FAILED);
+        assert!(tc.message.contains("BackoffLimitExceeded"));
+        assert!(d.events[0].warning);
+    }
+
+    #[test]
+    fn terminal_phases_are_final() {
+        let done = derive(
+            &view(None),
+            &Observed {
+                master_outcome: Some(JobOutcome::Complete),
+                ..created()
+            },
+            t(1),
+            GRACE,
+        );
+        // Children gone (TTL), pods unhealthy, master "running" again: nothing moves.
+        let weird = Observed {
+            master_running_since: Some(t(2)),
+            health: Some(HealthReport {
+                problem: Problem::CrashLoop,
+                message: "x".into(),
+            }),
+            children_spec_hash: Some("h1".into()),
+            ..Default::default()
+        };
+        let d = derive(&view(Some(&done.status)), &weird, t(500), GRACE);
+        assert_eq!(d.status, done.status);
+        assert!(d.events.is_empty());
+        assert_eq!(d.requeue_after, None);
+    }
+
+    #[test]
+    fn no_flapping_back_to_pending() {
+        let running = derive(
+            &view(None),
+            &Observed {
+                master_running_since: Some(t(1)),
+                ..created()
+            },
+            t(1),
+            GRACE,
+        );
+        // Master pod momentarily not seen (e.g. cache relist): stays Running.
+        let d = derive(&view(Some(&running.status)), &created(), t(2), GRACE);
+        assert_eq!(d.status.phase, Some(Phase::Running));
+    }
+
+    #[test]
+    fn unhealthy_pods_fail_after_the_grace_period() {
+        let sick = Observed {
+            health: Some(HealthReport {
+                problem: Problem::ImagePullError,
+                message: "pod t-master-x: ImagePullError: ImagePullBackOff".into(),
+            }),
+            ..created()
+        };
+        let d1 = derive(&view(None), &sick, t(0), GRACE);
+        assert_eq!(d1.status.phase, Some(Phase::Pending));
+        let ph = cond(&d1.status, ct::PODS_HEALTHY);
+        assert_eq!(
+            (ph.status.as_str(), ph.reason.as_str()),
+            ("False", "ImagePullError")
+        );
+        assert!(ph.message.contains("t-master-x"));
+        assert_eq!(d1.events[0].reason, "PodsUnhealthy");
+        assert_eq!(d1.requeue_after, Some(Duration::from_secs(121)));
+
+        let d2 = derive(&view(Some(&d1.status)), &sick, t(60), GRACE);
+        assert_eq!(d2.status.phase, Some(Phase::Pending));
+        assert!(d2.events.is_empty(), "no repeated warning");
+        assert_eq!(d2.requeue_after, Some(Duration::from_secs(61)));
+
+        let d3 = derive(&view(Some(&d2.status)), &sick, t(120), GRACE);
+        assert_eq!(d3.status.phase, Some(Phase::Failed));
+        let tc = cond(&d3.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason::PODS_UNHEALTHY);
+        assert!(tc.message.contains("more than 120s"));
+        assert!(tc.message.contains("t-master-x"));
+    }
+
+    #[test]
+    fn recovering_pods_reset_the_clock() {
+        let sick = Observed {
+            health: Some(HealthReport {
+                problem: Problem::Unschedulable,
+                message: "m".into(),
+            }),
+            ..created()
+        };
+        let d1 = derive(&view(None), &sick, t(0), GRACE);
+        let d2 = derive(&view(Some(&d1.status)), &created(), t(100), GRACE);
+        assert_eq!(cond(&d2.status, ct::PODS_HEALTHY).status, "True");
+        let d3 = derive(&view(Some(&d2.status)), &sick, t(200), GRACE);
+        assert_eq!(
+            d3.status.phase,
+            Some(Phase::Pending),
+            "new grace period from t=200"
+        );
+    }
+
+    #[test]
+    fn spec_drift_is_reported_and_nothing_else_changes() {
+        let base = derive(&view(None), &created(), t(0), GRACE);
+        let mut v = view(Some(&base.status));
+        v.spec_hash = "h2";
+        v.generation = Some(2);
+        let d = derive(&v, &created(), t(10), GRACE);
+        let sd = cond(&d.status, ct::SPEC_DRIFTED);
+        assert_eq!(
+            (sd.status.as_str(), sd.reason.as_str()),
+            ("True", reason::SPEC_CHANGED)
+        );
+        assert!(sd.message.contains("generation 2"));
+        assert_eq!(d.status.phase, Some(Phase::Pending));
+        assert_eq!(d.events.len(), 1);
+        assert_eq!(d.status.observed_generation, Some(2));
+        // Reported once.
+        v.status = Some(&d.status);
+        let d2 = derive(&v, &created(), t(20), GRACE);
+        assert!(d2.events.is_empty());
+    }
+
+    #[test]
+    fn missing_children_are_reported() {
+        let obs = Observed {
+            master_job_exists: false,
+            missing_not_recreated: vec!["master Job".into()],
+            ..created()
+        };
+        let d = derive(&view(None), &obs, t(0), GRACE);
+        let r = cond(&d.status, ct::READY);
+        assert_eq!(r.status, "False");
+        assert!(r.message.contains("master Job"));
+        assert!(r.message.contains("spec changed"));
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_status_holds() {
+        let d1 = derive(&view(None), &created(), t(0), GRACE);
+        let d2 = derive(&view(Some(&d1.status)), &created(), t(50), GRACE);
+        assert_eq!(
+            cond(&d1.status, ct::READY).last_transition_time,
+            cond(&d2.status, ct::READY).last_transition_time
+        );
+        let order: Vec<_> = d2
+            .status
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(order, ct::ALL.to_vec());
+    }
+}
