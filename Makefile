@@ -1,0 +1,56 @@
+# Locust Kubernetes Operator — developer entry points.
+#   make demo   boots the embedded local cluster and runs a LocustTest through the operator
+#   make test   everything CI proves (lint, generated-manifest drift, unit and end-to-end tests)
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build tools generate check-manifests fmt lint unit e2e test demo demo-dev cluster bench clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+## Go tools (etcd, kube-apiserver, controller-manager, scheduler, kwok, opm, operator-sdk, OLM), cached outside the repo.
+tools:
+	bash olm-tests/tools/build.sh
+
+## Regenerate bundle/, catalog/ and bundle.Dockerfile from the Rust types.
+generate:
+	$(CARGO) run -q -p manifests-gen -- generate
+
+## Fail if the committed bundle/catalog differ from what the generator produces.
+check-manifests:
+	$(CARGO) run -q -p manifests-gen -- check
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+## The README's test command, and what CI runs.
+test: lint check-manifests tools build
+	LOCUST_REQUIRE_TOOLS=1 $(CARGO) test --workspace -- --test-threads=2
+
+## Boot the local cluster, install the operator, run the sample LocustTest, tear down.
+demo: tools build
+	$(CARGO) run -q -p olm-tests --bin local-cluster -- demo
+
+## Faster path for development: the operator as a local process instead of through OLM.
+demo-dev: tools build
+	$(CARGO) run -q -p olm-tests --bin local-cluster -- demo --operator-process
+
+## Just the cluster, until Ctrl-C (prints the KUBECONFIG to use).
+cluster: tools
+	$(CARGO) run -q -p olm-tests --bin local-cluster -- up
+
+clean:
+	$(CARGO) clean
