@@ -13,3 +13,14 @@
 //! - [`rbac`]: the permissions the operator needs, declared next to the code.
 
 pub mod api;
+pub mod config;
+pub mod controller;
+pub mod conversion;
+pub mod crd;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod rbac;
+pub mod resources;
+pub mod validation;
+pub mod webhook;

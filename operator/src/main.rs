@@ -1,1 +1,459 @@
-fn main(){}
+//! `locust-k8s-operator`: the operator process, plus `render`, `validate` and
+//! `convert` subcommands that work without a cluster (for users' CI).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
+use kube::api::Api;
+use locust_operator::api::{v1, v2};
+use locust_operator::config::{LogFormat, OperatorConfig};
+use locust_operator::health::{self, Readiness};
+use locust_operator::leader::{LeaderElector, Timing};
+use locust_operator::metrics::Metrics;
+use locust_operator::{controller, conversion, resources, validation, webhook};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// Kubernetes operator for distributed Locust load tests.
+#[derive(Parser, Debug)]
+#[command(
+    name = "locust-k8s-operator",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: OperatorConfig,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the operator (the default when no subcommand is given).
+    Run {
+        #[command(flatten)]
+        config: OperatorConfig,
+    },
+    /// Print the Service and Jobs the operator would create for each LocustTest in a file (v1 or v2).
+    Render {
+        /// YAML file with one or more LocustTests (`-` for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Namespace to assume for tests that have none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        #[command(flatten)]
+        config: OperatorConfig,
+    },
+    /// Print every admission error of each LocustTest in a file; exits non-zero if any.
+    Validate {
+        /// YAML file with one or more LocustTests (`-` for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Convert LocustTests between locust.io/v1 and locust.io/v2.
+    Convert {
+        /// YAML file with one or more LocustTests (`-` for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Target version.
+        #[arg(long, value_enum)]
+        to: Version,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Version {
+    V1,
+    V2,
+}
+
+fn read_docs(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+    }
+    let mut docs = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let value =
+            serde_json::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn doc_name(doc: &serde_json::Value) -> String {
+    doc.pointer("/metadata/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("<unnamed>")
+        .to_owned()
+}
+
+fn to_v2(doc: serde_json::Value) -> Result<v2::LocustTest, String> {
+    let v2 = conversion::convert_value(doc, "locust.io/v2").map_err(|e| e.to_string())?;
+    serde_json::from_value(v2).map_err(|e| e.to_string())
+}
+
+fn print_yaml<T: serde::Serialize>(obj: &T) -> Result<(), String> {
+    let text = serde_yaml::to_string(obj).map_err(|e| e.to_string())?;
+    print!("---\n{text}");
+    Ok(())
+}
+
+fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<(), String> {
+    config.validate().map_err(|e| e.to_string())?;
+    for doc in read_docs(file)? {
+        let name = doc_name(&doc);
+        let mut test = to_v2(doc).map_err(|e| format!("{name}: {e}"))?;
+        test.metadata
+            .namespace
+            .get_or_insert_with(|| namespace.to_owned());
+        // A placeholder uid, as the API server would assign one.
+        test.metadata
+            .uid
+            .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".to_owned());
+        let children =
+            resources::build_children(&test, config).map_err(|e| format!("{name}: {e}"))?;
+        print_yaml(&children.service)?;
+        print_yaml(&children.master_job)?;
+        print_yaml(&children.worker_job)?;
+    }
+    Ok(())
+}
+
+fn validate_file(file: &PathBuf) -> Result<usize, String> {
+    let mut errors = 0;
+    for doc in read_docs(file)? {
+        let name = doc_name(&doc);
+        if doc.get("apiVersion").and_then(|v| v.as_str()) == Some(conversion::V1_API_VERSION) {
+            eprintln!("{name}: warning: {}", v1::DEPRECATION_WARNING);
+        }
+        // The same checks, in the same order, as the API server's schema and
+        // CEL rules followed by the validating webhook.
+        let problems = validation::validate_value(&doc);
+        if problems.is_empty() {
+            println!("{name}: valid");
+        }
+        for p in &problems {
+            println!("{name}: {p}");
+        }
+        errors += problems.len();
+    }
+    Ok(errors)
+}
+
+fn convert_file(file: &PathBuf, to: Version) -> Result<(), String> {
+    let target = match to {
+        Version::V1 => "locust.io/v1",
+        Version::V2 => "locust.io/v2",
+    };
+    for doc in read_docs(file)? {
+        let name = doc_name(&doc);
+        let out = conversion::convert_value(doc, target).map_err(|e| format!("{name}: {e}"))?;
+        print_yaml(&out)?;
+    }
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,rustls=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn lease_namespace(config: &OperatorConfig, client: &Client) -> String {
+    if let Some(ns) = config.lease_namespace() {
+        return ns.to_owned();
+    }
+    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
+        if !ns.is_empty() {
+            return ns;
+        }
+    }
+    if let Ok(ns) =
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    {
+        let ns = ns.trim();
+        if !ns.is_empty() {
+            return ns.to_owned();
+        }
+    }
+    client.default_namespace().to_owned()
+}
+
+fn identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "locust-k8s-operator".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{base}_{:08x}", nanos ^ std::process::id())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("interrupt received, shutting down"),
+    }
+}
+
+async fn run_operator(config: OperatorConfig) -> ExitCode {
+    // One TLS provider for the API client and the webhook server (ring; no aws-lc).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let metrics = Metrics::new();
+    let readiness = Readiness::new(!config.disable_webhooks);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // Health and metrics come up first so probes answer during start-up.
+    let health = match health::bind_health(
+        config.health_probe_bind_address,
+        readiness.clone(),
+        stopped(),
+    )
+    .await
+    {
+        Ok((addr, fut)) => {
+            info!(%addr, "health probes listening");
+            tokio::spawn(fut)
+        }
+        Err(e) => {
+            error!(error = %e, "cannot bind the health address");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics_srv =
+        match health::bind_metrics(config.metrics_bind_address, metrics.clone(), stopped()).await {
+            Ok((addr, fut)) => {
+                info!(%addr, "metrics listening");
+                tokio::spawn(fut)
+            }
+            Err(e) => {
+                error!(error = %e, "cannot bind the metrics address");
+                return ExitCode::FAILURE;
+            }
+        };
+
+    let mut webhook_task = if config.disable_webhooks {
+        None
+    } else {
+        let cfg = webhook::WebhookConfig {
+            bind: config.webhook_socket_addr(),
+            cert_dir: config.webhook_cert_dir.clone(),
+            cert_wait_timeout: Duration::from_secs(120),
+            readiness: Some(readiness.clone()),
+            metrics: Some(metrics.clone()),
+        };
+        let fut = webhook::serve(cfg, stopped());
+        Some(tokio::spawn(fut))
+    };
+
+    let client = match Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "cannot build a Kubernetes client");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    // API server reachability, for /readyz.
+    {
+        let client = client.clone();
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let ok = tokio::time::timeout(Duration::from_secs(4), client.apiserver_version())
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                readiness.set_apiserver_ok(ok);
+            }
+        });
+    }
+
+    let mut signal = tokio::spawn(shutdown_signal());
+    let mut code = ExitCode::SUCCESS;
+    let mut elector = None;
+    if config.leader_elect {
+        let ns = lease_namespace(&config, &client);
+        let api: Api<Lease> = Api::namespaced(client.clone(), &ns);
+        let timing = Timing {
+            lease_duration: config.lease_duration,
+            renew_deadline: config.renew_deadline,
+            retry_period: config.retry_period,
+        };
+        let mut le = LeaderElector::new(api, &config.leader_election_id, &identity(), timing);
+        // A standby replica is ready: it serves webhooks and waits for the lease.
+        readiness.set_caches_synced(true);
+        info!(lease = %config.leader_election_id, namespace = %ns, identity = le.identity(), "waiting to become leader");
+        tokio::select! {
+            res = le.acquire() => {
+                if let Err(e) = res {
+                    error!(error = %e, "leader election failed");
+                    return ExitCode::FAILURE;
+                }
+            }
+            _ = &mut signal => {
+                let _ = stop_tx.send(true);
+                return ExitCode::SUCCESS;
+            }
+        }
+        readiness.set_caches_synced(false);
+        elector = Some(le);
+    }
+
+    let controller = controller::run::run(
+        client.clone(),
+        config.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        stopped(),
+    );
+    tokio::pin!(controller);
+    tokio::select! {
+        _ = &mut controller => {}
+        _ = &mut signal => {
+            let _ = stop_tx.send(true);
+            // Let in-flight reconciles finish (bounded).
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut controller).await;
+        }
+        res = async {
+            match webhook_task.as_mut() {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        } => {
+            match res {
+                Ok(Ok(())) => error!("webhook server stopped unexpectedly"),
+                Ok(Err(e)) => error!(error = %e, reason = e.reason(), "webhook server failed"),
+                Err(e) => error!(error = %e, "webhook server task failed"),
+            }
+            webhook_task = None;
+            code = ExitCode::FAILURE;
+        }
+        lost = async {
+            match elector.as_mut() {
+                Some(le) => le.hold().await,
+                None => std::future::pending().await,
+            }
+        } => {
+            error!(error = %lost, reason = lost.reason(), "leadership lost; exiting so only one replica reconciles");
+            code = ExitCode::FAILURE;
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Some(le) = &elector {
+        if code == ExitCode::SUCCESS {
+            if let Err(e) = le.release().await {
+                warn!(error = %e, "releasing the leader lease failed");
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = health.await;
+        let _ = metrics_srv.await;
+        if let Some(w) = webhook_task {
+            let _ = w.await;
+        }
+    })
+    .await;
+    code
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run { config: cli.config });
+    match command {
+        Command::Run { config } => {
+            if let Err(e) = config.validate() {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+            init_tracing(config.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run_operator(config))
+        }
+        Command::Render {
+            file,
+            namespace,
+            config,
+        } => match render(&file, &namespace, &config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Validate { file } => match validate_file(&file) {
+            Ok(0) => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Convert { file, to } => match convert_file(&file, to) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

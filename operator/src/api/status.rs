@@ -43,7 +43,9 @@ pub struct LocustTestStatus {
 }
 
 /// Lifecycle phase of a LocustTest.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum Phase {
     Pending,
     Running,
@@ -52,7 +54,12 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Pending, Phase::Running, Phase::Succeeded, Phase::Failed];
+    pub const ALL: [Phase; 4] = [
+        Phase::Pending,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,5 +125,11 @@ pub mod condition_type {
     pub const TEST_COMPLETED: &str = "TestCompleted";
     pub const PODS_HEALTHY: &str = "PodsHealthy";
     pub const SPEC_DRIFTED: &str = "SpecDrifted";
-    pub const ALL: [&str; 5] = [READY, WORKERS_CONNECTED, TEST_COMPLETED, PODS_HEALTHY, SPEC_DRIFTED];
+    pub const ALL: [&str; 5] = [
+        READY,
+        WORKERS_CONNECTED,
+        TEST_COMPLETED,
+        PODS_HEALTHY,
+        SPEC_DRIFTED,
+    ];
 }

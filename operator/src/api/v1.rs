@@ -11,9 +11,13 @@ use serde::{Deserialize, Serialize};
 use super::status::LocustTestStatus;
 use super::v2::ImagePullPolicy;
 
-pub const DEPRECATION_WARNING: &str = "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2";
+pub const DEPRECATION_WARNING: &str =
+    "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2";
 
 /// Legacy (v1) desired state of a Locust load test. Deprecated: use `locust.io/v2`.
+// Several `printcolumn(...)` entries repeat `type_ = ...`, which clippy mistakes for
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "locust.io",
@@ -28,11 +32,36 @@ pub const DEPRECATION_WARNING: &str = "locust.io/v1 LocustTest is deprecated, mi
     derive = "PartialEq",
     deprecated = "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2",
     doc = "Legacy (v1) distributed Locust load test. Deprecated: migrate to locust.io/v2.",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase of the test"),
-    printcolumn(name = "Workers", type_ = "integer", json_path = ".status.expectedWorkers", description = "Worker pods requested"),
-    printcolumn(name = "Connected", type_ = "integer", json_path = ".status.connectedWorkers", description = "Workers connected to the master"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image", priority = "1", description = "Locust container image")
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase of the test"
+    ),
+    printcolumn(
+        name = "Workers",
+        type_ = "integer",
+        json_path = ".status.expectedWorkers",
+        description = "Worker pods requested"
+    ),
+    printcolumn(
+        name = "Connected",
+        type_ = "integer",
+        json_path = ".status.connectedWorkers",
+        description = "Workers connected to the master"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Image",
+        type_ = "string",
+        json_path = ".spec.image",
+        priority = "1",
+        description = "Locust container image"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LocustTestSpec {
