@@ -183,10 +183,11 @@ impl LeaderElector {
             .unwrap_or(0),
         );
         let expired = self.observed_at.elapsed() >= duration;
-        if let Some(h) = &holder {
-            if !held_by_me && !expired {
-                return Ok(Attempt::Follower { holder: h.clone() });
-            }
+        if let Some(h) = &holder
+            && !held_by_me
+            && !expired
+        {
+            return Ok(Attempt::Follower { holder: h.clone() });
         }
 
         let mut new_spec = spec.clone();

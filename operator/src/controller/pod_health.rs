@@ -91,20 +91,20 @@ pub fn classify(pod: &Pod) -> Option<PodProblem> {
                 found = pick(found, mk(p, detail));
             }
         }
-        if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
-            if t.exit_code != 0 {
-                let reason = t.reason.as_deref().unwrap_or("Error");
-                found = pick(
-                    found,
-                    mk(
-                        Problem::ContainerFailed,
-                        format!(
-                            "container {} exited with code {} ({reason})",
-                            cs.name, t.exit_code
-                        ),
+        if let Some(t) = state.and_then(|s| s.terminated.as_ref())
+            && t.exit_code != 0
+        {
+            let reason = t.reason.as_deref().unwrap_or("Error");
+            found = pick(
+                found,
+                mk(
+                    Problem::ContainerFailed,
+                    format!(
+                        "container {} exited with code {} ({reason})",
+                        cs.name, t.exit_code
                     ),
-                );
-            }
+                ),
+            );
         }
     }
     if found.is_none() {
