@@ -186,10 +186,10 @@ fn lease_namespace(config: &OperatorConfig, client: &Client) -> String {
     if let Some(ns) = config.lease_namespace() {
         return ns.to_owned();
     }
-    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
-        if !ns.is_empty() {
-            return ns;
-        }
+    if let Ok(ns) = std::env::var("POD_NAMESPACE")
+        && !ns.is_empty()
+    {
+        return ns;
     }
     if let Ok(ns) =
         std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -389,12 +389,11 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
         }
     }
     let _ = stop_tx.send(true);
-    if let Some(le) = &elector {
-        if code == ExitCode::SUCCESS {
-            if let Err(e) = le.release().await {
-                warn!(error = %e, "releasing the leader lease failed");
-            }
-        }
+    if let Some(le) = &elector
+        && code == ExitCode::SUCCESS
+        && let Err(e) = le.release().await
+    {
+        warn!(error = %e, "releasing the leader lease failed");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = health.await;
