@@ -112,24 +112,34 @@ pub async fn run(
         expectations: Mutex::new(HashMap::new()),
     });
 
-    // Readiness: every cache has listed once.
+    // Readiness: every cache has listed once. A store's readiness signal wakes
+    // only its most recent waiter (the controller also waits on the LocustTest
+    // store), so poll it in short slices instead of awaiting it once.
     {
         let (tests, jobs, services, pods) =
             (tests.clone(), jobs.clone(), services.clone(), pods.clone());
         let readiness = readiness.clone();
         tokio::spawn(async move {
-            let synced = async {
-                tests.wait_until_ready().await?;
-                jobs.wait_until_ready().await?;
-                services.wait_until_ready().await?;
-                pods.wait_until_ready().await
-            };
-            match synced.await {
-                Ok(()) => {
-                    info!("caches synced");
-                    readiness.set_caches_synced(true);
+            let slice = Duration::from_millis(25);
+            loop {
+                let ready = async {
+                    tests.wait_until_ready().await.is_ok()
+                        && jobs.wait_until_ready().await.is_ok()
+                        && services.wait_until_ready().await.is_ok()
+                        && pods.wait_until_ready().await.is_ok()
+                };
+                match tokio::time::timeout(slice, ready).await {
+                    Ok(true) => {
+                        info!("caches synced");
+                        readiness.set_caches_synced(true);
+                        return;
+                    }
+                    Ok(false) => {
+                        warn!("a cache writer stopped before syncing");
+                        return;
+                    }
+                    Err(_) => {}
                 }
-                Err(e) => warn!(error = %e, "caches never synced"),
             }
         });
     }
