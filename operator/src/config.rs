@@ -144,8 +144,9 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_DEFAULT_RUNTIME_CLASS_NAME", value_name = "NAME")]
     pub default_runtime_class_name: Option<String>,
 
-    /// How long after their creation the test's pods may stay unhealthy (Pending, image pull
-    /// errors, ...) before the controller reports it. Accepts `120s`, `2m`, `1m30s`, `90`.
+    /// How long a test's pods may stay unhealthy (image pull errors, missing ConfigMaps or
+    /// Secrets, unschedulable, crash loops) before a running or pending test is marked Failed;
+    /// counted from when `PodsHealthy` turned False. Accepts `120s`, `2m`, `1m30s`, `90`.
     #[arg(long, env = "LOCUST_GRACE_PERIOD", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub grace_period: Duration,
 
