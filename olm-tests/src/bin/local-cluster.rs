@@ -1,0 +1,115 @@
+//! `local-cluster up`: boots the local test cluster for a human (or a demo
+//! script), prints how to reach it, and tears it down on Ctrl-C / SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use olm_tests::{Cluster, ClusterOptions, Tools};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "local-cluster",
+    about = "A real local Kubernetes control plane with kwok nodes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Boot the cluster and keep it running until Ctrl-C (or SIGTERM).
+    Up(UpArgs),
+    /// Print the tools directory in use (exit 1 if the tools are not built).
+    Tools,
+}
+
+#[derive(clap::Args, Debug)]
+struct UpArgs {
+    /// Number of fake (kwok) nodes.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// Build the tools first if they are not built yet (slow the first time).
+    #[arg(long)]
+    build: bool,
+    /// Also copy the admin kubeconfig here once the cluster is ready (the
+    /// file appearing means "ready"; it is removed on shutdown).
+    #[arg(long, value_name = "PATH")]
+    write_kubeconfig: Option<PathBuf>,
+    /// Parent directory for the cluster directory (default: system temp).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Start-up timeout in seconds.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Tools => {
+            let tools = Tools::locate()?;
+            println!("{}", tools.dir().display());
+            Ok(())
+        }
+        Command::Up(args) => up(args).await,
+    }
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let tools = if args.build {
+        Tools::build()?
+    } else {
+        Tools::locate()?
+    };
+    eprintln!("local-cluster: starting (tools: {})", tools.dir().display());
+    let cluster = Cluster::start(ClusterOptions {
+        tools: Some(tools),
+        nodes: args.nodes,
+        startup_timeout: Duration::from_secs(args.timeout),
+        base_dir: args.dir,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    if let Some(path) = &args.write_kubeconfig {
+        std::fs::copy(cluster.kubeconfig_path(), path)
+            .with_context(|| format!("copying the kubeconfig to {}", path.display()))?;
+    }
+    let kubeconfig = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| cluster.kubeconfig_path().to_path_buf());
+    println!(
+        "local-cluster: ready in {:.1}s: {} with {} kwok node(s); logs in {}",
+        cluster.startup_duration().as_secs_f64(),
+        cluster.api_url(),
+        cluster.node_names().len(),
+        cluster.dir().join("logs").display()
+    );
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    println!("kubectl get nodes -o wide   # then: kubectl get pods -A");
+    println!("local-cluster: press Ctrl-C to stop");
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    eprintln!("local-cluster: stopping");
+    cluster.stop();
+    if let Some(path) = &args.write_kubeconfig {
+        let _ = std::fs::remove_file(path);
+    }
+    eprintln!("local-cluster: stopped");
+    Ok(())
+}

@@ -1,0 +1,1098 @@
+//! A real local Kubernetes control plane for tests.
+//!
+//! [`Cluster::start`] runs etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler and kwok as child processes (each in its own process group,
+//! logging to `<dir>/logs/<component>.log`), on random free loopback ports,
+//! in a fresh temporary directory, so clusters can run in parallel. kwok
+//! plays the kubelet of a few fake Nodes: scheduled pods become Running and
+//! stay so until a test ends them ([`Cluster::complete_pod`]); deleted pods
+//! really disappear. Everything else (Jobs, garbage collection, RBAC,
+//! admission incl. PodSecurity, ServiceAccount tokens) is the real thing.
+//!
+//! Processes are killed when the [`Cluster`] is dropped (also while
+//! panicking), and by the kernel if the test process dies: each child has
+//! `PR_SET_PDEATHSIG=SIGKILL`, armed from a spawner thread owned by the
+//! cluster (see [`process`]).
+
+mod kubeconfig;
+mod nodes;
+mod pki;
+mod pods;
+mod probe;
+mod process;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub use nodes::{
+    KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, KWOK_NODE_LABEL, NodeCapacity, fake_node,
+    node_name, node_ready,
+};
+pub use pods::{
+    CUSTOM_STATUS_ANNOTATION, CUSTOM_STATUS_VALUE, JOB_NAME_LABEL, pod_phase, pod_running,
+    running_status_patch, terminated_status_patch, waiting_status_patch,
+};
+
+use crate::tools::Tools;
+use crate::wait::wait_for;
+use process::{ManagedProcess, ProcessSpec, Spawner, log_tail};
+
+/// Environment variable: when `1`, a failed cluster's directory (logs, PKI,
+/// kubeconfigs, etcd data) is kept and its path printed.
+pub const KEEP_CLUSTER_ENV: &str = "LOCUST_KEEP_CLUSTER";
+
+/// Issuer (and audience) of ServiceAccount tokens.
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
+const LOG_TAIL_LINES: usize = 40;
+
+/// A control-plane component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// etcd.
+    Etcd,
+    /// kube-apiserver.
+    Apiserver,
+    /// kube-controller-manager.
+    ControllerManager,
+    /// kube-scheduler.
+    Scheduler,
+    /// kwok (the fake kubelets).
+    Kwok,
+}
+
+impl Component {
+    /// Every component, in start order.
+    pub const ALL: [Component; 5] = [
+        Component::Etcd,
+        Component::Apiserver,
+        Component::ControllerManager,
+        Component::Scheduler,
+        Component::Kwok,
+    ];
+
+    /// The binary (and log file) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::Apiserver => "kube-apiserver",
+            Component::ControllerManager => "kube-controller-manager",
+            Component::Scheduler => "kube-scheduler",
+            Component::Kwok => "kwok",
+        }
+    }
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to start a [`Cluster`].
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Tools to use; `None`: [`Tools::locate`].
+    pub tools: Option<Tools>,
+    /// Number of fake nodes (default 2).
+    pub nodes: usize,
+    /// Capacity of each fake node.
+    pub node_capacity: NodeCapacity,
+    /// `--authorization-mode` of the apiserver (default `Node,RBAC`).
+    pub authorization_mode: String,
+    /// Service ClusterIP range (default `127.64.0.0/16`: loopback, so an
+    /// accidental connection to a ClusterIP stays on this machine).
+    pub service_cidr: String,
+    /// Pod IP range kwok assigns from (default `127.128.0.0/16`, loopback for
+    /// the same reason; nothing ever connects to a fake pod).
+    pub pod_cidr: String,
+    /// Bound on the whole start-up (default 180 s).
+    pub startup_timeout: Duration,
+    /// Extra `--flag=value` arguments for kube-apiserver (appended last).
+    pub extra_apiserver_args: Vec<String>,
+    /// Extra arguments for kube-controller-manager (appended last).
+    pub extra_controller_manager_args: Vec<String>,
+    /// Parent of the cluster directory (default: the system temp dir).
+    pub base_dir: Option<PathBuf>,
+    /// Prefix of the cluster directory name and of kubeconfig names.
+    pub name: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            tools: None,
+            nodes: 2,
+            node_capacity: NodeCapacity::default(),
+            authorization_mode: "Node,RBAC".into(),
+            service_cidr: "127.64.0.0/16".into(),
+            pod_cidr: "127.128.0.0/16".into(),
+            startup_timeout: Duration::from_secs(180),
+            extra_apiserver_args: Vec::new(),
+            extra_controller_manager_args: Vec::new(),
+            base_dir: None,
+            name: "locust-cluster".into(),
+        }
+    }
+}
+
+/// The loopback ports a cluster listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    /// etcd client URL port.
+    pub etcd_client: u16,
+    /// etcd peer URL port.
+    pub etcd_peer: u16,
+    /// kube-apiserver (HTTPS).
+    pub apiserver: u16,
+    /// kube-controller-manager (HTTPS, `/healthz`, `/metrics`).
+    pub controller_manager: u16,
+    /// kube-scheduler (HTTPS, `/healthz`, `/metrics`).
+    pub scheduler: u16,
+}
+
+impl Ports {
+    /// Picks five distinct free ports (holding all listeners until all are
+    /// chosen, so they differ; another process may still grab one before the
+    /// component binds it, which [`Cluster::start`] retries).
+    fn pick() -> Result<Self> {
+        let listeners = (0..5)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("reserving loopback ports")?;
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Self {
+            etcd_client: ports[0],
+            etcd_peer: ports[1],
+            apiserver: ports[2],
+            controller_manager: ports[3],
+            scheduler: ports[4],
+        })
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// The first address of an IPv4 CIDR (the `kubernetes` Service's ClusterIP).
+fn first_service_ip(cidr: &str) -> Result<IpAddr> {
+    let (base, bits) = cidr
+        .split_once('/')
+        .with_context(|| format!("service CIDR {cidr:?} has no prefix length"))?;
+    let base: Ipv4Addr = base
+        .parse()
+        .with_context(|| format!("service CIDR {cidr:?}: only IPv4 is supported"))?;
+    let bits: u32 = bits
+        .parse()
+        .with_context(|| format!("service CIDR {cidr:?}"))?;
+    if !(1..=30).contains(&bits) {
+        bail!("service CIDR {cidr:?}: prefix length must be 1..=30");
+    }
+    let mask = u32::MAX << (32 - bits);
+    Ok(IpAddr::V4(Ipv4Addr::from((u32::from(base) & mask) + 1)))
+}
+
+/// Files of the cluster directory.
+#[derive(Clone, Debug)]
+struct Layout {
+    root: PathBuf,
+    logs: PathBuf,
+    admin_kubeconfig: PathBuf,
+    pki: pki::PkiFiles,
+}
+
+impl Layout {
+    fn log(&self, component: Component) -> PathBuf {
+        self.logs.join(format!("{}.log", component.name()))
+    }
+}
+
+/// A running local cluster. Dropping it kills every component.
+pub struct Cluster {
+    options: ClusterOptions,
+    layout: Layout,
+    ports: Ports,
+    api_url: String,
+    ca_pem: String,
+    client: kube::Client,
+    tls: Arc<rustls::ClientConfig>,
+    node_names: Vec<String>,
+    processes: Mutex<BTreeMap<Component, ManagedProcess>>,
+    spawner: Spawner,
+    failed: AtomicBool,
+    startup: Duration,
+    // Last: removed after everything above is stopped.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("dir", &self.layout.root)
+            .field("api_url", &self.api_url)
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Starts a cluster and waits until it is usable: etcd healthy, the
+    /// apiserver ready, the controller-manager and scheduler healthy, the
+    /// `default` ServiceAccount created, and every fake node Ready without
+    /// taints. Each wait is bounded by [`ClusterOptions::startup_timeout`]
+    /// (overall); a failure names the component and quotes its log's tail.
+    ///
+    /// A start that fails because a picked port was taken meanwhile is
+    /// retried with new ports (up to three attempts).
+    pub async fn start(options: ClusterOptions) -> Result<Cluster> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tools = match &options.tools {
+            Some(tools) => tools.clone(),
+            None => Tools::locate()?,
+        };
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&options, &tools).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(error)
+                    if attempt < 3 && format!("{error:#}").contains("address already in use") =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        "a port was taken while starting; retrying with new ports"
+                    );
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn start_once(options: &ClusterOptions, tools: &Tools) -> Result<Cluster> {
+        let started = Instant::now();
+        let deadline = started + options.startup_timeout;
+        let prefix = format!("{}-", options.name);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        let dir = match &options.base_dir {
+            Some(base) => {
+                std::fs::create_dir_all(base)
+                    .with_context(|| format!("creating {}", base.display()))?;
+                builder.tempdir_in(base)
+            }
+            None => builder.tempdir(),
+        }
+        .context("creating the cluster directory")?;
+        let root = dir.path().to_path_buf();
+        let logs = root.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        std::fs::create_dir_all(root.join("kubeconfigs"))?;
+
+        let ports = Ports::pick()?;
+        let api_url = format!("https://127.0.0.1:{}", ports.apiserver);
+        let service_ip = first_service_ip(&options.service_cidr)?;
+        let pki = pki::Pki::generate(Some(service_ip))?;
+        let pki_files = pki.write(&root.join("pki"))?;
+        let layout = Layout {
+            admin_kubeconfig: root.join("kubeconfigs").join("admin.kubeconfig"),
+            root: root.clone(),
+            logs,
+            pki: pki_files,
+        };
+
+        let write_kubeconfig = |file: &str, who: &pki::CertAndKey| -> Result<PathBuf> {
+            let path = root.join("kubeconfigs").join(file);
+            kubeconfig::write(
+                &path,
+                &options.name,
+                &api_url,
+                &pki.ca.cert_pem,
+                &kubeconfig::Credentials::ClientCertificate {
+                    cert_pem: &who.cert_pem,
+                    key_pem: &who.key_pem,
+                },
+            )?;
+            Ok(path)
+        };
+        write_kubeconfig("admin.kubeconfig", &pki.admin)?;
+        let kcm_kubeconfig = write_kubeconfig(
+            "kube-controller-manager.kubeconfig",
+            &pki.controller_manager,
+        )?;
+        let scheduler_kubeconfig = write_kubeconfig("kube-scheduler.kubeconfig", &pki.scheduler)?;
+        let kwok_kubeconfig = write_kubeconfig("kwok.kubeconfig", &pki.kwok)?;
+
+        let config_dir = root.join("config");
+        std::fs::create_dir_all(&config_dir)?;
+        let scheduler_config = config_dir.join("kube-scheduler.yaml");
+        let scheduler_yaml = serde_yaml::to_string(&serde_json::json!({
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": { "kubeconfig": scheduler_kubeconfig },
+            "leaderElection": { "leaderElect": false },
+        }))?;
+        pki::write_file(&scheduler_config, scheduler_yaml.as_bytes(), false)?;
+        let kwok_config = config_dir.join("kwok-stages.yaml");
+        pki::write_file(&kwok_config, KWOK_STAGES.as_bytes(), false)?;
+        let kwok_home = root.join("kwok-home");
+        std::fs::create_dir_all(&kwok_home)?;
+
+        let specs = component_specs(&ComponentInputs {
+            options,
+            tools,
+            layout: &layout,
+            ports,
+            kcm_kubeconfig: &kcm_kubeconfig,
+            scheduler_config: &scheduler_config,
+            scheduler_kubeconfig: &scheduler_kubeconfig,
+            kwok_kubeconfig: &kwok_kubeconfig,
+            kwok_config: &kwok_config,
+            kwok_home: &kwok_home,
+        });
+        let processes = specs
+            .into_iter()
+            .map(|(c, spec)| (c, ManagedProcess::new(spec)))
+            .collect();
+
+        let client = client_from_kubeconfig(&layout.admin_kubeconfig).await?;
+        let node_names = (0..options.nodes).map(node_name).collect();
+        let cluster = Cluster {
+            options: options.clone(),
+            ports,
+            api_url,
+            tls: probe::tls_config(&pki.ca.cert_pem)?,
+            ca_pem: pki.ca.cert_pem.clone(),
+            client,
+            node_names,
+            processes: Mutex::new(processes),
+            spawner: Spawner::new(&options.name)?,
+            failed: AtomicBool::new(false),
+            startup: Duration::ZERO,
+            layout,
+            dir: Some(dir),
+        };
+        match cluster.boot(deadline).await {
+            Ok(()) => {
+                let mut cluster = cluster;
+                cluster.startup = started.elapsed();
+                tracing::info!(
+                    dir = %cluster.layout.root.display(),
+                    api = %cluster.api_url,
+                    startup = ?cluster.startup,
+                    "local cluster ready"
+                );
+                Ok(cluster)
+            }
+            Err(error) => {
+                cluster.failed.store(true, Ordering::SeqCst);
+                let hint = if keep_requested() {
+                    format!("cluster directory kept: {}", cluster.layout.root.display())
+                } else {
+                    format!("set {KEEP_CLUSTER_ENV}=1 to keep the cluster directory")
+                };
+                Err(error.context(format!("starting the local cluster failed ({hint})")))
+            }
+        }
+    }
+
+    async fn boot(&self, deadline: Instant) -> Result<()> {
+        let t0 = Instant::now();
+        self.start_process(Component::Etcd)?;
+        self.wait_ready(Component::Etcd, deadline).await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "etcd healthy");
+        self.start_process(Component::Apiserver)?;
+        self.wait_ready(Component::Apiserver, deadline).await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "kube-apiserver ready");
+        self.create_nodes().await?;
+        let rest = [
+            Component::ControllerManager,
+            Component::Scheduler,
+            Component::Kwok,
+        ];
+        for c in rest {
+            self.start_process(c)?;
+        }
+        for c in rest {
+            self.wait_ready(c, deadline).await?;
+            tracing::debug!(elapsed = ?t0.elapsed(), component = %c, "ready");
+        }
+        self.wait_until(
+            Component::ControllerManager,
+            deadline,
+            "the default ServiceAccount in namespace default",
+            || async {
+                let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), "default");
+                Ok(sas.get_opt("default").await?.map(drop))
+            },
+        )
+        .await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "default ServiceAccount exists");
+        Ok(())
+    }
+
+    async fn create_nodes(&self) -> Result<()> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        for name in &self.node_names {
+            let node = fake_node(name, &self.options.node_capacity);
+            match api.create(&PostParams::default(), &node).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(error) => return Err(error).with_context(|| format!("creating node {name}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Component, ManagedProcess>> {
+        self.processes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn start_process(&self, component: Component) -> Result<()> {
+        let mut processes = self.lock();
+        let process = processes
+            .get_mut(&component)
+            .with_context(|| format!("{component} is not part of this cluster"))?;
+        process.start(&self.spawner)
+    }
+
+    /// The log tail of `component`, formatted for an error message.
+    fn log_excerpt(&self, component: Component) -> String {
+        let path = self.layout.log(component);
+        format!(
+            "--- last {LOG_TAIL_LINES} lines of {} ---\n{}\n--- end of {} ---",
+            path.display(),
+            log_tail(&path, LOG_TAIL_LINES),
+            component
+        )
+    }
+
+    /// Polls `check` until it yields `Some`, failing at `deadline` or as soon
+    /// as `component` exits; errors quote `component`'s log.
+    async fn wait_until<F, Fut>(
+        &self,
+        component: Component,
+        deadline: Instant,
+        what: &str,
+        check: F,
+    ) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<()>>>,
+    {
+        let check = &check;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let outcome = wait_for(timeout, Duration::from_millis(100), || async move {
+            let exited = self
+                .lock()
+                .get_mut(&component)
+                .and_then(ManagedProcess::exit_status);
+            if let Some(status) = exited {
+                return Ok(Some(Err(anyhow!("{component} exited with {status}"))));
+            }
+            Ok(check().await?.map(Ok))
+        })
+        .await
+        .and_then(|inner| inner);
+        outcome.with_context(|| format!("waiting for {what}\n{}", self.log_excerpt(component)))
+    }
+
+    async fn wait_ready(&self, component: Component, deadline: Instant) -> Result<()> {
+        let what = format!("{component} to become ready");
+        match component {
+            Component::Etcd => {
+                let addr = loopback(self.ports.etcd_client);
+                self.wait_until(component, deadline, &what, || async move {
+                    let r = probe::http_get(addr, "/health", Duration::from_secs(5)).await?;
+                    Ok((r.status == 200 && r.body.contains("true")).then_some(()))
+                })
+                .await
+            }
+            Component::Apiserver | Component::ControllerManager | Component::Scheduler => {
+                let (port, path) = match component {
+                    // Anonymous /readyz is allowed (system:public-info-viewer)
+                    // once the RBAC bootstrap hook ran, i.e. once it is ready.
+                    Component::Apiserver => (self.ports.apiserver, "/readyz"),
+                    Component::Scheduler => (self.ports.scheduler, "/healthz"),
+                    _ => (self.ports.controller_manager, "/healthz"),
+                };
+                let tls = self.tls.clone();
+                self.wait_until(component, deadline, &what, || {
+                    let tls = tls.clone();
+                    async move {
+                        let r = probe::https_get(loopback(port), path, tls, Duration::from_secs(5))
+                            .await?;
+                        if r.status == 200 {
+                            Ok(Some(()))
+                        } else {
+                            Err(anyhow!("{path} answered {}: {}", r.status, r.body.trim()))
+                        }
+                    }
+                })
+                .await
+            }
+            Component::Kwok => {
+                self.wait_until(
+                    component,
+                    deadline,
+                    "every fake node Ready and untainted",
+                    || async {
+                        let nodes: Api<Node> = Api::all(self.client.clone());
+                        let listed = nodes.list(&ListParams::default()).await?.items;
+                        let ready = self.node_names.iter().all(|name| {
+                            listed.iter().any(|n| {
+                                n.metadata.name.as_deref() == Some(name.as_str()) && node_ready(n)
+                            })
+                        });
+                        Ok(ready.then_some(()))
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    /// Stops `component` gracefully (SIGTERM to its process group, SIGKILL
+    /// after 15 s). Its data and ports are kept for [`Cluster::start_component`].
+    pub fn stop_component(&self, component: Component) -> Result<()> {
+        let mut processes = self.lock();
+        let process = processes
+            .get_mut(&component)
+            .with_context(|| format!("{component} is not part of this cluster"))?;
+        process.stop(libc::SIGTERM, Duration::from_secs(15));
+        Ok(())
+    }
+
+    /// Kills `component` at once (SIGKILL to its process group), like a crash.
+    pub fn kill_component(&self, component: Component) -> Result<()> {
+        let mut processes = self.lock();
+        let process = processes
+            .get_mut(&component)
+            .with_context(|| format!("{component} is not part of this cluster"))?;
+        process.stop(libc::SIGKILL, Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// Restarts a stopped `component` with the same ports, data and
+    /// configuration, and waits (up to `timeout`) until it is ready again.
+    pub async fn start_component(&self, component: Component, timeout: Duration) -> Result<()> {
+        self.start_process(component)?;
+        self.wait_ready(component, Instant::now() + timeout).await
+    }
+
+    /// The process id of `component`, while it runs.
+    pub fn component_pid(&self, component: Component) -> Option<u32> {
+        let mut processes = self.lock();
+        let process = processes.get_mut(&component)?;
+        if process.is_running() {
+            process.pid()
+        } else {
+            None
+        }
+    }
+
+    /// Whether `component`'s process is running.
+    pub fn component_running(&self, component: Component) -> bool {
+        self.lock()
+            .get_mut(&component)
+            .is_some_and(ManagedProcess::is_running)
+    }
+
+    /// Stops every component gracefully, in reverse start order, and removes
+    /// the cluster directory.
+    pub fn stop(self) {
+        let mut processes = self.lock();
+        for component in Component::ALL.iter().rev() {
+            if let Some(process) = processes.get_mut(component)
+                && let Some(status) = process.stop(libc::SIGTERM, Duration::from_secs(15))
+            {
+                tracing::debug!(%component, %status, "stopped");
+            }
+        }
+    }
+
+    /// A client authenticated as cluster admin (O=system:masters).
+    pub fn admin_client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The admin kubeconfig (credentials embedded; mode 0600).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.layout.admin_kubeconfig
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The cluster CA certificate (PEM): it signed the apiserver's serving
+    /// certificate and every client certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The ports the components listen on.
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    /// The cluster directory (logs in `logs/`, kubeconfigs in `kubeconfigs/`).
+    pub fn dir(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The log file of `component`.
+    pub fn log_path(&self, component: Component) -> PathBuf {
+        self.layout.log(component)
+    }
+
+    /// Names of the fake nodes.
+    pub fn node_names(&self) -> &[String] {
+        &self.node_names
+    }
+
+    /// How long [`Cluster::start`] took until the cluster was usable.
+    pub fn startup_duration(&self) -> Duration {
+        self.startup
+    }
+
+    /// Marks the cluster failed, so that its directory is kept on drop when
+    /// `LOCUST_KEEP_CLUSTER=1` (a panicking test is marked automatically).
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Requests a token for ServiceAccount `namespace/name` (TokenRequest API,
+    /// valid for `ttl`; the apiserver requires at least 10 minutes) and writes
+    /// a kubeconfig that authenticates with it. Returns the file's path.
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<PathBuf> {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                expiration_seconds: Some(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let response = accounts
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?;
+        let token = response
+            .status
+            .map(|s| s.token)
+            .filter(|t| !t.is_empty())
+            .context("the TokenRequest returned no token")?;
+        let path = self
+            .layout
+            .root
+            .join("kubeconfigs")
+            .join(format!("sa-{namespace}-{name}.kubeconfig"));
+        kubeconfig::write(
+            &path,
+            &format!("{}-{namespace}-{name}", self.options.name),
+            &self.api_url,
+            &self.ca_pem,
+            &kubeconfig::Credentials::Token(&token),
+        )?;
+        Ok(path)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        {
+            let mut processes = self.lock();
+            for component in Component::ALL.iter().rev() {
+                if let Some(process) = processes.get_mut(component) {
+                    process.stop(libc::SIGKILL, Duration::from_secs(5));
+                }
+            }
+        }
+        let failed = self.failed.load(Ordering::SeqCst) || std::thread::panicking();
+        if failed
+            && keep_requested()
+            && let Some(dir) = self.dir.take()
+        {
+            let path = dir.keep();
+            eprintln!(
+                "{KEEP_CLUSTER_ENV}=1: kept the failed cluster's directory {} (logs in logs/)",
+                path.display()
+            );
+        }
+    }
+}
+
+fn keep_requested() -> bool {
+    std::env::var(KEEP_CLUSTER_ENV)
+        .is_ok_and(|v| v.trim() == "1" || v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// A kube client for the kubeconfig at `path`.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig =
+        Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading {}", path.display()))?;
+    kube::Client::try_from(config).context("building a kube client")
+}
+
+struct ComponentInputs<'a> {
+    options: &'a ClusterOptions,
+    tools: &'a Tools,
+    layout: &'a Layout,
+    ports: Ports,
+    kcm_kubeconfig: &'a Path,
+    scheduler_config: &'a Path,
+    scheduler_kubeconfig: &'a Path,
+    kwok_kubeconfig: &'a Path,
+    kwok_config: &'a Path,
+    kwok_home: &'a Path,
+}
+
+fn flag(name: &str, value: impl AsRef<std::ffi::OsStr>) -> OsString {
+    let mut arg = OsString::from(format!("--{name}="));
+    arg.push(value.as_ref());
+    arg
+}
+
+/// Command lines of every component.
+fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessSpec> {
+    let ComponentInputs {
+        options,
+        tools,
+        layout,
+        ports,
+        ..
+    } = inputs;
+    let pki = &layout.pki;
+    let etcd_client = format!("http://127.0.0.1:{}", ports.etcd_client);
+    let etcd_peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
+
+    let etcd = vec![
+        flag("name", "local"),
+        flag("data-dir", layout.root.join("etcd")),
+        flag("listen-client-urls", &etcd_client),
+        flag("advertise-client-urls", &etcd_client),
+        flag("listen-peer-urls", &etcd_peer),
+        flag("initial-advertise-peer-urls", &etcd_peer),
+        flag("initial-cluster", format!("local={etcd_peer}")),
+        flag("initial-cluster-state", "new"),
+        flag("unsafe-no-fsync", "true"),
+        flag("auto-compaction-retention", "1"),
+        flag("quota-backend-bytes", (2u64 << 30).to_string()),
+        flag("log-level", "warn"),
+    ];
+
+    let mut apiserver = vec![
+        flag("etcd-servers", &etcd_client),
+        flag("bind-address", "127.0.0.1"),
+        flag("advertise-address", "127.0.0.1"),
+        flag("secure-port", ports.apiserver.to_string()),
+        flag("tls-cert-file", &pki.apiserver_cert),
+        flag("tls-private-key-file", &pki.apiserver_key),
+        flag("client-ca-file", &pki.ca_cert),
+        flag("authorization-mode", &options.authorization_mode),
+        // PodSecurity is on by default; listed for clarity.
+        flag(
+            "enable-admission-plugins",
+            "NodeRestriction,OwnerReferencesPermissionEnforcement,PodSecurity",
+        ),
+        flag("service-account-issuer", SERVICE_ACCOUNT_ISSUER),
+        flag("api-audiences", SERVICE_ACCOUNT_ISSUER),
+        flag("service-account-key-file", &pki.sa_pub),
+        flag("service-account-signing-key-file", &pki.sa_key),
+        flag("service-cluster-ip-range", &options.service_cidr),
+        // The advertise address is loopback, which Endpoints may not carry:
+        // do not publish endpoints for the `kubernetes` Service.
+        flag("endpoint-reconciler-type", "none"),
+        flag("requestheader-client-ca-file", &pki.front_proxy_ca_cert),
+        flag("requestheader-allowed-names", "front-proxy-client"),
+        flag("requestheader-username-headers", "X-Remote-User"),
+        flag("requestheader-group-headers", "X-Remote-Group"),
+        flag("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        flag("proxy-client-cert-file", &pki.front_proxy_client_cert),
+        flag("proxy-client-key-file", &pki.front_proxy_client_key),
+        flag("profiling", "false"),
+    ];
+    apiserver.extend(options.extra_apiserver_args.iter().map(OsString::from));
+
+    let secure_serving = |port: u16| {
+        vec![
+            flag("bind-address", "127.0.0.1"),
+            flag("secure-port", port.to_string()),
+            flag("tls-cert-file", &pki.components_cert),
+            flag("tls-private-key-file", &pki.components_key),
+            flag(
+                "authorization-always-allow-paths",
+                "/healthz,/readyz,/livez,/metrics",
+            ),
+        ]
+    };
+
+    let mut controller_manager = vec![
+        flag("kubeconfig", inputs.kcm_kubeconfig),
+        flag("authentication-kubeconfig", inputs.kcm_kubeconfig),
+        flag("authorization-kubeconfig", inputs.kcm_kubeconfig),
+        flag("leader-elect", "false"),
+        flag("controllers", "*"),
+        flag("use-service-account-credentials", "true"),
+        flag("service-account-private-key-file", &pki.sa_key),
+        flag("root-ca-file", &pki.ca_cert),
+        flag("cluster-signing-cert-file", &pki.ca_cert),
+        flag("cluster-signing-key-file", &pki.ca_key),
+        flag("service-cluster-ip-range", &options.service_cidr),
+        flag("cluster-name", &options.name),
+        // Node health is checked every second (default 5 s), so a test that
+        // stops kwok sees its nodes go NotReady sooner.
+        flag("node-monitor-period", "1s"),
+        flag("profiling", "false"),
+    ];
+    controller_manager.extend(secure_serving(ports.controller_manager));
+    controller_manager.extend(
+        options
+            .extra_controller_manager_args
+            .iter()
+            .map(OsString::from),
+    );
+
+    let mut scheduler = vec![
+        flag("config", inputs.scheduler_config),
+        flag("authentication-kubeconfig", inputs.scheduler_kubeconfig),
+        flag("authorization-kubeconfig", inputs.scheduler_kubeconfig),
+    ];
+    scheduler.extend(secure_serving(ports.scheduler));
+
+    let kwok = vec![
+        flag("kubeconfig", inputs.kwok_kubeconfig),
+        flag("config", inputs.kwok_config),
+        flag("manage-all-nodes", "false"),
+        flag(
+            "manage-nodes-with-annotation-selector",
+            format!("{KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}"),
+        ),
+        flag("node-lease-duration-seconds", "40"),
+        flag("cidr", &options.pod_cidr),
+        flag("node-ip", "127.0.0.1"),
+    ];
+
+    [
+        (Component::Etcd, etcd, vec![]),
+        (Component::Apiserver, apiserver, vec![]),
+        (Component::ControllerManager, controller_manager, vec![]),
+        (Component::Scheduler, scheduler, vec![]),
+        // kwok also reads ~/.kwok/kwok.yaml if present: give it a home of its own.
+        (
+            Component::Kwok,
+            kwok,
+            vec![(
+                OsString::from("HOME"),
+                inputs.kwok_home.as_os_str().to_owned(),
+            )],
+        ),
+    ]
+    .into_iter()
+    .map(|(component, args, env)| {
+        (
+            component,
+            ProcessSpec {
+                name: component.name(),
+                program: tools.bin(component.name()),
+                args,
+                env,
+                cwd: layout.root.clone(),
+                log: layout.log(component),
+            },
+        )
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[test]
+    fn cluster_can_be_shared_between_tasks() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Cluster>();
+    }
+
+    #[test]
+    fn first_service_ip_of_a_range() {
+        assert_eq!(
+            first_service_ip("127.64.0.0/16").unwrap().to_string(),
+            "127.64.0.1"
+        );
+        assert_eq!(
+            first_service_ip("10.96.12.0/12").unwrap().to_string(),
+            "10.96.0.1"
+        );
+        assert!(first_service_ip("fd00::/108").is_err());
+        assert!(first_service_ip("10.0.0.0").is_err());
+    }
+
+    #[test]
+    fn ports_are_distinct() {
+        let p = Ports::pick().unwrap();
+        let mut all = [
+            p.etcd_client,
+            p.etcd_peer,
+            p.apiserver,
+            p.controller_manager,
+            p.scheduler,
+        ];
+        all.sort_unstable();
+        assert!(all.windows(2).all(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn kwok_stages_leave_job_pods_running() {
+        let names: Vec<String> = serde_yaml::Deserializer::from_str(KWOK_STAGES)
+            .map(|doc| {
+                let v = serde_yaml::Value::deserialize(doc).unwrap();
+                v["metadata"]["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "node-initialize",
+                "node-heartbeat-with-lease",
+                "pod-ready",
+                "pod-delete"
+            ]
+        );
+        assert!(KWOK_STAGES.contains(r#".metadata.annotations["kwok.x-k8s.io/status"]"#));
+    }
+
+    #[test]
+    fn command_lines_carry_the_required_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki::Pki::generate(None)
+            .unwrap()
+            .write(&dir.path().join("pki"))
+            .unwrap();
+        let layout = Layout {
+            root: dir.path().into(),
+            logs: dir.path().join("logs"),
+            admin_kubeconfig: dir.path().join("admin.kubeconfig"),
+            pki,
+        };
+        let options = ClusterOptions::default();
+        let tools_dir = dir.path().join("tools");
+        let specs = component_specs(&ComponentInputs {
+            options: &options,
+            tools: &fake_tools(&tools_dir),
+            layout: &layout,
+            ports: Ports {
+                etcd_client: 1,
+                etcd_peer: 2,
+                apiserver: 3,
+                controller_manager: 4,
+                scheduler: 5,
+            },
+            kcm_kubeconfig: Path::new("/k/kcm"),
+            scheduler_config: Path::new("/k/sched.yaml"),
+            scheduler_kubeconfig: Path::new("/k/sched"),
+            kwok_kubeconfig: Path::new("/k/kwok"),
+            kwok_config: Path::new("/k/stages.yaml"),
+            kwok_home: Path::new("/k/home"),
+        });
+        let args = |c: Component| -> Vec<String> {
+            specs[&c]
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let etcd = args(Component::Etcd);
+        assert!(etcd.contains(&"--unsafe-no-fsync=true".to_string()));
+        assert!(etcd.contains(&"--listen-client-urls=http://127.0.0.1:1".to_string()));
+        let api = args(Component::Apiserver);
+        for expected in [
+            "--bind-address=127.0.0.1",
+            "--secure-port=3",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement,PodSecurity",
+            "--service-cluster-ip-range=127.64.0.0/16",
+            "--etcd-servers=http://127.0.0.1:1",
+        ] {
+            assert!(
+                api.contains(&expected.to_string()),
+                "{expected} missing from {api:?}"
+            );
+        }
+        assert!(
+            api.iter()
+                .any(|a| a.starts_with("--service-account-signing-key-file="))
+        );
+        let kcm = args(Component::ControllerManager);
+        for expected in [
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            "--secure-port=4",
+        ] {
+            assert!(
+                kcm.contains(&expected.to_string()),
+                "{expected} missing from {kcm:?}"
+            );
+        }
+        assert!(kcm.iter().any(|a| a.starts_with("--root-ca-file=")));
+        assert!(
+            kcm.iter()
+                .any(|a| a.starts_with("--service-account-private-key-file="))
+        );
+        let kwok = args(Component::Kwok);
+        assert!(kwok.contains(
+            &"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_string()
+        ));
+        assert_eq!(specs[&Component::Kwok].env[0].0, "HOME");
+        assert_eq!(
+            specs[&Component::Scheduler].program,
+            tools_dir.join("bin/kube-scheduler")
+        );
+    }
+
+    fn fake_tools(dir: &Path) -> Tools {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        for name in crate::tools::CLUSTER_BINARIES {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o755)
+                .open(dir.join("bin").join(name))
+                .unwrap();
+        }
+        Tools::from_dir(dir).unwrap()
+    }
+}

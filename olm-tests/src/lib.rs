@@ -1,0 +1,21 @@
+//! Test tooling for the Locust Kubernetes Operator.
+//!
+//! - [`cluster`]: a real local Kubernetes control plane (etcd, kube-apiserver,
+//!   kube-controller-manager, kube-scheduler) with kwok-simulated nodes, started
+//!   as child processes from the pinned binaries that `tools/build.sh` builds;
+//! - [`tools`]: locating those binaries (and deciding whether a test may skip
+//!   when they are missing);
+//! - [`wait`]: the bounded polling helper every test uses.
+//!
+//! This crate is test tooling: it uses `anyhow` for errors and is not shipped.
+
+pub mod cluster;
+pub mod tools;
+pub mod wait;
+
+pub use cluster::{Cluster, ClusterOptions, Component};
+pub use tools::Tools;
+pub use wait::wait_for;
+
+pub mod olm;
+pub mod operator;

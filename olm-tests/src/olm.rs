@@ -1,0 +1,927 @@
+//! Operator Lifecycle Manager on a local [`Cluster`]: OLM's CRDs, the `olm`
+//! and `catalog` operators as child processes, file-based catalogs served by
+//! `opm serve` on loopback and registered as address-based (`grpc`)
+//! CatalogSources, plus helpers to subscribe, approve, wait and uninstall.
+//!
+//! No catalog pod, bundle-unpack Job or packageserver runs: the catalogs are
+//! generated with `manifests-gen generate --inline-catalog`, whose bundles
+//! carry no image, so OLM installs from their `olm.bundle.object` properties
+//! (operator-lifecycle-manager v0.38.0,
+//! `pkg/controller/registry/resolver/source_registry.go`: an entry whose
+//! `BundlePath` is empty keeps the inline bundle, and
+//! `step_resolver.go` then builds the steps from it instead of a
+//! `BundleLookup` that would need an unpack Job running the bundle image).
+//!
+//! Every process runs in its own process group, logs to
+//! `<cluster dir>/logs/{olm,catalog,opm-<name>}.log`, is killed when its
+//! owner is dropped, and by the kernel if the test process dies.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::operator::{self, OperatorProcess};
+use crate::wait::wait_for;
+
+/// Namespace of OLM itself and of global CatalogSources.
+pub const OLM_NAMESPACE: &str = "olm";
+/// Namespace of the global OperatorGroup (as in OLM's quickstart).
+pub const OPERATORS_NAMESPACE: &str = "operators";
+/// The global OperatorGroup (no target namespaces: AllNamespaces).
+pub const GLOBAL_OPERATOR_GROUP: &str = "global-operators";
+/// The OLM package of the operator.
+pub const PACKAGE: &str = "locust-k8s-operator";
+/// The operator's Deployment (and ServiceAccount) name in the CSV.
+pub const DEPLOYMENT: &str = "locust-k8s-operator";
+/// The Service OLM creates for the operator's webhooks.
+pub const WEBHOOK_SERVICE: &str = "locust-k8s-operator-service";
+/// The Secret with OLM's serving certificate for [`WEBHOOK_SERVICE`].
+pub const WEBHOOK_CERT_SECRET: &str = "locust-k8s-operator-service-cert";
+/// The LocustTest CRD.
+pub const CRD_NAME: &str = "locusttests.locust.io";
+
+const LOG_TAIL_LINES: usize = 30;
+const POLL: Duration = Duration::from_millis(250);
+
+/// Name of the CSV of release `version` (e.g. `2.0.0`).
+pub fn csv_name(version: &str) -> String {
+    format!("{PACKAGE}.v{version}")
+}
+
+/// The release version the generated bundle describes (from `releases.rs`
+/// via the committed bundle CSV's `spec.version`).
+pub fn current_version() -> Result<String> {
+    let path = operator::workspace_root()
+        .join("bundle/manifests/locust-k8s-operator.clusterserviceversion.yaml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `make generate`)", path.display()))?;
+    let csv: Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    csv.pointer("/spec/version")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no spec.version", path.display()))
+}
+
+/// Generates an inline catalog (bundles without images) into
+/// `<out_dir>/catalog/` with `manifests-gen generate --inline-catalog` and
+/// the hypothetical releases `extra_releases`
+/// (`VERSION:CHANNEL[,CHANNEL...][:REPLACES]`). Returns the catalog directory.
+///
+/// Runs the generator through `cargo run -p manifests-gen` (`$CARGO` when set).
+pub fn generate_catalog(out_dir: &Path, extra_releases: &[&str]) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(operator::workspace_root())
+        .args(["run", "-q", "-p", "manifests-gen", "--", "generate"])
+        .arg("--inline-catalog")
+        .arg("--out-dir")
+        .arg(out_dir);
+    for release in extra_releases {
+        cmd.arg("--extra-release").arg(release);
+    }
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .context("running cargo run -p manifests-gen")?;
+    if !output.status.success() {
+        bail!(
+            "manifests-gen generate failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let catalog = out_dir.join("catalog");
+    if !catalog.join(PACKAGE).is_dir() {
+        bail!("manifests-gen wrote no {}", catalog.join(PACKAGE).display());
+    }
+    Ok(catalog)
+}
+
+/// The `ApiResource` of an OLM kind.
+pub fn olm_resource(version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("operators.coreos.com", version, kind),
+        plural,
+    )
+}
+
+/// Namespaced API of an OLM kind.
+fn olm_api(
+    client: &Client,
+    ns: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &olm_resource(version, kind, plural))
+}
+
+/// Subscriptions in `ns`.
+pub fn subscriptions(client: &Client, ns: &str) -> Api<DynamicObject> {
+    olm_api(client, ns, "v1alpha1", "Subscription", "subscriptions")
+}
+
+/// InstallPlans in `ns`.
+pub fn install_plans(client: &Client, ns: &str) -> Api<DynamicObject> {
+    olm_api(client, ns, "v1alpha1", "InstallPlan", "installplans")
+}
+
+/// ClusterServiceVersions in `ns`.
+pub fn csvs(client: &Client, ns: &str) -> Api<DynamicObject> {
+    olm_api(
+        client,
+        ns,
+        "v1alpha1",
+        "ClusterServiceVersion",
+        "clusterserviceversions",
+    )
+}
+
+/// CatalogSources in `ns`.
+pub fn catalog_sources(client: &Client, ns: &str) -> Api<DynamicObject> {
+    olm_api(client, ns, "v1alpha1", "CatalogSource", "catalogsources")
+}
+
+/// A string at a JSON pointer of an object's data (`""` when absent).
+pub fn field<'a>(obj: &'a DynamicObject, pointer: &str) -> &'a str {
+    obj.data
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// A child process in its own process group, killed (group and all) on drop.
+struct ChildProcess {
+    name: String,
+    child: Option<Child>,
+}
+
+impl ChildProcess {
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: killpg on the group our unreaped child leads.
+                unsafe {
+                    libc::killpg(pid, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+struct SpawnRequest {
+    command: Command,
+    reply: mpsc::Sender<io::Result<Child>>,
+}
+
+/// A thread that forks children with `PR_SET_PDEATHSIG=SIGKILL` (which fires
+/// when the forking *thread* ends, so it must outlive the children).
+struct Spawner {
+    requests: Option<mpsc::Sender<SpawnRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Spawner {
+    fn new() -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let thread = std::thread::Builder::new()
+            .name("olm-spawner".into())
+            .spawn(move || {
+                while let Ok(mut request) = rx.recv() {
+                    let _ = request.reply.send(request.command.spawn());
+                }
+            })
+            .context("starting the OLM spawner thread")?;
+        Ok(Self {
+            requests: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn spawn(&self, name: &str, mut command: Command, log: &Path) -> Result<ChildProcess> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        writeln!(file, "==> olm-tests: starting {command:?}")?;
+        let stderr = file.try_clone()?;
+        command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(stderr)
+            .process_group(0);
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let (reply, response) = mpsc::channel();
+        self.requests
+            .as_ref()
+            .context("spawner stopped")?
+            .send(SpawnRequest { command, reply })
+            .map_err(|_| anyhow!("spawner thread is gone"))?;
+        let child = response
+            .recv()
+            .map_err(|_| anyhow!("spawner thread is gone"))?
+            .with_context(|| format!("starting {name}"))?;
+        Ok(ChildProcess {
+            name: name.to_owned(),
+            child: Some(child),
+        })
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The last lines of a log file.
+pub fn log_tail(path: &Path, max_lines: usize) -> String {
+    const MAX_BYTES: u64 = 24 * 1024;
+    let read = || -> io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(MAX_BYTES)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    match read() {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(max_lines)..].join("\n")
+        }
+        Err(error) => format!("<cannot read {}: {error}>", path.display()),
+    }
+}
+
+/// OLM running against a local cluster. Dropping it stops every process it
+/// started (the `olm` and `catalog` operators and every `opm serve`).
+pub struct Olm {
+    client: Client,
+    logs_dir: PathBuf,
+    /// Field order = drop order: processes first, the spawner last.
+    catalogs: BTreeMap<String, (ChildProcess, u16)>,
+    operators: Vec<(ChildProcess, PathBuf)>,
+    tools: crate::Tools,
+    spawner: Spawner,
+}
+
+impl std::fmt::Debug for Olm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Olm")
+            .field("logs_dir", &self.logs_dir)
+            .field("catalogs", &self.catalogs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Olm {
+    /// Installs OLM's CRDs, creates the `olm` and `operators` namespaces and
+    /// the global OperatorGroup, and starts the `olm` and `catalog`
+    /// operators with the cluster's admin kubeconfig.
+    pub async fn start(cluster: &Cluster, tools: &crate::Tools) -> Result<Self> {
+        let client = cluster.admin_client();
+        let crds_dir = tools.olm_crds_dir();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&crds_dir)
+            .with_context(|| format!("listing {}", crds_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("no OLM CRDs in {}", crds_dir.display());
+        }
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            operator::install_crd(&client, &crd)
+                .await
+                .with_context(|| format!("installing {}", file.display()))?;
+        }
+        operator::create_namespace(&client, OLM_NAMESPACE, &[]).await?;
+        operator::create_namespace(&client, OPERATORS_NAMESPACE, &[]).await?;
+        let groups = olm_api(
+            &client,
+            OPERATORS_NAMESPACE,
+            "v1",
+            "OperatorGroup",
+            "operatorgroups",
+        );
+        let og: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "operators.coreos.com/v1",
+            "kind": "OperatorGroup",
+            "metadata": {"name": GLOBAL_OPERATOR_GROUP, "namespace": OPERATORS_NAMESPACE},
+            "spec": {}
+        }))?;
+        create_or_keep(&groups, &og).await?;
+
+        let logs_dir = cluster.dir().join("logs");
+        std::fs::create_dir_all(&logs_dir)?;
+        let mut olm = Self {
+            client,
+            logs_dir,
+            catalogs: BTreeMap::new(),
+            operators: Vec::new(),
+            tools: tools.clone(),
+            spawner: Spawner::new()?,
+        };
+        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+        let mut cmd = Command::new(tools.bin("olm"));
+        cmd.env("KUBECONFIG", &kubeconfig)
+            .env("OPERATOR_NAMESPACE", OLM_NAMESPACE)
+            .env("OPERATOR_NAME", "olm-operator")
+            .args([
+                "--namespace",
+                OLM_NAMESPACE,
+                "--writeStatusName=",
+                "--writePackageServerStatusName=",
+                "--interval=30s",
+            ]);
+        olm.spawn_operator("olm", cmd)?;
+        let mut cmd = Command::new(tools.bin("catalog"));
+        cmd.env("KUBECONFIG", &kubeconfig)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--namespace",
+                OLM_NAMESPACE,
+                "--writeStatusName=",
+                // Placeholders: no registry pod or unpack Job is ever created.
+                "--configmapServerImage=olm-tests.invalid/configmap-operator-registry:none",
+                "--opmImage=olm-tests.invalid/opm:none",
+                "--util-image=olm-tests.invalid/olm:none",
+                "--interval=30s",
+            ]);
+        olm.spawn_operator("catalog", cmd)?;
+        // Both must stay up (a bad flag or kubeconfig exits at once).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        olm.ensure_running()?;
+        Ok(olm)
+    }
+
+    fn spawn_operator(&mut self, name: &str, cmd: Command) -> Result<()> {
+        let log = self.logs_dir.join(format!("{name}.log"));
+        let process = self.spawner.spawn(name, cmd, &log)?;
+        self.operators.push((process, log));
+        Ok(())
+    }
+
+    /// Fails (with the logs) if `olm`, `catalog` or an `opm serve` exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        let mut dead = Vec::new();
+        for (process, _) in &mut self.operators {
+            if !process.running() {
+                dead.push(process.name.clone());
+            }
+        }
+        for (process, _) in self.catalogs.values_mut() {
+            if !process.running() {
+                dead.push(process.name.clone());
+            }
+        }
+        if dead.is_empty() {
+            Ok(())
+        } else {
+            bail!("{} exited\n{}", dead.join(", "), self.diagnostics())
+        }
+    }
+
+    /// The admin client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The tails of the olm, catalog and opm logs, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let mut paths: Vec<PathBuf> = self.operators.iter().map(|(_, p)| p.clone()).collect();
+        paths.extend(
+            self.catalogs
+                .keys()
+                .map(|n| self.logs_dir.join(format!("opm-{n}.log"))),
+        );
+        for path in paths {
+            out.push_str(&format!(
+                "\n--- {} (tail) ---\n{}\n",
+                path.display(),
+                log_tail(&path, LOG_TAIL_LINES)
+            ));
+        }
+        out
+    }
+
+    /// Serves `catalog_dir` with `opm serve` on a free loopback port and
+    /// points the CatalogSource `name` in [`OLM_NAMESPACE`] at it (creating
+    /// it, or changing its `spec.address` when it exists: a catalog update);
+    /// waits for the gRPC port and for the CatalogSource to be `READY`. A
+    /// previous server of the same name is stopped after the switch.
+    pub async fn serve_catalog(&mut self, name: &str, catalog_dir: &Path) -> Result<u16> {
+        let port = operator::free_port()?;
+        let log = self.logs_dir.join(format!("opm-{name}.log"));
+        let mut cmd = Command::new(self.tools.bin("opm"));
+        cmd.arg("serve")
+            .arg(catalog_dir)
+            .arg(format!("--port={port}"))
+            .arg("--pprof-addr=")
+            .arg(format!(
+                "--termination-log={}",
+                self.logs_dir
+                    .join(format!("opm-{name}.termination"))
+                    .display()
+            ));
+        let process = self.spawner.spawn(&format!("opm-{name}"), cmd, &log)?;
+        let previous = self.catalogs.insert(name.to_owned(), (process, port));
+        let waited = wait_for(Duration::from_secs(60), POLL, || async move {
+            Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ()))
+        })
+        .await;
+        if let Err(e) = waited {
+            return Err(e.context(format!(
+                "opm serve never listened on 127.0.0.1:{port}{}",
+                self.diagnostics()
+            )));
+        }
+        let api = catalog_sources(&self.client, OLM_NAMESPACE);
+        let source: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "operators.coreos.com/v1alpha1",
+            "kind": "CatalogSource",
+            "metadata": {"name": name, "namespace": OLM_NAMESPACE},
+            "spec": {
+                "sourceType": "grpc",
+                "address": format!("127.0.0.1:{port}"),
+                "displayName": "Locust operator test catalog",
+                "publisher": "olm-tests"
+            }
+        }))?;
+        api.patch(
+            name,
+            &PatchParams::apply("olm-tests").force(),
+            &Patch::Apply(&source),
+        )
+        .await
+        .with_context(|| format!("applying CatalogSource {name}"))?;
+        let address = format!("127.0.0.1:{port}");
+        let ready = wait_for(Duration::from_secs(90), POLL, || {
+            let api = api.clone();
+            let address = address.clone();
+            async move {
+                let cs = api.get(name).await?;
+                let state = field(&cs, "/status/connectionState/lastObservedState");
+                let observed = field(&cs, "/status/connectionState/address");
+                Ok((state == "READY" && observed == address).then_some(()))
+            }
+        })
+        .await;
+        if let Err(e) = ready {
+            let last = api.get(name).await.ok().map(|c| c.data["status"].clone());
+            return Err(e.context(format!(
+                "CatalogSource {name} never READY at {address}; status: {last:?}{}",
+                self.diagnostics()
+            )));
+        }
+        drop(previous);
+        Ok(port)
+    }
+
+    /// Creates Subscription `name` in [`OPERATORS_NAMESPACE`] to [`PACKAGE`]
+    /// from CatalogSource `source`.
+    pub async fn subscribe(
+        &self,
+        name: &str,
+        source: &str,
+        channel: &str,
+        approval: Approval,
+        starting_csv: Option<&str>,
+    ) -> Result<()> {
+        let mut spec = json!({
+            "channel": channel,
+            "name": PACKAGE,
+            "source": source,
+            "sourceNamespace": OLM_NAMESPACE,
+            "installPlanApproval": approval.as_str(),
+        });
+        if let Some(csv) = starting_csv {
+            spec["startingCSV"] = json!(csv);
+        }
+        let sub: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "operators.coreos.com/v1alpha1",
+            "kind": "Subscription",
+            "metadata": {"name": name, "namespace": OPERATORS_NAMESPACE},
+            "spec": spec,
+        }))?;
+        subscriptions(&self.client, OPERATORS_NAMESPACE)
+            .create(&PostParams::default(), &sub)
+            .await
+            .with_context(|| format!("creating Subscription {name}"))?;
+        Ok(())
+    }
+
+    /// Merge-patches a Subscription's spec (e.g. `{"channel": "stable"}`).
+    pub async fn patch_subscription(&self, name: &str, spec: Value) -> Result<()> {
+        subscriptions(&self.client, OPERATORS_NAMESPACE)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
+            .await
+            .with_context(|| format!("patching Subscription {name}"))?;
+        Ok(())
+    }
+
+    /// A one-line-per-object summary of Subscriptions, InstallPlans and CSVs
+    /// in [`OPERATORS_NAMESPACE`].
+    pub async fn state_summary(&self) -> String {
+        let mut out = String::from("--- OLM objects ---\n");
+        let lp = ListParams::default();
+        if let Ok(list) = subscriptions(&self.client, OPERATORS_NAMESPACE)
+            .list(&lp)
+            .await
+        {
+            for s in list.items {
+                out.push_str(&format!(
+                    "Subscription {}: channel={} state={} currentCSV={} installedCSV={} installPlan={} conditions={}\n",
+                    s.name_any(),
+                    field(&s, "/spec/channel"),
+                    field(&s, "/status/state"),
+                    field(&s, "/status/currentCSV"),
+                    field(&s, "/status/installedCSV"),
+                    field(&s, "/status/installPlanRef/name"),
+                    s.data.pointer("/status/conditions").cloned().unwrap_or_default()
+                ));
+            }
+        }
+        if let Ok(list) = install_plans(&self.client, OPERATORS_NAMESPACE)
+            .list(&lp)
+            .await
+        {
+            for p in list.items {
+                out.push_str(&format!(
+                    "InstallPlan {}: csvs={} approved={} phase={} conditions={}\n",
+                    p.name_any(),
+                    p.data
+                        .pointer("/spec/clusterServiceVersionNames")
+                        .cloned()
+                        .unwrap_or_default(),
+                    p.data
+                        .pointer("/spec/approved")
+                        .cloned()
+                        .unwrap_or_default(),
+                    field(&p, "/status/phase"),
+                    p.data
+                        .pointer("/status/conditions")
+                        .cloned()
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if let Ok(list) = csvs(&self.client, OPERATORS_NAMESPACE).list(&lp).await {
+            for c in list.items {
+                out.push_str(&format!(
+                    "CSV {}: phase={} reason={} message={}\n",
+                    c.name_any(),
+                    field(&c, "/status/phase"),
+                    field(&c, "/status/reason"),
+                    field(&c, "/status/message")
+                ));
+            }
+        }
+        out
+    }
+
+    /// Fails with the OLM objects and logs attached.
+    pub async fn fail(&self, error: anyhow::Error) -> anyhow::Error {
+        let summary = self.state_summary().await;
+        error.context(format!("{summary}{}", self.diagnostics()))
+    }
+
+    /// Waits until Subscription `name` reports `installedCSV == csv` and that
+    /// CSV is `Succeeded`; returns the CSV.
+    pub async fn wait_installed(
+        &self,
+        sub: &str,
+        csv: &str,
+        timeout: Duration,
+    ) -> Result<DynamicObject> {
+        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
+        let csv_api = csvs(&self.client, OPERATORS_NAMESPACE);
+        let res = wait_for(timeout, POLL, || {
+            let subs = subs.clone();
+            let csv_api = csv_api.clone();
+            async move {
+                let s = subs.get(sub).await?;
+                if field(&s, "/status/installedCSV") != csv {
+                    return Ok(None);
+                }
+                let Some(c) = csv_api.get_opt(csv).await? else {
+                    return Ok(None);
+                };
+                Ok((field(&c, "/status/phase") == "Succeeded").then_some(c))
+            }
+        })
+        .await;
+        match res {
+            Ok(c) => Ok(c),
+            Err(e) => Err(self
+                .fail(e.context(format!("Subscription {sub}: waiting for {csv} Succeeded")))
+                .await),
+        }
+    }
+
+    /// Waits for an InstallPlan of Subscription `sub` that installs `csv`
+    /// (by `spec.clusterServiceVersionNames`); returns it.
+    pub async fn wait_install_plan(
+        &self,
+        sub: &str,
+        csv: &str,
+        timeout: Duration,
+    ) -> Result<DynamicObject> {
+        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
+        let plans = install_plans(&self.client, OPERATORS_NAMESPACE);
+        let res = wait_for(timeout, POLL, || {
+            let subs = subs.clone();
+            let plans = plans.clone();
+            async move {
+                let s = subs.get(sub).await?;
+                let name = field(&s, "/status/installPlanRef/name");
+                if name.is_empty() {
+                    return Ok(None);
+                }
+                let Some(p) = plans.get_opt(name).await? else {
+                    return Ok(None);
+                };
+                let names = p
+                    .data
+                    .pointer("/spec/clusterServiceVersionNames")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                Ok(names.iter().any(|n| n.as_str() == Some(csv)).then_some(p))
+            }
+        })
+        .await;
+        match res {
+            Ok(p) => Ok(p),
+            Err(e) => Err(self
+                .fail(e.context(format!(
+                    "Subscription {sub}: waiting for an InstallPlan for {csv}"
+                )))
+                .await),
+        }
+    }
+
+    /// Waits until InstallPlan `name` is `Complete` (fails at once if it is `Failed`).
+    pub async fn wait_plan_complete(&self, name: &str, timeout: Duration) -> Result<()> {
+        let plans = install_plans(&self.client, OPERATORS_NAMESPACE);
+        let res = wait_for(timeout, POLL, || {
+            let plans = plans.clone();
+            async move {
+                let p = plans.get(name).await?;
+                match field(&p, "/status/phase") {
+                    "Complete" => Ok(Some(Ok(()))),
+                    "Failed" => Ok(Some(Err(anyhow!("InstallPlan {name} Failed")))),
+                    _ => Ok(None),
+                }
+            }
+        })
+        .await
+        .and_then(|r| r);
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .fail(e.context(format!("waiting for InstallPlan {name} to be Complete")))
+                .await),
+        }
+    }
+
+    /// Approves InstallPlan `name`.
+    pub async fn approve(&self, name: &str) -> Result<()> {
+        install_plans(&self.client, OPERATORS_NAMESPACE)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"approved": true}})),
+            )
+            .await
+            .with_context(|| format!("approving InstallPlan {name}"))?;
+        Ok(())
+    }
+
+    /// Uninstalls the way OLM documents it: deletes Subscription `sub` (its
+    /// InstallPlans go with it; any left are deleted too, so that a plan still
+    /// being synced cannot re-create the CSV) and then every CSV in
+    /// [`OPERATORS_NAMESPACE`], and waits until the operator's Deployment is gone.
+    pub async fn uninstall(&self, sub: &str) -> Result<()> {
+        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
+        let plans = install_plans(&self.client, OPERATORS_NAMESPACE);
+        let csv_api = csvs(&self.client, OPERATORS_NAMESPACE);
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client.clone(), OPERATORS_NAMESPACE);
+        ignore_not_found(subs.delete(sub, &DeleteParams::default()).await)
+            .with_context(|| format!("deleting Subscription {sub}"))?;
+        let res = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
+            let (subs, plans, csv_api, deployments) = (
+                subs.clone(),
+                plans.clone(),
+                csv_api.clone(),
+                deployments.clone(),
+            );
+            async move {
+                if subs.get_opt(sub).await?.is_some() {
+                    return Ok(None);
+                }
+                let lp = ListParams::default();
+                let mut left = 0;
+                for p in plans.list(&lp).await?.items {
+                    left += 1;
+                    ignore_not_found(plans.delete(&p.name_any(), &DeleteParams::default()).await)?;
+                }
+                for c in csv_api.list(&lp).await?.items {
+                    left += 1;
+                    if c.metadata.deletion_timestamp.is_none() {
+                        ignore_not_found(
+                            csv_api
+                                .delete(&c.name_any(), &DeleteParams::default())
+                                .await,
+                        )?;
+                    }
+                }
+                if deployments.get_opt(DEPLOYMENT).await?.is_some() {
+                    left += 1;
+                }
+                Ok((left == 0).then_some(()))
+            }
+        })
+        .await;
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .fail(e.context(format!(
+                    "uninstalling: waiting for Subscription {sub}, its InstallPlans, the CSVs and the Deployment to be removed"
+                )))
+                .await),
+        }
+    }
+}
+
+fn ignore_not_found<T>(result: kube::Result<T>) -> Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `spec.installPlanApproval` of a Subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Approval {
+    /// OLM applies InstallPlans at once.
+    Automatic,
+    /// InstallPlans wait for `spec.approved: true`.
+    Manual,
+}
+
+impl Approval {
+    /// The API value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::Automatic => "Automatic",
+            Approval::Manual => "Manual",
+        }
+    }
+}
+
+async fn create_or_keep(api: &Api<DynamicObject>, obj: &DynamicObject) -> Result<()> {
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", obj.name_any())),
+    }
+}
+
+/// The real operator binary serving the conversion and validating webhooks
+/// that OLM registered for the (fake, kwok) operator pods: it binds the
+/// webhook Service's ClusterIP and port (kube-apiserver dials webhook
+/// Services by ClusterIP unless `--enable-aggregator-routing` is set; the
+/// local cluster's ClusterIPs are loopback addresses) with the certificate
+/// from the Secret OLM created for the Service.
+pub struct WebhookServer {
+    /// The operator process (`--leader-elect=false`).
+    pub process: OperatorProcess,
+    /// `ClusterIP:port` it serves on.
+    pub address: String,
+    _cert_dir: tempfile::TempDir,
+}
+
+impl WebhookServer {
+    /// Starts it under the operator's ServiceAccount (which OLM created with
+    /// the CSV's permissions) and waits until it is ready.
+    pub async fn start(cluster: &Cluster, tag: &str) -> Result<Self> {
+        let client = cluster.admin_client();
+        let services: Api<Service> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+        let service = services
+            .get(WEBHOOK_SERVICE)
+            .await
+            .with_context(|| format!("reading Service {WEBHOOK_SERVICE}"))?;
+        let spec = service.spec.context("Service without spec")?;
+        let ip = spec
+            .cluster_ip
+            .filter(|ip| !ip.is_empty() && ip != "None")
+            .context("webhook Service without ClusterIP")?;
+        let port = spec
+            .ports
+            .unwrap_or_default()
+            .first()
+            .map(|p| p.port)
+            .context("webhook Service without ports")?;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+        let secret = secrets
+            .get(WEBHOOK_CERT_SECRET)
+            .await
+            .with_context(|| format!("reading Secret {WEBHOOK_CERT_SECRET}"))?;
+        let data = secret.data.unwrap_or_default();
+        let cert_dir = tempfile::tempdir()?;
+        for key in ["tls.crt", "tls.key"] {
+            let value = data
+                .get(key)
+                .with_context(|| format!("Secret {WEBHOOK_CERT_SECRET} has no {key}"))?;
+            std::fs::write(cert_dir.path().join(key), &value.0)?;
+        }
+        let kubeconfig = cluster
+            .service_account_kubeconfig(OPERATORS_NAMESPACE, DEPLOYMENT, Duration::from_secs(3600))
+            .await?;
+        let process = OperatorProcess::spawn(
+            cluster,
+            &kubeconfig,
+            tag,
+            &[
+                "--leader-elect=false".into(),
+                format!("--webhook-bind-address={ip}"),
+                format!("--webhook-port={port}"),
+                format!("--webhook-cert-dir={}", cert_dir.path().display()),
+            ],
+        )?;
+        process.wait_ready(Duration::from_secs(60)).await?;
+        Ok(Self {
+            process,
+            address: format!("{ip}:{port}"),
+            _cert_dir: cert_dir,
+        })
+    }
+}

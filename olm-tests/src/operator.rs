@@ -1,0 +1,462 @@
+//! Installing the operator into a local cluster the way the bundle does (CRD
+//! from the generated bundle, RBAC from the operator's own declarations, a
+//! ServiceAccount), and running the real operator binary as a process under
+//! that ServiceAccount's token.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+
+use crate::cluster::Cluster;
+use crate::wait::wait_for;
+
+/// Namespace the operator runs in (its Lease lives there).
+pub const OPERATOR_NAMESPACE: &str = "locust-system";
+/// The operator's ServiceAccount (as in the CSV).
+pub const SERVICE_ACCOUNT: &str = "locust-k8s-operator";
+
+/// The workspace root (where bundle/ and target/ live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The CRD exactly as the generator wrote it into the bundle.
+pub fn bundle_crd() -> Result<CustomResourceDefinition> {
+    let path = workspace_root().join("bundle/manifests/locust.io_locusttests.yaml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `make generate`)", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The operator binary built by `cargo build -p locust-k8s-operator`
+/// (`make test` builds it first); `LOCUST_OPERATOR_BIN` overrides.
+pub fn operator_binary() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("LOCUST_OPERATOR_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("debug/locust-k8s-operator");
+    if !path.exists() {
+        bail!(
+            "{} not found: run `cargo build -p locust-k8s-operator` first (`make test` does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    let pp = PatchParams::apply("olm-tests").force();
+    api.patch(&name, &pp, &Patch::Apply(obj))
+        .await
+        .with_context(|| format!("applying {name}"))
+}
+
+/// Applies a CRD and waits until it is Established.
+pub async fn install_crd(client: &Client, crd: &CustomResourceDefinition) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = crd.clone();
+    crd.metadata.managed_fields = None;
+    crd.metadata.resource_version = None;
+    apply(&api, &crd).await?;
+    let name = crd.name_any();
+    wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let crd = api.get(&name).await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            Ok(established.then_some(()))
+        }
+    })
+    .await
+    .context("waiting for the CRD to be Established")
+}
+
+/// The bundle CRD with the conversion strategy set to `None` (no webhook), for
+/// tests that use only v2.
+pub fn crd_without_webhook(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    crd.spec.conversion = None;
+    crd
+}
+
+/// Creates the operator's namespace, ServiceAccount and RBAC (ClusterRole +
+/// binding, Role + binding for its Lease) from `locust_operator::rbac`.
+pub async fn install_rbac(client: &Client) -> Result<()> {
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(OPERATOR_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    apply(&ns_api, &ns).await?;
+    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.into()),
+            namespace: Some(OPERATOR_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    apply(&sa_api, &sa).await?;
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: SERVICE_ACCOUNT.into(),
+        namespace: Some(OPERATOR_NAMESPACE.into()),
+        ..Subject::default()
+    };
+    let cr = ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.into()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(locust_operator::rbac::cluster_rules()),
+        ..ClusterRole::default()
+    };
+    apply(&Api::<ClusterRole>::all(client.clone()), &cr).await?;
+    let crb = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: SERVICE_ACCOUNT.into(),
+        },
+        subjects: Some(vec![subject.clone()]),
+    };
+    apply(&Api::<ClusterRoleBinding>::all(client.clone()), &crb).await?;
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.into()),
+            namespace: Some(OPERATOR_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(locust_operator::rbac::namespaced_rules()),
+    };
+    apply(
+        &Api::<Role>::namespaced(client.clone(), OPERATOR_NAMESPACE),
+        &role,
+    )
+    .await?;
+    let rb = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.into()),
+            namespace: Some(OPERATOR_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: SERVICE_ACCOUNT.into(),
+        },
+        subjects: Some(vec![subject]),
+    };
+    apply(
+        &Api::<RoleBinding>::namespaced(client.clone(), OPERATOR_NAMESPACE),
+        &rb,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates (or reuses) a namespace with the given labels.
+pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating namespace {name}")),
+    }
+}
+
+/// A free loopback TCP port (bound and released; fine for tests).
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The operator binary running as a child process.
+pub struct OperatorProcess {
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+    /// Health probe port (`/healthz`, `/readyz`) on 127.0.0.1.
+    pub health_port: u16,
+    /// Metrics port (`/metrics`) on 127.0.0.1.
+    pub metrics_port: u16,
+    /// The log file (stderr of the process), kept in the cluster directory.
+    pub log_path: PathBuf,
+}
+
+impl OperatorProcess {
+    /// Starts the operator with `kubeconfig` and `args` (health and metrics
+    /// ports are chosen here). Its log goes to `<cluster dir>/operator-<tag>.log`.
+    pub fn spawn(cluster: &Cluster, kubeconfig: &Path, tag: &str, args: &[String]) -> Result<Self> {
+        let bin = operator_binary()?;
+        let health_port = free_port()?;
+        let metrics_port = free_port()?;
+        let log_path = cluster.dir().join(format!("operator-{tag}.log"));
+        let mut cmd = Command::new(&bin);
+        cmd.env("KUBECONFIG", kubeconfig)
+            .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
+            .env("POD_NAME", format!("operator-{tag}"))
+            .env(
+                "RUST_LOG",
+                "info,locust_operator=debug,locust_k8s_operator=debug,kube_runtime=debug",
+            )
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{health_port}"
+            ))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = Arc::clone(&log);
+            let path = log_path.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .ok();
+                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                    if let Some(f) = file.as_mut() {
+                        use std::io::Write;
+                        let _ = writeln!(f, "{line}");
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push(line);
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            child: Some(child),
+            log,
+            health_port,
+            metrics_port,
+            log_path,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// The last `n` log lines (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        self.log
+            .lock()
+            .map(|l| l[l.len().saturating_sub(n)..].join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// GET a path on the health port; returns the status code.
+    pub async fn probe(&self, path: &str) -> Result<u16> {
+        http_get(self.health_port, path).await.map(|(code, _)| code)
+    }
+
+    /// GET /metrics.
+    pub async fn metrics(&self) -> Result<String> {
+        http_get(self.metrics_port, "/metrics")
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<Duration> {
+        let start = std::time::Instant::now();
+        let res = wait_for(timeout, Duration::from_millis(20), || async {
+            Ok(matches!(self.probe("/readyz").await, Ok(200)).then_some(()))
+        })
+        .await;
+        if let Err(e) = res {
+            let why = http_get(self.health_port, "/readyz")
+                .await
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            return Err(e.context(format!(
+                "operator never became ready ({why}); log:\n{}",
+                self.log_tail(40)
+            )));
+        }
+        Ok(start.elapsed())
+    }
+
+    /// Sends a signal (e.g. `libc::SIGKILL`, `libc::SIGTERM`) and waits (bounded) for the exit.
+    pub fn signal(&mut self, signal: libc::c_int) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// SIGKILL, as a node loss or OOM would.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1:`port` (status code, body).
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .context("connect timeout")??;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .context("read timeout")??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Installs the CRD (no conversion webhook) and RBAC, and returns a kubeconfig
+/// for the operator's ServiceAccount.
+pub async fn install_operator_prereqs(cluster: &Cluster) -> Result<PathBuf> {
+    let client = cluster.admin_client();
+    install_crd(&client, &crd_without_webhook(bundle_crd()?)).await?;
+    install_rbac(&client).await?;
+    cluster
+        .service_account_kubeconfig(
+            OPERATOR_NAMESPACE,
+            SERVICE_ACCOUNT,
+            Duration::from_secs(3600),
+        )
+        .await
+}
+
+/// Writes a webhook serving certificate for 127.0.0.1/localhost (`tls.crt`,
+/// `tls.key`, as OLM mounts them) signed by a fresh CA into `dir`; returns the
+/// CA certificate (PEM) to put in `caBundle`.
+pub fn write_webhook_cert(dir: &Path) -> Result<String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+        ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "olm-tests webhook CA");
+    ca.distinguished_name = dn;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = now - time::Duration::hours(1);
+    ca.not_after = now + time::Duration::days(1);
+    let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "locust-k8s-operator webhook");
+    leaf.distinguished_name = dn;
+    leaf.subject_alt_names = vec![
+        SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        SanType::DnsName("localhost".try_into()?),
+    ];
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = now + time::Duration::days(1);
+    let cert = leaf.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("tls.crt"), cert.pem())?;
+    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
+    Ok(issuer.pem())
+}
