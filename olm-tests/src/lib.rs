@@ -10,6 +10,7 @@
 //! This crate is test tooling: it uses `anyhow` for errors and is not shipped.
 
 pub mod cluster;
+pub mod demo;
 pub mod tools;
 pub mod wait;
 

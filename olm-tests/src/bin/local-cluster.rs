@@ -24,6 +24,18 @@ enum Command {
     Up(UpArgs),
     /// Print the tools directory in use (exit 1 if the tools are not built).
     Tools,
+    /// Boot the cluster, start the operator, run the sample LocustTest, tear down.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Seconds the sample test "runs" before the demo ends its master pod.
+    #[arg(long, default_value_t = 15)]
+    run_for: u64,
+    /// Keep the cluster up after the test until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -62,6 +74,17 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Up(args) => up(args).await,
+        Command::Demo(args) => {
+            let tools = Tools::locate()?;
+            olm_tests::demo::run(
+                tools,
+                olm_tests::demo::DemoOptions {
+                    run_for: Duration::from_secs(args.run_for),
+                    keep: args.keep,
+                },
+            )
+            .await
+        }
     }
 }
 
