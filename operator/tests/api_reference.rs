@@ -55,7 +55,8 @@ fn constraints(s: &JSONSchemaProps) -> String {
     if let Some(e) = &s.enum_ {
         let vals: Vec<String> = e
             .iter()
-            .map(|v| format!("`{}`", v.0.as_str().unwrap_or_default()))
+            .filter_map(|v| v.0.as_str())
+            .map(|v| format!("`{v}`"))
             .collect();
         c.push(format!("one of {}", vals.join(", ")));
     }
