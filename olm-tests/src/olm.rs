@@ -828,6 +828,57 @@ fn ignore_not_found<T>(result: kube::Result<T>) -> Result<()> {
     }
 }
 
+/// Waits until OLM has wired the operator's webhooks: the CRD's conversion
+/// webhook names [`WEBHOOK_SERVICE`] in [`OPERATORS_NAMESPACE`] with a CA
+/// bundle (OLM rewrites the bundle's placeholder after the CSV reports
+/// `Succeeded`), and the validating webhook configuration exists.
+pub async fn wait_webhooks_wired(client: &Client, timeout: Duration) -> Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let res = wait_for(timeout, POLL, || {
+        let (crds, vwcs) = (crds.clone(), vwcs.clone());
+        async move {
+            let crd = crds.get(CRD_NAME).await?;
+            let cc = crd
+                .spec
+                .conversion
+                .as_ref()
+                .and_then(|c| c.webhook.as_ref())
+                .and_then(|w| w.client_config.as_ref());
+            let crd_ok = cc.is_some_and(|cc| {
+                cc.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty())
+                    && cc.service.as_ref().is_some_and(|s| {
+                        s.name == WEBHOOK_SERVICE && s.namespace == OPERATORS_NAMESPACE
+                    })
+            });
+            let vwc_ok = vwcs
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .any(|c| {
+                    c.webhooks.iter().flatten().any(|w| {
+                        w.name.starts_with("vlocusttest.locust.io")
+                            && w.client_config
+                                .service
+                                .as_ref()
+                                .is_some_and(|s| s.namespace == OPERATORS_NAMESPACE)
+                    })
+                });
+            Ok((crd_ok && vwc_ok).then_some(()))
+        }
+    })
+    .await;
+    if res.is_err() {
+        let last = crds.get(CRD_NAME).await.ok().map(|c| c.spec.conversion);
+        return res.with_context(|| {
+            format!("waiting for OLM to wire the webhooks; CRD conversion: {last:?}")
+        });
+    }
+    Ok(())
+}
+
 /// `spec.installPlanApproval` of a Subscription.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Approval {
@@ -855,6 +906,95 @@ async fn create_or_keep(api: &Api<DynamicObject>, obj: &DynamicObject) -> Result
     }
 }
 
+struct WebhookMaterial {
+    ip: String,
+    port: i32,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+/// The webhook Service's address and OLM's certificate for it, once the
+/// certificate verifies against the CRD's CA bundle (`None` until then).
+async fn webhook_material(client: &Client) -> Result<Option<WebhookMaterial>> {
+    let services: Api<Service> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let Some(service) = services.get_opt(WEBHOOK_SERVICE).await? else {
+        return Ok(None);
+    };
+    let Some(secret) = secrets.get_opt(WEBHOOK_CERT_SECRET).await? else {
+        return Ok(None);
+    };
+    let spec = service.spec.context("Service without spec")?;
+    let ip = spec
+        .cluster_ip
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .context("webhook Service without ClusterIP")?;
+    let port = spec
+        .ports
+        .unwrap_or_default()
+        .first()
+        .map(|p| p.port)
+        .context("webhook Service without ports")?;
+    let data = secret.data.unwrap_or_default();
+    let (Some(cert), Some(key)) = (data.get("tls.crt"), data.get("tls.key")) else {
+        return Ok(None);
+    };
+    let ca = crds
+        .get(CRD_NAME)
+        .await?
+        .spec
+        .conversion
+        .and_then(|c| c.webhook)
+        .and_then(|w| w.client_config)
+        .and_then(|c| c.ca_bundle)
+        .map(|b| b.0)
+        .unwrap_or_default();
+    let dns = format!("{WEBHOOK_SERVICE}.{OPERATORS_NAMESPACE}.svc");
+    if !cert_verifies(&cert.0, &ca, &dns) {
+        return Ok(None);
+    }
+    Ok(Some(WebhookMaterial {
+        ip,
+        port,
+        cert_pem: cert.0.clone(),
+        key_pem: key.0.clone(),
+    }))
+}
+
+/// Whether the PEM chain `cert_pem` is valid for `dns` under the PEM roots `ca_pem`.
+fn cert_verifies(cert_pem: &[u8], ca_pem: &[u8], dns: &str) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem).flatten() {
+        let _ = roots.add(ca);
+    }
+    if roots.is_empty() {
+        return false;
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem).flatten().collect();
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    let Ok(name) = ServerName::try_from(dns.to_owned()) else {
+        return false;
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(verifier) = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider,
+    )
+    .build() else {
+        return false;
+    };
+    verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
+        .is_ok()
+}
+
 /// The real operator binary serving the conversion and validating webhooks
 /// that OLM registered for the (fake, kwok) operator pods: it binds the
 /// webhook Service's ClusterIP and port (kube-apiserver dials webhook
@@ -866,7 +1006,23 @@ pub struct WebhookServer {
     pub process: OperatorProcess,
     /// `ClusterIP:port` it serves on.
     pub address: String,
+    sync: tokio::task::JoinHandle<()>,
     _cert_dir: tempfile::TempDir,
+}
+
+impl Drop for WebhookServer {
+    fn drop(&mut self) {
+        self.sync.abort();
+    }
+}
+
+/// Writes `bytes` to `dir/name` atomically (temp file + rename), as the
+/// kubelet updates a Secret volume.
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    Ok(())
 }
 
 impl WebhookServer {
@@ -874,35 +1030,41 @@ impl WebhookServer {
     /// the CSV's permissions) and waits until it is ready.
     pub async fn start(cluster: &Cluster, tag: &str) -> Result<Self> {
         let client = cluster.admin_client();
-        let services: Api<Service> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
-        let service = services
-            .get(WEBHOOK_SERVICE)
-            .await
-            .with_context(|| format!("reading Service {WEBHOOK_SERVICE}"))?;
-        let spec = service.spec.context("Service without spec")?;
-        let ip = spec
-            .cluster_ip
-            .filter(|ip| !ip.is_empty() && ip != "None")
-            .context("webhook Service without ClusterIP")?;
-        let port = spec
-            .ports
-            .unwrap_or_default()
-            .first()
-            .map(|p| p.port)
-            .context("webhook Service without ports")?;
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
-        let secret = secrets
-            .get(WEBHOOK_CERT_SECRET)
-            .await
-            .with_context(|| format!("reading Secret {WEBHOOK_CERT_SECRET}"))?;
-        let data = secret.data.unwrap_or_default();
+        wait_webhooks_wired(&client, Duration::from_secs(120)).await?;
+        // OLM rotates the certificate when a CSV replaces another (the
+        // Secret belongs to the old CSV and is re-issued): wait until the
+        // Secret's certificate verifies, for the Service's DNS name, against
+        // the CA OLM injected into the CRD.
+        let material = wait_for(Duration::from_secs(120), POLL, || {
+            let client = client.clone();
+            async move { webhook_material(&client).await }
+        })
+        .await
+        .context("waiting for OLM's webhook certificate to match the CA in the CRD")?;
         let cert_dir = tempfile::tempdir()?;
-        for key in ["tls.crt", "tls.key"] {
-            let value = data
-                .get(key)
-                .with_context(|| format!("Secret {WEBHOOK_CERT_SECRET} has no {key}"))?;
-            std::fs::write(cert_dir.path().join(key), &value.0)?;
-        }
+        std::fs::write(cert_dir.path().join("tls.crt"), &material.cert_pem)?;
+        std::fs::write(cert_dir.path().join("tls.key"), &material.key_pem)?;
+        let (ip, port) = (material.ip, material.port);
+        // Play the kubelet's part: keep the files in step with the Secret
+        // (OLM re-issues it when a CSV replaces another); the operator
+        // reloads a changed pair without a restart.
+        let sync = {
+            let client = client.clone();
+            let dir = cert_dir.path().to_path_buf();
+            let mut current = material.cert_pem.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if let Ok(Some(m)) = webhook_material(&client).await
+                        && m.cert_pem != current
+                        && replace_file(&dir, "tls.key", &m.key_pem).is_ok()
+                        && replace_file(&dir, "tls.crt", &m.cert_pem).is_ok()
+                    {
+                        current = m.cert_pem;
+                    }
+                }
+            })
+        };
         let kubeconfig = cluster
             .service_account_kubeconfig(OPERATORS_NAMESPACE, DEPLOYMENT, Duration::from_secs(3600))
             .await?;
@@ -921,7 +1083,73 @@ impl WebhookServer {
         Ok(Self {
             process,
             address: format!("{ip}:{port}"),
+            sync,
             _cert_dir: cert_dir,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair, KeyUsagePurpose,
+    };
+
+    fn ca() -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    fn serving_cert(ca: &CertifiedIssuer<'static, KeyPair>, dns: &str) -> String {
+        let mut params = CertificateParams::new(vec![dns.to_owned()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params
+            .signed_by(&KeyPair::generate().unwrap(), ca)
+            .unwrap()
+            .pem()
+    }
+
+    #[test]
+    fn a_certificate_verifies_only_under_its_ca_and_for_its_name() {
+        let dns = "locust-k8s-operator-service.operators.svc";
+        let (ca1, ca2) = (ca(), ca());
+        let cert = serving_cert(&ca1, dns);
+        assert!(cert_verifies(cert.as_bytes(), ca1.pem().as_bytes(), dns));
+        // A rotated CA (the CRD updated, the Secret not yet) does not match.
+        assert!(!cert_verifies(cert.as_bytes(), ca2.pem().as_bytes(), dns));
+        assert!(!cert_verifies(
+            cert.as_bytes(),
+            ca1.pem().as_bytes(),
+            "other.operators.svc"
+        ));
+        assert!(!cert_verifies(cert.as_bytes(), b"", dns));
+        assert!(!cert_verifies(b"", ca1.pem().as_bytes(), dns));
+    }
+
+    #[test]
+    fn names_and_log_tails() {
+        assert_eq!(csv_name("2.0.1"), "locust-k8s-operator.v2.0.1");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        std::fs::write(&log, "a\nb\nc\n").unwrap();
+        assert_eq!(log_tail(&log, 2), "b\nc");
+        assert!(log_tail(&dir.path().join("missing"), 2).contains("cannot read"));
+    }
+
+    #[test]
+    fn replace_file_swaps_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        replace_file(dir.path(), "tls.crt", b"one").unwrap();
+        replace_file(dir.path(), "tls.crt", b"two").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("tls.crt")).unwrap(), b"two");
+        assert!(!dir.path().join(".tls.crt.tmp").exists());
     }
 }

@@ -1,0 +1,299 @@
+//! Installing the operator from its catalog through a real OLM (the `olm` and
+//! `catalog` operators of operator-lifecycle-manager) on a local cluster:
+//! Subscription → InstallPlan → CSV `Succeeded`, with OLM's webhook wiring,
+//! then uninstalling. Sequential on one cluster: a package can only be
+//! installed once per OperatorGroup.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
+use locust_operator::api::LocustTest;
+use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, WebhookServer, csv_name};
+use olm_tests::operator;
+use olm_tests::{Cluster, ClusterOptions, wait_for};
+
+const INSTALL: Duration = Duration::from_secs(180);
+const CATALOG: &str = "locust-catalog";
+
+fn sample_v2(name: &str) -> Result<LocustTest> {
+    let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
+    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    t.metadata.name = Some(name.to_owned());
+    t.metadata.namespace = None;
+    Ok(t)
+}
+
+/// Checks what OLM created for the CSV.
+async fn check_install(cluster: &Cluster, olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> {
+    let client = olm.client().clone();
+    let ns = OPERATORS_NAMESPACE;
+
+    // The CRD: OLM's conversion webhook, CA injected, pointing at the operator's Service.
+    olm::wait_webhooks_wired(&client, INSTALL).await?;
+    let crd = Api::<CustomResourceDefinition>::all(client.clone())
+        .get(olm::CRD_NAME)
+        .await?;
+    let conversion = crd.spec.conversion.context("CRD without conversion")?;
+    ensure!(
+        conversion.strategy == "Webhook",
+        "strategy {}",
+        conversion.strategy
+    );
+    let cc = conversion
+        .webhook
+        .and_then(|w| w.client_config)
+        .context("CRD conversion without clientConfig")?;
+    ensure!(
+        cc.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()),
+        "CRD conversion caBundle empty"
+    );
+    let svc = cc
+        .service
+        .context("conversion clientConfig without service")?;
+    ensure!(
+        svc.name == olm::WEBHOOK_SERVICE && svc.namespace == ns,
+        "{svc:?}"
+    );
+    ensure!(svc.path.as_deref() == Some("/convert"), "{svc:?}");
+
+    // The validating webhook with our rules and OLM's CA.
+    let vwcs = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let hook = vwcs
+        .items
+        .iter()
+        .flat_map(|c| c.webhooks.iter().flatten())
+        .find(|w| w.name.starts_with("vlocusttest.locust.io"))
+        .context("no ValidatingWebhookConfiguration for vlocusttest.locust.io")?;
+    ensure!(hook.failure_policy.as_deref() == Some("Fail"));
+    ensure!(
+        hook.client_config
+            .ca_bundle
+            .as_ref()
+            .is_some_and(|b| !b.0.is_empty()),
+        "validating webhook caBundle empty"
+    );
+    let hsvc = hook
+        .client_config
+        .service
+        .as_ref()
+        .context("validating webhook without service")?;
+    ensure!(hsvc.name == olm::WEBHOOK_SERVICE, "{hsvc:?}");
+    ensure!(
+        hsvc.path.as_deref() == Some("/validate-locust-io-v2-locusttest"),
+        "{hsvc:?}"
+    );
+    let rules = hook.rules.clone().unwrap_or_default();
+    ensure!(
+        rules.iter().any(|r| {
+            r.api_groups.as_deref() == Some(&["locust.io".to_owned()][..])
+                && r.api_versions.as_deref() == Some(&["v2".to_owned()][..])
+                && r.resources.as_deref() == Some(&["locusttests".to_owned()][..])
+                && r.operations.as_ref().is_some_and(|o| {
+                    o.contains(&"CREATE".to_owned()) && o.contains(&"UPDATE".to_owned())
+                })
+        }),
+        "rules: {rules:?}"
+    );
+
+    // The Deployment: 2 replicas, Available through the real controllers and
+    // kwok, OLM's certificate mounted where the operator reads it.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let dep = wait_for(INSTALL, Duration::from_millis(250), || {
+        let deployments = deployments.clone();
+        async move {
+            let d = deployments.get(olm::DEPLOYMENT).await?;
+            let available = d
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Available" && c.status == "True")
+                });
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2);
+            Ok((available && ready).then_some(d))
+        }
+    })
+    .await
+    .context("operator Deployment Available with 2 ready replicas")?;
+    let spec = dep.spec.context("deployment spec")?;
+    ensure!(spec.replicas == Some(2), "replicas {:?}", spec.replicas);
+    let pod = spec.template.spec.context("pod spec")?;
+    ensure!(pod.service_account_name.as_deref() == Some(olm::DEPLOYMENT));
+    let volumes = pod.volumes.unwrap_or_default();
+    let cert_volumes: Vec<String> = volumes
+        .iter()
+        .filter(|v| {
+            v.secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some(olm::WEBHOOK_CERT_SECRET))
+        })
+        .map(|v| v.name.clone())
+        .collect();
+    ensure!(
+        !cert_volumes.is_empty(),
+        "no volume of Secret {}: {volumes:?}",
+        olm::WEBHOOK_CERT_SECRET
+    );
+    let container = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "operator")
+        .context("no operator container")?;
+    let mounted = container.volume_mounts.iter().flatten().any(|m| {
+        cert_volumes.contains(&m.name)
+            && m.mount_path.trim_end_matches('/') == "/tmp/k8s-webhook-server/serving-certs"
+    });
+    ensure!(
+        mounted,
+        "OLM's certificate is not mounted at /tmp/k8s-webhook-server/serving-certs: {:?}",
+        container.volume_mounts
+    );
+    let pods = cluster
+        .wait_for_running_pods(ns, "app.kubernetes.io/name=locust-k8s-operator", 2, INSTALL)
+        .await?;
+    ensure!(pods.len() == 2);
+
+    // ServiceAccount and RBAC as the CSV describes.
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .get(olm::DEPLOYMENT)
+        .await
+        .context("operator ServiceAccount")?;
+    let bound_to_sa = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
+        subjects.iter().flatten().any(|s| {
+            s.kind == "ServiceAccount"
+                && s.name == olm::DEPLOYMENT
+                && s.namespace.as_deref() == Some(ns)
+        })
+    };
+    let crbs = Api::<ClusterRoleBinding>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    ensure!(
+        crbs.items.iter().any(|b| bound_to_sa(&b.subjects)),
+        "no ClusterRoleBinding for the operator's ServiceAccount"
+    );
+    let rbs = Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    ensure!(
+        rbs.items.iter().any(|b| bound_to_sa(&b.subjects)),
+        "no RoleBinding for the operator's ServiceAccount"
+    );
+    ensure!(olm::field(csv, "/status/phase") == "Succeeded");
+    Ok(())
+}
+
+async fn install_channel(
+    cluster: &Cluster,
+    olm: &Olm,
+    channel: &str,
+    full_checks: bool,
+) -> Result<()> {
+    let version = olm::current_version()?;
+    let sub = format!("locust-{channel}");
+    olm.subscribe(&sub, CATALOG, channel, Approval::Automatic, None)
+        .await?;
+    let csv = olm
+        .wait_installed(&sub, &csv_name(&version), INSTALL)
+        .await?;
+    let plan_name = {
+        let s = olm::subscriptions(olm.client(), OPERATORS_NAMESPACE)
+            .get(&sub)
+            .await?;
+        olm::field(&s, "/status/installPlanRef/name").to_owned()
+    };
+    olm.wait_plan_complete(&plan_name, INSTALL).await?;
+    // Installed from the inline bundle objects: no unpack Job anywhere.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::all(olm.client().clone());
+    ensure!(
+        jobs.list(&ListParams::default()).await?.items.is_empty(),
+        "OLM created bundle unpack Jobs"
+    );
+    if let Err(e) = check_install(cluster, olm, &csv).await {
+        return Err(olm.fail(e).await);
+    }
+    if !full_checks {
+        return olm.uninstall(&sub).await;
+    }
+
+    // A user's LocustTest, created through the real webhook server.
+    let webhook = WebhookServer::start(cluster, "webhook-install").await?;
+    operator::create_namespace(olm.client(), "team-a", &[]).await?;
+    let tests: Api<LocustTest> = Api::namespaced(olm.client().clone(), "team-a");
+    tests
+        .create(&PostParams::default(), &sample_v2("kept")?)
+        .await
+        .with_context(|| {
+            format!(
+                "creating a LocustTest; webhook log:\n{}",
+                webhook.process.log_tail(20)
+            )
+        })?;
+    let mut invalid = sample_v2("invalid")?;
+    invalid.spec.worker.replicas = 0;
+    ensure!(
+        tests
+            .create(&PostParams::default(), &invalid)
+            .await
+            .is_err(),
+        "the validating webhook admitted 0 workers"
+    );
+
+    olm.uninstall(&sub).await?;
+    drop(webhook);
+    // The CRD and users' LocustTests stay.
+    Api::<CustomResourceDefinition>::all(olm.client().clone())
+        .get(olm::CRD_NAME)
+        .await
+        .context("the CRD must stay after uninstall")?;
+    let kept = tests
+        .get("kept")
+        .await
+        .context("LocustTest kept after uninstall")?;
+    ensure!(kept.name_any() == "kept");
+    let deployments: Api<Deployment> = Api::namespaced(olm.client().clone(), OPERATORS_NAMESPACE);
+    ensure!(deployments.get_opt(olm::DEPLOYMENT).await?.is_none());
+    Ok(())
+}
+
+/// Alpha (installed and uninstalled), then stable with every check, a
+/// user's LocustTest and an uninstall that keeps the CRD and the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_from_catalog_alpha_then_stable() -> Result<()> {
+    let Some(tools) = olm_tests::tools::tools_or_skip("install_from_catalog_alpha_then_stable")
+    else {
+        return Ok(());
+    };
+    let out = tempfile::tempdir()?;
+    let catalog = olm::generate_catalog(out.path(), &[])?;
+    let cluster = Cluster::start(ClusterOptions {
+        tools: Some(tools.clone()),
+        name: "olm-install".into(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let mut olm = Olm::start(&cluster, &tools).await?;
+    olm.serve_catalog(CATALOG, &catalog).await?;
+    let result = async {
+        // Alpha first: once LocustTests exist, reinstalling needs the
+        // conversion webhook (OLM lists them in every served version).
+        install_channel(&cluster, &olm, "alpha", false).await?;
+        install_channel(&cluster, &olm, "stable", true).await
+    }
+    .await;
+    if result.is_err() {
+        cluster.mark_failed();
+    }
+    olm.ensure_running()?;
+    result
+}

@@ -1,0 +1,343 @@
+//! Upgrading through OLM along the `stable` and `alpha` channels, from a
+//! catalog with the current release and generated next releases (patch in
+//! alpha+stable, minor in alpha only), with LocustTests (v1 and v2) created
+//! before the upgrade and read in both versions after it. Conversion is
+//! served by the real operator binary bound on the webhook Service's
+//! ClusterIP with OLM's certificate ([`WebhookServer`]), since the operator
+//! pods themselves are kwok fakes.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
+};
+use kube::{Client, ResourceExt};
+use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, WebhookServer, csv_name};
+use olm_tests::operator;
+use olm_tests::{Cluster, ClusterOptions};
+use serde_json::{Value, json};
+
+const STEP: Duration = Duration::from_secs(180);
+const CATALOG: &str = "locust-catalog";
+
+/// The current release and the two hypothetical next ones.
+struct Versions {
+    current: String,
+    patch: String,
+    minor: String,
+}
+
+impl Versions {
+    fn new() -> Result<Self> {
+        let current = olm::current_version()?;
+        let parts: Vec<u64> = current
+            .split('.')
+            .map(|p| p.parse::<u64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("version {current} is not MAJOR.MINOR.PATCH"))?;
+        ensure!(
+            parts.len() == 3,
+            "version {current} is not MAJOR.MINOR.PATCH"
+        );
+        Ok(Self {
+            patch: format!("{}.{}.{}", parts[0], parts[1], parts[2] + 1),
+            minor: format!("{}.{}.0", parts[0], parts[1] + 1),
+            current,
+        })
+    }
+}
+
+fn locust_api(client: &Client, ns: &str, version: &str) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("locust.io", version, "LocustTest"),
+        "locusttests",
+    );
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+fn sample(version: &str, name: &str) -> Result<DynamicObject> {
+    let file = format!("operator/samples/locusttest-{version}.yaml");
+    let path = operator::workspace_root().join(file);
+    let mut obj: DynamicObject = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    obj.metadata.name = Some(name.to_owned());
+    obj.metadata.namespace = None;
+    Ok(obj)
+}
+
+/// Creates a v1 and a v2 LocustTest in `ns` (needs the webhooks).
+async fn create_tests(client: &Client, ns: &str, prefix: &str, hook: &WebhookServer) -> Result<()> {
+    operator::create_namespace(client, ns, &[]).await?;
+    for version in ["v1", "v2"] {
+        let name = format!("{prefix}-{version}");
+        locust_api(client, ns, version)
+            .create(&PostParams::default(), &sample(version, &name)?)
+            .await
+            .with_context(|| {
+                format!(
+                    "creating {version} LocustTest {name}; webhook log:\n{}",
+                    hook.process.log_tail(20)
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Both tests are readable in both versions (retried, bounded: the webhook
+/// certificate may be in the middle of a rotation).
+async fn read_tests(client: &Client, ns: &str, prefix: &str, hook: &WebhookServer) -> Result<()> {
+    olm_tests::wait_for(STEP, Duration::from_secs(1), || async move {
+        read_tests_once(client, ns, prefix, hook).await.map(Some)
+    })
+    .await
+}
+
+/// Both tests are readable in both versions, with the fields of each.
+async fn read_tests_once(
+    client: &Client,
+    ns: &str,
+    prefix: &str,
+    hook: &WebhookServer,
+) -> Result<()> {
+    let lp = ListParams::default();
+    let v1 = locust_api(client, ns, "v1")
+        .list(&lp)
+        .await
+        .with_context(|| {
+            format!(
+                "listing v1 LocustTests; webhook log:\n{}",
+                hook.process.log_tail(20)
+            )
+        })?;
+    let v2 = locust_api(client, ns, "v2").list(&lp).await?;
+    for version in ["v1", "v2"] {
+        let name = format!("{prefix}-{version}");
+        let as_v1 = v1
+            .items
+            .iter()
+            .find(|o| o.name_any() == name)
+            .with_context(|| format!("{name} missing from the v1 list"))?;
+        ensure!(
+            as_v1
+                .data
+                .pointer("/spec/workerReplicas")
+                .and_then(Value::as_i64)
+                == Some(2),
+            "{name} as v1: {}",
+            as_v1.data
+        );
+        let as_v2 = v2
+            .items
+            .iter()
+            .find(|o| o.name_any() == name)
+            .with_context(|| format!("{name} missing from the v2 list"))?;
+        ensure!(
+            as_v2
+                .data
+                .pointer("/spec/worker/replicas")
+                .and_then(Value::as_i64)
+                .is_some(),
+            "{name} as v2: {}",
+            as_v2.data
+        );
+        ensure!(
+            as_v2.data.pointer("/spec/image").and_then(Value::as_str)
+                == as_v1.data.pointer("/spec/image").and_then(Value::as_str),
+            "{name}: image differs between versions"
+        );
+    }
+    Ok(())
+}
+
+async fn delete_tests(client: &Client, ns: &str) -> Result<()> {
+    let api = locust_api(client, ns, "v2");
+    for t in api.list(&ListParams::default()).await?.items {
+        api.delete(&t.name_any(), &DeleteParams::default()).await?;
+    }
+    olm_tests::wait_for(STEP, Duration::from_millis(250), || {
+        let api = api.clone();
+        async move {
+            Ok(api
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        }
+    })
+    .await
+    .context("waiting for the LocustTests to be deleted")
+}
+
+async fn csv_exists(olm: &Olm, name: &str) -> Result<bool> {
+    Ok(olm::csvs(olm.client(), OPERATORS_NAMESPACE)
+        .get_opt(name)
+        .await?
+        .is_some())
+}
+
+/// Waits until OLM has garbage-collected the replaced CSV `name`.
+async fn wait_replaced(olm: &Olm, name: &str) -> Result<()> {
+    let res = olm_tests::wait_for(STEP, Duration::from_millis(250), || async move {
+        Ok((!csv_exists(olm, name).await?).then_some(()))
+    })
+    .await;
+    match res {
+        Ok(()) => Ok(()),
+        Err(e) => Err(olm
+            .fail(e.context(format!("waiting for the replaced CSV {name} to be removed")))
+            .await),
+    }
+}
+
+async fn sub_field(olm: &Olm, sub: &str, pointer: &str) -> Result<String> {
+    let s = olm::subscriptions(olm.client(), OPERATORS_NAMESPACE)
+        .get(sub)
+        .await?;
+    Ok(olm::field(&s, pointer).to_owned())
+}
+
+/// alpha (Automatic) at the current release; switched to stable; a catalog
+/// update publishes the next releases: the subscription moves to the stable
+/// head (not alpha's) and the old CSV is replaced; then switched back to
+/// alpha it moves to the alpha head. LocustTests survive every step.
+async fn automatic_and_channel_switches(
+    cluster: &Cluster,
+    olm: &mut Olm,
+    v: &Versions,
+    next: &std::path::Path,
+) -> Result<()> {
+    let client = olm.client().clone();
+    let sub = "locust-auto";
+    olm.subscribe(sub, CATALOG, "alpha", Approval::Automatic, None)
+        .await?;
+    olm.wait_installed(sub, &csv_name(&v.current), STEP).await?;
+    let hook = WebhookServer::start(cluster, "webhook-auto").await?;
+    create_tests(&client, "team-auto", "before", &hook).await?;
+
+    // alpha → stable: the current release is in both, nothing to install.
+    olm.patch_subscription(sub, json!({"channel": "stable"}))
+        .await?;
+    olm.wait_installed(sub, &csv_name(&v.current), STEP).await?;
+
+    // Publish the next releases: stable's head is the patch release.
+    olm.serve_catalog(CATALOG, next).await?;
+    olm.wait_installed(sub, &csv_name(&v.patch), STEP).await?;
+    wait_replaced(olm, &csv_name(&v.current)).await?;
+    ensure!(
+        !csv_exists(olm, &csv_name(&v.minor)).await?,
+        "stable must not install the alpha-only {}",
+        v.minor
+    );
+    read_tests(&client, "team-auto", "before", &hook).await?;
+
+    // stable → alpha: moves on to alpha's head.
+    olm.patch_subscription(sub, json!({"channel": "alpha"}))
+        .await?;
+    olm.wait_installed(sub, &csv_name(&v.minor), STEP).await?;
+    wait_replaced(olm, &csv_name(&v.patch)).await?;
+    read_tests(&client, "team-auto", "before", &hook).await?;
+
+    // Clean up while conversion is served (a reinstall lists every version).
+    delete_tests(&client, "team-auto").await?;
+    olm.uninstall(sub).await?;
+    drop(hook);
+    Ok(())
+}
+
+/// A Manual subscription on an old release in alpha: the next InstallPlan
+/// waits for approval and goes to the alpha head in one step (skipRange),
+/// never through the patch release.
+async fn manual_with_skip_range(
+    cluster: &Cluster,
+    olm: &mut Olm,
+    v: &Versions,
+    next: &std::path::Path,
+) -> Result<()> {
+    let client = olm.client().clone();
+    olm.serve_catalog(CATALOG, next).await?;
+    let sub = "locust-manual";
+    let start = csv_name(&v.current);
+    olm.subscribe(sub, CATALOG, "alpha", Approval::Manual, Some(&start))
+        .await?;
+    let first = olm.wait_install_plan(sub, &start, STEP).await?;
+    ensure!(
+        first.data.pointer("/spec/approved") == Some(&json!(false)),
+        "a Manual plan must start unapproved"
+    );
+    ensure!(!csv_exists(olm, &start).await?, "installed before approval");
+    olm.approve(&first.name_any()).await?;
+    olm.wait_installed(sub, &start, STEP).await?;
+    let hook = WebhookServer::start(cluster, "webhook-manual").await?;
+    create_tests(&client, "team-manual", "old", &hook).await?;
+
+    let head = csv_name(&v.minor);
+    let plan = olm.wait_install_plan(sub, &head, STEP).await?;
+    let names = plan
+        .data
+        .pointer("/spec/clusterServiceVersionNames")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        names == json!([head.clone()]),
+        "one step to the head expected, plan has {names}"
+    );
+    ensure!(plan.data.pointer("/spec/approved") == Some(&json!(false)));
+    // Unapproved: nothing moves.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(sub_field(olm, sub, "/status/installedCSV").await? == start);
+    ensure!(sub_field(olm, sub, "/status/state").await? == "UpgradePending");
+    ensure!(!csv_exists(olm, &head).await?);
+
+    olm.approve(&plan.name_any()).await?;
+    olm.wait_installed(sub, &head, STEP).await?;
+    wait_replaced(olm, &start).await?;
+    ensure!(
+        !csv_exists(olm, &csv_name(&v.patch)).await?,
+        "the patch release was installed on the way"
+    );
+    read_tests(&client, "team-manual", "old", &hook).await?;
+    delete_tests(&client, "team-manual").await?;
+    olm.uninstall(sub).await?;
+    drop(hook);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_along_stable_and_alpha() -> Result<()> {
+    let Some(tools) = olm_tests::tools::tools_or_skip("upgrade_along_stable_and_alpha") else {
+        return Ok(());
+    };
+    let v = Versions::new()?;
+    let current_dir = tempfile::tempdir()?;
+    let next_dir = tempfile::tempdir()?;
+    let current = olm::generate_catalog(current_dir.path(), &[])?;
+    let next = olm::generate_catalog(
+        next_dir.path(),
+        &[
+            &format!("{}:alpha,stable", v.patch),
+            &format!("{}:alpha", v.minor),
+        ],
+    )?;
+    let cluster = Cluster::start(ClusterOptions {
+        tools: Some(tools.clone()),
+        name: "olm-upgrade".into(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let mut olm = Olm::start(&cluster, &tools).await?;
+    olm.serve_catalog(CATALOG, &current).await?;
+    let mut result = automatic_and_channel_switches(&cluster, &mut olm, &v, &next)
+        .await
+        .context("scenario: automatic upgrade and channel switches");
+    if result.is_ok() {
+        result = manual_with_skip_range(&cluster, &mut olm, &v, &next)
+            .await
+            .context("scenario: manual approval and skipRange");
+    }
+    if let Err(e) = result {
+        cluster.mark_failed();
+        return Err(olm.fail(e).await);
+    }
+    olm.ensure_running()
+}
