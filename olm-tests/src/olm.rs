@@ -17,7 +17,6 @@
 //! owner is dropped, and by the kernel if the test process dies.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -87,28 +86,19 @@ pub fn current_version() -> Result<String> {
 ///
 /// Runs the generator through `cargo run -p manifests-gen` (`$CARGO` when set).
 pub fn generate_catalog(out_dir: &Path, extra_releases: &[&str]) -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(operator::workspace_root())
-        .args(["run", "-q", "-p", "manifests-gen", "--", "generate"])
-        .arg("--inline-catalog")
-        .arg("--out-dir")
-        .arg(out_dir);
-    for release in extra_releases {
-        cmd.arg("--extra-release").arg(release);
-    }
-    let output = cmd
-        .stdin(Stdio::null())
-        .output()
-        .context("running cargo run -p manifests-gen")?;
-    if !output.status.success() {
-        bail!(
-            "manifests-gen generate failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    // The same generator as `manifests-gen generate --inline-catalog`, called
+    // as a library.
+    let mut opts = manifests_gen::Options::new(operator::workspace_root());
+    opts.out_dir = out_dir.to_path_buf();
+    opts.inline_catalog = true;
+    opts.extra_releases = extra_releases
+        .iter()
+        .map(|r| manifests_gen::parse_extra_release(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let generated =
+        manifests_gen::generate(&opts).map_err(|e| anyhow::anyhow!("manifests-gen: {e}"))?;
+    manifests_gen::write(&generated, out_dir).map_err(|e| anyhow::anyhow!("manifests-gen: {e}"))?;
     let catalog = out_dir.join("catalog");
     if !catalog.join(PACKAGE).is_dir() {
         bail!("manifests-gen wrote no {}", catalog.join(PACKAGE).display());
