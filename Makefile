@@ -7,7 +7,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build tools generate check-manifests fmt lint unit test demo cluster clean
+.PHONY: all build tools generate check-manifests fmt lint unit test demo demo-dev cluster clean
 
 all: build
 
@@ -40,10 +40,14 @@ unit:
 test: lint check-manifests tools build
 	LOCUST_REQUIRE_TOOLS=1 $(CARGO) test --workspace -- --test-threads=2
 
-## Boot the local cluster, start the operator, run the sample LocustTest, tear down.
+## Boot the local cluster, install the operator through OLM (catalog -> Subscription), run the sample LocustTest, tear down.
 demo: tools build
 	@echo "make demo: the first run builds the pinned Kubernetes tools from Go modules (see olm-tests/tools/README.md for the measured time); later runs reuse them"
 	$(CARGO) run -q -p olm-tests --bin local-cluster -- demo
+
+## Faster path for development: the operator as a local process, no OLM.
+demo-dev: tools build
+	$(CARGO) run -q -p olm-tests --bin local-cluster -- demo --operator-process
 
 ## Just the cluster, until Ctrl-C (prints the KUBECONFIG to use).
 cluster: tools

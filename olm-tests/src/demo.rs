@@ -25,6 +25,9 @@ use crate::tools::Tools;
 /// How the demo runs.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
+    /// Install through OLM (catalog → Subscription → CSV), as users do; when
+    /// false, run the operator as a local process (the fast development path).
+    pub olm: bool,
     /// How long the sample test "runs" before the demo ends its master pod.
     pub run_for: Duration,
     /// Keep the cluster (and operator) up after the test, until Ctrl-C.
@@ -66,9 +69,10 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Runs the demo with the operator as a local process.
+/// Runs the demo: through OLM, or with the operator as a local process.
 pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
     let started = Instant::now();
+    let tools_dir = tools.clone();
     println!(
         "demo: booting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)…"
     );
@@ -83,22 +87,76 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
         cluster.startup_duration().as_secs_f64(),
         cluster.kubeconfig_path().display()
     );
-    println!(
-        "demo: installing the CRD (from bundle/) and the operator's RBAC, starting the operator under its ServiceAccount…"
-    );
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let op = OperatorProcess::spawn(
-        &cluster,
-        &kubeconfig,
-        "demo",
-        &["--leader-elect=false".into(), "--disable-webhooks".into()],
-    )?;
-    let ready = op.wait_ready(Duration::from_secs(60)).await?;
-    println!(
-        "demo: operator ready in {} ms (log: {})",
-        ready.as_millis(),
-        op.log_path.display()
-    );
+    let mut olm_handle = None;
+    let mut webhook = None;
+    let process = if opts.olm {
+        println!(
+            "demo: starting OLM (olm and catalog operators) and serving the generated catalog with `opm serve`…"
+        );
+        let mut olm = crate::olm::Olm::start(&cluster, &tools_dir).await?;
+        let out = tempfile::tempdir()?;
+        let catalog = crate::olm::generate_catalog(out.path(), &[])?;
+        olm.serve_catalog("locust-catalog", &catalog).await?;
+        let version = crate::olm::current_version()?;
+        let csv = crate::olm::csv_name(&version);
+        println!(
+            "demo: subscribing to package {} channel stable (Subscription in namespace {})…",
+            crate::olm::PACKAGE,
+            crate::olm::OPERATORS_NAMESPACE
+        );
+        olm.subscribe(
+            "locust-k8s-operator",
+            "locust-catalog",
+            "stable",
+            crate::olm::Approval::Automatic,
+            None,
+        )
+        .await?;
+        if let Err(e) = olm
+            .wait_installed("locust-k8s-operator", &csv, Duration::from_secs(240))
+            .await
+        {
+            bail!("{e:#}\n{}", olm.diagnostics());
+        }
+        println!(
+            "demo: {csv} Succeeded: OLM installed the CRD (conversion webhook + CA), the webhooks, RBAC, ServiceAccount and Deployment"
+        );
+        println!(
+            "demo: the Deployment's pods are kwok fakes, so the real operator binary runs as a local process under OLM's ServiceAccount and certificate, serving on the webhook Service's address…"
+        );
+        let server = crate::olm::WebhookServer::start(&cluster, "demo").await?;
+        println!(
+            "demo: operator serving webhooks on {} and reconciling (log: {})",
+            server.address,
+            server.process.log_path.display()
+        );
+        olm_handle = Some((olm, out));
+        webhook = Some(server);
+        None
+    } else {
+        println!(
+            "demo: installing the CRD (from bundle/) and the operator's RBAC, starting the operator under its ServiceAccount…"
+        );
+        let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
+        let op = OperatorProcess::spawn(
+            &cluster,
+            &kubeconfig,
+            "demo",
+            &["--leader-elect=false".into(), "--disable-webhooks".into()],
+        )?;
+        let ready = op.wait_ready(Duration::from_secs(60)).await?;
+        println!(
+            "demo: operator ready in {} ms (log: {})",
+            ready.as_millis(),
+            op.log_path.display()
+        );
+        Some(op)
+    };
+    let op: &OperatorProcess = match (&process, &webhook) {
+        (Some(op), _) => op,
+        (None, Some(w)) => &w.process,
+        (None, None) => bail!("demo: no operator started"),
+    };
 
     let client = cluster.admin_client();
     let ns = "default";
@@ -178,7 +236,9 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
             .context("waiting for Ctrl-C")?;
     }
     println!("demo: tearing down");
-    drop(op);
+    drop(process);
+    drop(webhook);
+    drop(olm_handle);
     cluster.stop();
     println!("demo: done in {:.1}s", started.elapsed().as_secs_f64());
     if final_status.phase != Some(Phase::Succeeded) {

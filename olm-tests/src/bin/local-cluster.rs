@@ -30,6 +30,10 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct DemoArgs {
+    /// Run the operator as a local process instead of installing it through
+    /// OLM (the faster development path).
+    #[arg(long)]
+    operator_process: bool,
     /// Seconds the sample test "runs" before the demo ends its master pod.
     #[arg(long, default_value_t = 15)]
     run_for: u64,
@@ -79,6 +83,7 @@ async fn main() -> Result<()> {
             olm_tests::demo::run(
                 tools,
                 olm_tests::demo::DemoOptions {
+                    olm: !args.operator_process,
                     run_for: Duration::from_secs(args.run_for),
                     keep: args.keep,
                 },
