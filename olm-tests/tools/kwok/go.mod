@@ -1,5 +1,7 @@
 // Wrapper module that builds kwok and kwokctl from sigs.k8s.io/kwok at a
-// pinned version.
+// pinned version: v0.8.0, the newest release, which is built against the
+// k8s.io v0.36 libraries (Kubernetes 1.36, like ../kube) and go 1.26; v0.7.0
+// targets the k8s.io v0.33 libraries.
 module locust-k8s-operator/olm-tests/tools/kwok
 
 go 1.26.0

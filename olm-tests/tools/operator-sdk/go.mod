@@ -1,5 +1,18 @@
 // Wrapper module that builds operator-sdk from
 // github.com/operator-framework/operator-sdk at a pinned version.
+//
+// v1.34.1 is the newest operator-sdk release whose go.mod the module proxy
+// serves here: v1.42.0 (and v1.41.1, v1.41.0, v1.40.0, v1.39.2, v1.39.1,
+// v1.38.0, v1.37.0, v1.36.1, v1.35.0, all tried) answer
+// "403 Forbidden: This module version is not available". v1.34.1 also is not in the checksum database (lookup answers 404),
+// so this go.sum was created once with
+// GONOSUMDB=github.com/operator-framework/operator-sdk; builds verify the
+// module against the committed go.sum and never need the checksum database.
+//
+// golang.org/x/tools is raised from v0.17.0 (operator-sdk's own requirement)
+// to v0.26.0: older x/tools fail to compile with go >= 1.25 ("tokeninternal:
+// invalid array length -delta * delta"); `go get golang.org/x/tools@v0.26.0`
+// also raised the other golang.org/x modules it needs.
 module locust-k8s-operator/olm-tests/tools/operator-sdk
 
 go 1.26.0
@@ -184,17 +197,17 @@ require (
 	go.opentelemetry.io/proto/otlp v1.0.0 // indirect
 	go.starlark.net v0.0.0-20230612165344-9532f5667272 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	golang.org/x/crypto v0.18.0 // indirect
+	golang.org/x/crypto v0.28.0 // indirect
 	golang.org/x/exp v0.0.0-20230905200255-921286631fa9 // indirect
-	golang.org/x/mod v0.14.0 // indirect
-	golang.org/x/net v0.20.0 // indirect
+	golang.org/x/mod v0.21.0 // indirect
+	golang.org/x/net v0.30.0 // indirect
 	golang.org/x/oauth2 v0.15.0 // indirect
-	golang.org/x/sync v0.6.0 // indirect
-	golang.org/x/sys v0.16.0 // indirect
-	golang.org/x/term v0.16.0 // indirect
-	golang.org/x/text v0.14.0 // indirect
+	golang.org/x/sync v0.8.0 // indirect
+	golang.org/x/sys v0.26.0 // indirect
+	golang.org/x/term v0.25.0 // indirect
+	golang.org/x/text v0.19.0 // indirect
 	golang.org/x/time v0.5.0 // indirect
-	golang.org/x/tools v0.17.0 // indirect
+	golang.org/x/tools v0.26.0 // indirect
 	google.golang.org/appengine v1.6.8 // indirect
 	google.golang.org/genproto v0.0.0-20231211222908-989df2bf70f3 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20231120223509-83a465c0220f // indirect
