@@ -18,5 +18,6 @@ pub use cluster::{Cluster, ClusterOptions, Component};
 pub use tools::Tools;
 pub use wait::wait_for;
 
+pub mod locust;
 pub mod olm;
 pub mod operator;

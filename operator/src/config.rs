@@ -150,6 +150,12 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_GRACE_PERIOD", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub grace_period: Duration,
 
+    /// Interval between two reads of a running test's Locust master statistics (and at most
+    /// one status write per test per interval). Keep each test's `autoquit.timeout` above it
+    /// (twice is safe) so the final statistics are read before the master exits.
+    #[arg(long, env = "LOCUST_STATS_INTERVAL", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
     /// Address of the Prometheus metrics endpoint (`host:port` or `:port`).
     #[arg(long, env = "LOCUST_METRICS_BIND_ADDRESS", value_name = "ADDR", default_value = "0.0.0.0:8080", value_parser = parse_bind_address)]
     pub metrics_bind_address: SocketAddr,
@@ -254,6 +260,7 @@ impl Default for OperatorConfig {
             job_ttl_seconds_after_finished: None,
             default_runtime_class_name: None,
             grace_period: Duration::from_secs(120),
+            stats_interval: Duration::from_secs(10),
             metrics_bind_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
             health_probe_bind_address: SocketAddr::from(([0, 0, 0, 0], 8081)),
             leader_elect: true,
@@ -570,6 +577,12 @@ impl OperatorConfig {
             problems.push(format!(
                 "--grace-period={}: must be at least 1s",
                 format_duration(self.grace_period)
+            ));
+        }
+        if self.stats_interval < Duration::from_secs(1) {
+            problems.push(format!(
+                "--stats-interval={}: must be at least 1s",
+                format_duration(self.stats_interval)
             ));
         }
         if !is_dns1123_subdomain(&self.leader_election_id) {

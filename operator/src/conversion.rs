@@ -259,6 +259,7 @@ pub fn v1_spec_to_v2(spec: &v1::LocustTestSpec) -> v2::LocustTestSpec {
             labels: spec.labels.worker.clone(),
             annotations: spec.annotations.worker.clone(),
             extra_args: Vec::new(),
+            processes_per_pod: None,
         },
         test_files: test_files_from_v1(&spec.config_map, &spec.lib_config_map),
         scheduling: scheduling_from_v1(&spec.affinity, &spec.tolerations),
@@ -267,6 +268,9 @@ pub fn v1_spec_to_v2(spec: &v1::LocustTestSpec) -> v2::LocustTestSpec {
         volume_mounts: Vec::new(),
         security: None,
         observability: None,
+        thresholds: None,
+        output: None,
+        web_ui: None,
     }
 }
 

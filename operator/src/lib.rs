@@ -22,5 +22,7 @@ pub mod leader;
 pub mod metrics;
 pub mod rbac;
 pub mod resources;
+pub mod stats;
+pub mod thresholds;
 pub mod validation;
 pub mod webhook;

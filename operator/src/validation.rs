@@ -293,6 +293,44 @@ fn check_volume_mount_paths_absolute(t: &LocustTest) -> bool {
         .all(|m| m.mount.mount_path.starts_with('/'))
 }
 
+/// Every enabled output file of the master (an enabled file without a path counts as `""`).
+fn enabled_output_paths(t: &LocustTest) -> Vec<&str> {
+    let Some(o) = t.spec.output.as_ref() else {
+        return Vec::new();
+    };
+    fn file(f: Option<&crate::api::v2::FileOutput>) -> Option<&str> {
+        f.filter(|f| f.enabled)
+            .map(|f| f.path.as_deref().unwrap_or(""))
+    }
+    let csv = o
+        .csv
+        .as_ref()
+        .filter(|c| c.enabled)
+        .map(|c| c.prefix.as_deref().unwrap_or(""));
+    [
+        file(o.html_report.as_ref()),
+        file(o.json_file.as_ref()),
+        csv,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn check_output_paths_on_master_volume(t: &LocustTest) -> bool {
+    enabled_output_paths(t).iter().all(|p| {
+        t.spec.volume_mounts.iter().any(|m| {
+            let mp = &m.mount.mount_path;
+            let dir = if mp.ends_with('/') {
+                mp.clone()
+            } else {
+                format!("{mp}/")
+            };
+            m.target.includes_master() && p.starts_with(&dir) && p.len() > dir.len()
+        })
+    })
+}
+
 /// The v2 rules, each a CEL expression in the CRD and a Rust mirror.
 pub static RULES: &[Rule] = &[
     Rule {
@@ -454,6 +492,16 @@ pub static RULES: &[Rule] = &[
         message: "every spec.volumeMounts[].mountPath must be an absolute path; start it with '/', e.g. /results",
         reason: CelReason::Invalid,
         check: check_volume_mount_paths_absolute,
+    },
+    Rule {
+        id: "output-paths-on-master-volume",
+        at: &["spec"],
+        cel: "!has(self.output) || ((has(self.output.htmlReport) && has(self.output.htmlReport.enabled) && self.output.htmlReport.enabled ? [has(self.output.htmlReport.path) ? self.output.htmlReport.path : ''] : []) + (has(self.output.jsonFile) && has(self.output.jsonFile.enabled) && self.output.jsonFile.enabled ? [has(self.output.jsonFile.path) ? self.output.jsonFile.path : ''] : []) + (has(self.output.csv) && has(self.output.csv.enabled) && self.output.csv.enabled ? [has(self.output.csv.prefix) ? self.output.csv.prefix : ''] : [])).all(p, has(self.volumeMounts) && self.volumeMounts.exists(m, (!has(m.target) || m.target != 'worker') && p.startsWith(m.mountPath.endsWith('/') ? m.mountPath : m.mountPath + '/') && size(p) > size(m.mountPath.endsWith('/') ? m.mountPath : m.mountPath + '/')))",
+        field_path: ".output",
+        field: "spec.output",
+        message: "every enabled spec.output file (htmlReport.path, jsonFile.path, csv.prefix) must be set and lie below the mountPath of a spec.volumeMounts entry whose target is master or both; e.g. write /results/report.html and mount a volume at /results",
+        reason: CelReason::Invalid,
+        check: check_output_paths_on_master_volume,
     },
 ];
 

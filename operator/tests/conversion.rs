@@ -144,6 +144,7 @@ fn minimal_v2_spec() -> v2::LocustTestSpec {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             extra_args: Vec::new(),
+            processes_per_pod: None,
         },
         test_files: None,
         scheduling: None,
@@ -152,6 +153,9 @@ fn minimal_v2_spec() -> v2::LocustTestSpec {
         volume_mounts: Vec::new(),
         security: None,
         observability: None,
+        thresholds: None,
+        output: None,
+        web_ui: None,
     }
 }
 
@@ -1297,9 +1301,61 @@ prop_compose! {
         labels in string_map(),
         annotations in string_map(),
         extra_args in vec(text(), 0..3),
+        processes_per_pod in option::of(1i32..64),
     ) -> v2::WorkerSpec {
-        v2::WorkerSpec { command, replicas, resources, labels, annotations, extra_args }
+        v2::WorkerSpec { command, replicas, resources, labels, annotations, extra_args, processes_per_pod }
     }
+}
+
+/// Thresholds as users write them (a few decimals). Arbitrary 17-digit floats
+/// do not survive serde_json's default (not correctly rounded) float parser.
+fn thresholds() -> BoxedStrategy<v2::ThresholdsSpec> {
+    let ms = || option::of((0u32..10_000_000).prop_map(|n| f64::from(n) / 100.0));
+    (
+        option::of((0u32..=1000).prop_map(|n| f64::from(n) / 1000.0)),
+        ms(),
+        ms(),
+        ms(),
+        ms(),
+        ms(),
+        ms(),
+    )
+        .prop_map(|(fr, avg, p50, p90, p95, p99, rps)| v2::ThresholdsSpec {
+            max_fail_ratio: fr,
+            max_average_response_time: avg,
+            max_p50_response_time: p50,
+            max_p90_response_time: p90,
+            max_p95_response_time: p95,
+            max_p99_response_time: p99,
+            min_requests_per_second: rps,
+        })
+        .boxed()
+}
+
+fn file_output() -> BoxedStrategy<v2::FileOutput> {
+    (any::<bool>(), option::of("/[a-z]{1,8}(/[a-z]{1,8})?"))
+        .prop_map(|(enabled, path)| v2::FileOutput { enabled, path })
+        .boxed()
+}
+
+fn output() -> BoxedStrategy<v2::OutputSpec> {
+    (
+        option::of(file_output()),
+        option::of(file_output()),
+        option::of((any::<bool>(), option::of("/[a-z]{1,8}/[a-z]{1,8}"))),
+    )
+        .prop_map(|(html_report, json_file, csv)| v2::OutputSpec {
+            html_report,
+            json_file,
+            csv: csv.map(|(enabled, prefix)| v2::CsvOutput { enabled, prefix }),
+        })
+        .boxed()
+}
+
+fn web_ui() -> BoxedStrategy<v2::WebUiSpec> {
+    option::of(text())
+        .prop_map(|base_path| v2::WebUiSpec { base_path })
+        .boxed()
 }
 
 fn test_files() -> BoxedStrategy<v2::TestFilesSpec> {
@@ -1697,6 +1753,7 @@ prop_compose! {
         volumes in vec(volume(), 0..3),
         volume_mounts in vec(volume_mount(), 0..3),
         extra in (option::of(security()), option::of(observability())),
+        results in (option::of(thresholds()), option::of(output()), option::of(web_ui())),
     ) -> v2::LocustTestSpec {
         v2::LocustTestSpec {
             image,
@@ -1711,6 +1768,9 @@ prop_compose! {
             volume_mounts,
             security: extra.0,
             observability: extra.1,
+            thresholds: results.0,
+            output: results.1,
+            web_ui: results.2,
         }
     }
 }

@@ -353,6 +353,18 @@ rule_cases! {
         accept: full(),
         reject: edit(full(), |v| v["spec"]["volumeMounts"][1]["mountPath"] = json!("shared")),
     }
+    output_paths_on_master_volume => "output-paths-on-master-volume" {
+        accept: edit(full(), |v| v["spec"]["output"] = json!({
+            "htmlReport": {"enabled": true, "path": "/results/report.html"},
+            "jsonFile": {"enabled": false, "path": "/shared/not-written"},
+            "csv": {"enabled": true, "prefix": "/results/run"}
+        })),
+        // `/shared` is mounted on the workers only.
+        reject: edit(full(), |v| v["spec"]["output"] = json!({
+            "htmlReport": {"enabled": true, "path": "/results/report.html"},
+            "jsonFile": {"enabled": true, "path": "/shared/stats"}
+        })),
+    }
     master_command_shell_syntax => "master-command-shell-syntax" {
         accept: edit(base(), |v| v["spec"]["master"]["command"] = json!("locust -f '/lotest/src/my file.py' # comment")),
         reject: edit(base(), |v| v["spec"]["master"]["command"] = json!("locust -f \"/lotest/src/my file.py")),
@@ -501,7 +513,8 @@ fn cel_rules_at_lists_the_rules_of_a_location() {
         [
             "volume-mount-unknown-volume",
             "volume-mount-path-conflict",
-            "secret-mount-path-conflict"
+            "secret-mount-path-conflict",
+            "output-paths-on-master-volume"
         ]
     );
     assert_eq!(
@@ -821,6 +834,8 @@ fn printer_columns() {
                 ("Phase", "string", ".status.phase", None),
                 ("Workers", "integer", ".status.expectedWorkers", None),
                 ("Connected", "integer", ".status.connectedWorkers", None),
+                ("RPS", "number", ".status.live.requestsPerSecond", None),
+                ("FailRatio", "number", ".status.live.failRatio", None),
                 ("Age", "date", ".metadata.creationTimestamp", None),
                 ("Image", "string", ".spec.image", Some(1)),
             ],

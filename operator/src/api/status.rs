@@ -32,11 +32,16 @@ pub struct LocustTestStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
 
-    /// Final statistics of the run, read from the Locust master.
+    /// Final statistics of the run, read from the Locust master when its run stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<TestResult>,
 
-    /// Standard conditions: Ready, WorkersConnected, TestCompleted, PodsHealthy, SpecDrifted.
+    /// Latest numbers read from the Locust master while the test runs (refreshed at most once
+    /// per stats interval, only when they change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveStats>,
+
+    /// Standard conditions: Ready, WorkersConnected, TestCompleted, PodsHealthy, SpecDrifted, StatsAvailable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -101,6 +106,9 @@ pub struct TestResult {
     /// Median (p50) response time in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_response_time: Option<f64>,
+    /// 90th percentile response time in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_response_time: Option<f64>,
     /// 95th percentile response time in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p95_response_time: Option<f64>,
@@ -118,6 +126,27 @@ pub struct TestResult {
     pub state: Option<String>,
 }
 
+/// Live statistics of a running test, as last read from the Locust master.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveStats {
+    /// Users currently simulated, over all workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_users: Option<i64>,
+    /// Current requests per second (Locust's `total_rps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
+    /// Current share of failed requests, from 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_ratio: Option<f64>,
+    /// Requests sent so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_requests: Option<i64>,
+    /// Locust's state of the run (`ready`, `spawning`, `running`, `stopped`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
 /// Condition types written by the operator.
 pub mod condition_type {
     pub const READY: &str = "Ready";
@@ -125,11 +154,14 @@ pub mod condition_type {
     pub const TEST_COMPLETED: &str = "TestCompleted";
     pub const PODS_HEALTHY: &str = "PodsHealthy";
     pub const SPEC_DRIFTED: &str = "SpecDrifted";
-    pub const ALL: [&str; 5] = [
+    /// Whether the operator could read the master's statistics on its last attempt.
+    pub const STATS_AVAILABLE: &str = "StatsAvailable";
+    pub const ALL: [&str; 6] = [
         READY,
         WORKERS_CONNECTED,
         TEST_COMPLETED,
         PODS_HEALTHY,
         SPEC_DRIFTED,
+        STATS_AVAILABLE,
     ];
 }

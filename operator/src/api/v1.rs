@@ -51,6 +51,18 @@ pub const DEPRECATION_WARNING: &str =
         description = "Workers connected to the master"
     ),
     printcolumn(
+        name = "RPS",
+        type_ = "number",
+        json_path = ".status.live.requestsPerSecond",
+        description = "Requests per second (live while running)"
+    ),
+    printcolumn(
+        name = "FailRatio",
+        type_ = "number",
+        json_path = ".status.live.failRatio",
+        description = "Share of failed requests (live while running)"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

@@ -52,6 +52,18 @@ use super::status::LocustTestStatus;
         description = "Workers connected to the master"
     ),
     printcolumn(
+        name = "RPS",
+        type_ = "number",
+        json_path = ".status.live.requestsPerSecond",
+        description = "Requests per second (live while running)"
+    ),
+    printcolumn(
+        name = "FailRatio",
+        type_ = "number",
+        json_path = ".status.live.failRatio",
+        description = "Share of failed requests (live while running)"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -110,6 +122,168 @@ pub struct LocustTestSpec {
     /// Metrics and traces export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<ObservabilitySpec>,
+
+    /// Pass/fail criteria checked against the final statistics of the run. Any breach turns the
+    /// test `Failed` (condition `TestCompleted`, reason `ThresholdsBreached`); a threshold whose
+    /// number the master did not report fails the test with reason `ResultsUnavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdsSpec>,
+
+    /// Report files the master writes at the end of the run (`--html`, `--json-file`, `--csv`).
+    /// Every path must lie under a `volumeMounts` entry that targets the master (or both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+
+    /// Settings of the master's web UI and REST API (port 8089), which the operator reads the
+    /// statistics from.
+    #[serde(default, rename = "webUI", skip_serializing_if = "Option::is_none")]
+    pub web_ui: Option<WebUiSpec>,
+}
+
+/// Pass/fail thresholds, evaluated on the final statistics ("Aggregated" row) of the run.
+/// Unset thresholds are not checked.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdsSpec {
+    /// Highest accepted share of failed requests, from 0 to 1 (e.g. `0.01` = 1 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_fail_ratio: Option<f64>,
+
+    /// Highest accepted mean response time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_average_response_time: Option<f64>,
+
+    /// Highest accepted median (p50) response time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_p50_response_time: Option<f64>,
+
+    /// Highest accepted 90th percentile response time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_p90_response_time: Option<f64>,
+
+    /// Highest accepted 95th percentile response time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_p95_response_time: Option<f64>,
+
+    /// Highest accepted 99th percentile response time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_p99_response_time: Option<f64>,
+
+    /// Lowest accepted throughput over the run, in requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub min_requests_per_second: Option<f64>,
+}
+
+/// Report files written by the master.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputSpec {
+    /// Locust's HTML report (`--html <path>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_report: Option<FileOutput>,
+
+    /// Final statistics as JSON (`--json-file <path>`; Locust adds the `.json` suffix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_file: Option<FileOutput>,
+
+    /// CSV statistics (`--csv <prefix>`: `<prefix>_stats.csv`, `<prefix>_failures.csv`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvOutput>,
+}
+
+/// One report file.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileOutput {
+    /// Write the file. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Absolute path of the file in the master container, under a volume mount of the master.
+    /// Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub path: Option<String>,
+}
+
+/// CSV reports.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CsvOutput {
+    /// Write the CSV files. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Absolute path prefix of the CSV files in the master container, under a volume mount of
+    /// the master, e.g. `/results/run` → `/results/run_stats.csv`. Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub prefix: Option<String>,
+}
+
+impl FileOutput {
+    /// The path, when the file is enabled.
+    pub fn active_path(&self) -> Option<&str> {
+        self.enabled.then_some(self.path.as_deref()).flatten()
+    }
+}
+
+impl CsvOutput {
+    /// The prefix, when CSV output is enabled.
+    pub fn active_prefix(&self) -> Option<&str> {
+        self.enabled.then_some(self.prefix.as_deref()).flatten()
+    }
+}
+
+impl OutputSpec {
+    /// `(field, path)` of every enabled output, in a fixed order.
+    pub fn active_paths(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        if let Some(p) = self.html_report.as_ref().and_then(FileOutput::active_path) {
+            out.push(("spec.output.htmlReport.path", p));
+        }
+        if let Some(p) = self.json_file.as_ref().and_then(FileOutput::active_path) {
+            out.push(("spec.output.jsonFile.path", p));
+        }
+        if let Some(p) = self.csv.as_ref().and_then(CsvOutput::active_prefix) {
+            out.push(("spec.output.csv.prefix", p));
+        }
+        out
+    }
+}
+
+/// The master's web UI.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebUiSpec {
+    /// URL prefix of the web UI and REST API (`--web-base-path`), e.g. `/locust`. The operator
+    /// reads the statistics under this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+}
+
+impl LocustTestSpec {
+    /// The web base path without a trailing slash (`""` when unset), prefixed to REST paths.
+    pub fn web_base_path(&self) -> String {
+        let raw = self
+            .web_ui
+            .as_ref()
+            .and_then(|w| w.base_path.as_deref())
+            .unwrap_or("");
+        let trimmed = raw.trim_end_matches('/');
+        if trimmed.is_empty() || trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
 }
 
 /// Image pull policy of the Locust containers.
@@ -141,7 +315,8 @@ pub struct MasterSpec {
     /// Base command of the master, split like a shell would (quotes respected). If it starts with an
     /// option (`--locustfile ...`) it is passed as arguments to the image's `locust` entrypoint;
     /// otherwise (`locust -f ...`) it replaces the entrypoint. The operator appends
-    /// `[--otel] --master --master-port=5557 --expect-workers=N [--autostart] [--autoquit T]` and then `extraArgs`.
+    /// `[--otel] --master --master-port=5557 --expect-workers=N [--autostart] [--autoquit T]
+    /// [--web-base-path P] [--html F] [--json-file F] [--csv P]` and then `extraArgs`.
     pub command: String,
 
     /// CPU and memory of the master container. Unset keys fall back to the operator's master defaults, then its unified pod defaults.
@@ -177,7 +352,9 @@ pub struct AutoquitSpec {
     #[serde(default = "default_true")]
     pub enabled: bool,
 
-    /// Seconds the master stays up after the test ends before quitting. Default 60.
+    /// Seconds the master stays up after the test ends before quitting. Default 60. Keep it
+    /// longer than the operator's stats interval (default 10 s) so the final statistics are
+    /// read before the master exits.
     #[serde(default = "default_autoquit_timeout")]
     #[schemars(range(min = 0))]
     pub timeout: i32,
@@ -201,7 +378,7 @@ impl Default for AutoquitSpec {
 #[serde(rename_all = "camelCase")]
 pub struct WorkerSpec {
     /// Base command of each worker, split like a shell would. The operator appends
-    /// `[--otel] --worker --master-host=<service> --master-port=5557` and then `extraArgs`.
+    /// `[--otel] --worker --master-host=<service> --master-port=5557 [--processes N]` and then `extraArgs`.
     pub command: String,
 
     /// Number of worker pods (1 to 500).
@@ -223,6 +400,12 @@ pub struct WorkerSpec {
     /// Extra command-line arguments appended last to the worker command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
+
+    /// Locust processes per worker pod (`--processes N`): each pod forks N worker processes,
+    /// all connecting to the master. Unset = one process per pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub processes_per_pod: Option<i32>,
 }
 
 /// Test scripts delivered from ConfigMaps.
@@ -365,6 +548,7 @@ pub struct TargetedVolumeMount {
 
     /// `master`, `worker` or `both` (default).
     #[serde(default)]
+    #[schemars(length(max = 6))]
     pub target: MountTarget,
 }
 

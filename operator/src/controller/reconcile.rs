@@ -3,6 +3,7 @@
 //! the pure phase machine, and write status and Events only on change.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,10 @@ use crate::api::{LocustTest, Phase};
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 use crate::resources::{self, labels};
+use crate::stats;
 
 use super::pod_health;
-use super::state::{self, JobOutcome, Observed, TestView};
+use super::state::{self, JobOutcome, Observed, StatsObservation, TestView};
 
 /// Reconcile failures. Each has a `reason()` used for Events and metric labels.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +73,17 @@ pub struct Context {
     /// (controller "expectations"): avoids duplicate create calls while a
     /// watch event is in flight.
     pub expectations: Mutex<HashMap<(String, String), Instant>>,
+    /// Least time between two reads of a master's statistics (and between two
+    /// status writes of live numbers).
+    pub stats_interval: Duration,
+    /// Time limit of one HTTP request to a master.
+    pub stats_timeout: Duration,
+    /// When each test's master was last read (by `(namespace, name)`).
+    pub stats_reads: Mutex<HashMap<(String, String), Instant>>,
 }
+
+/// Default of [`Context::stats_interval`].
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 const EXPECTATION_TTL: Duration = Duration::from_secs(30);
 
@@ -87,6 +99,25 @@ impl Context {
     fn expect(&self, ns: &str, name: &str) {
         if let Ok(mut map) = self.expectations.lock() {
             map.insert((ns.to_owned(), name.to_owned()), Instant::now());
+        }
+    }
+
+    /// `None` when a read is due now, else the time until it is.
+    fn stats_read_due_in(&self, ns: &str, name: &str) -> Option<Duration> {
+        let map = self.stats_reads.lock().ok()?;
+        let last = map.get(&(ns.to_owned(), name.to_owned()))?;
+        self.stats_interval.checked_sub(last.elapsed())
+    }
+
+    fn stats_read_now(&self, ns: &str, name: &str) {
+        if let Ok(mut map) = self.stats_reads.lock() {
+            map.insert((ns.to_owned(), name.to_owned()), Instant::now());
+        }
+    }
+
+    fn forget_stats(&self, ns: &str, name: &str) {
+        if let Ok(mut map) = self.stats_reads.lock() {
+            map.remove(&(ns.to_owned(), name.to_owned()));
         }
     }
 
@@ -172,6 +203,32 @@ async fn publish(ctx: &Context, test: &LocustTest, warning: bool, reason: &str, 
     }
 }
 
+/// Reads the master at `ip` on the web port (under `webUI.basePath`).
+async fn read_master_stats(ctx: &Context, test: &LocustTest, ip: IpAddr) -> StatsObservation {
+    let port = u16::try_from(resources::command::WEB_PORT).unwrap_or(8089);
+    let addr = SocketAddr::new(ip, port);
+    match stats::read_master(addr, &test.spec.web_base_path(), ctx.stats_timeout).await {
+        Ok(reading) => {
+            debug!(%addr, state = ?reading.stats.state, "read master statistics");
+            StatsObservation::Read {
+                live: reading.stats.live(),
+                workers: reading
+                    .stats
+                    .worker_count
+                    .and_then(|w| i32::try_from(w).ok()),
+                final_result: reading.final_result.map(Box::new),
+            }
+        }
+        Err(e) => {
+            debug!(%addr, error = %e, "reading master statistics failed");
+            StatsObservation::Failed {
+                reason: e.reason(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
 /// One reconcile of one LocustTest.
 pub async fn reconcile(test: Arc<LocustTest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx.metrics.reconcile_started();
@@ -185,6 +242,7 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
     let name = test.name_any();
     if test.metadata.deletion_timestamp.is_some() {
         // Garbage collection removes the children; nothing to do.
+        ctx.forget_stats(&ns, &name);
         return Ok(Action::await_change());
     }
     let uid = test.metadata.uid.as_deref();
@@ -373,11 +431,29 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
             other => other,
         });
 
+    // The master's statistics: read at most once per interval while it runs.
+    if terminal {
+        ctx.forget_stats(&ns, &name);
+    } else if let Some(ip) = master_pods.iter().find_map(|p| {
+        running_since(p)?;
+        p.status.as_ref()?.pod_ip.as_deref()?.parse::<IpAddr>().ok()
+    }) {
+        match ctx.stats_read_due_in(&ns, &name) {
+            Some(left) => obs.next_stats_read = Some(left),
+            None => {
+                ctx.stats_read_now(&ns, &name);
+                obs.stats = Some(read_master_stats(ctx, test, ip).await);
+                obs.next_stats_read = Some(ctx.stats_interval);
+            }
+        }
+    }
+
     let view = TestView {
         generation: test.metadata.generation,
         expected_workers: test.spec.worker.replicas,
         spec_hash: &spec_hash,
         status,
+        thresholds: test.spec.thresholds.as_ref(),
     };
     let derived = state::derive(&view, &obs, Timestamp::now(), ctx.config.grace_period);
 

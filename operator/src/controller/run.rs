@@ -98,6 +98,7 @@ pub async fn run(
         .touched_objects();
 
     let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "locust-k8s-operator".into());
+    let stats_interval = config.stats_interval;
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -110,6 +111,9 @@ pub async fn run(
             instance: Some(identity),
         },
         expectations: Mutex::new(HashMap::new()),
+        stats_interval,
+        stats_timeout: crate::stats::DEFAULT_TIMEOUT,
+        stats_reads: Mutex::new(HashMap::new()),
     });
 
     // Readiness: every cache has listed once. A store's readiness signal wakes

@@ -10,7 +10,10 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use crate::api::status::{LiveStats, TestResult};
+use crate::api::v2::ThresholdsSpec;
 use crate::api::{LocustTestStatus, Phase, condition_type as ct};
+use crate::thresholds;
 
 use super::pod_health::HealthReport;
 
@@ -29,6 +32,32 @@ pub mod reason {
     pub const ALL_PODS_HEALTHY: &str = "AllPodsHealthy";
     pub const NO_DRIFT: &str = "NoDrift";
     pub const SPEC_CHANGED: &str = "SpecChanged";
+    pub const STATS_READ: &str = "StatsRead";
+    pub const MASTER_UNREACHABLE: &str = "MasterUnreachable";
+    pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
+    pub const THRESHOLDS_BREACHED: &str = crate::thresholds::REASON_BREACHED;
+    pub const RESULTS_UNAVAILABLE: &str = crate::thresholds::REASON_UNAVAILABLE;
+}
+
+/// The outcome of reading the master's statistics during this reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StatsObservation {
+    /// The master answered.
+    Read {
+        /// Live numbers for `status.live`.
+        live: LiveStats,
+        /// Workers connected to the master, as the master counts them.
+        workers: Option<i32>,
+        /// The final result, once Locust's state is `stopped`.
+        final_result: Option<Box<TestResult>>,
+    },
+    /// The master could not be read.
+    Failed {
+        /// Condition reason (`MasterUnreachable`, `MasterBadResponse`, `StatsUndecodable`).
+        reason: &'static str,
+        /// The error.
+        message: String,
+    },
 }
 
 /// How a finished Job ended.
@@ -56,6 +85,10 @@ pub struct Observed {
     pub children_spec_hash: Option<String>,
     /// Children that were missing and could not be recreated because the spec drifted.
     pub missing_not_recreated: Vec<String>,
+    /// The master's statistics, when they were read during this reconcile.
+    pub stats: Option<StatsObservation>,
+    /// When the next statistics read is due (requeue deadline while running).
+    pub next_stats_read: Option<Duration>,
 }
 
 /// Identity of the test needed to derive its status.
@@ -65,6 +98,8 @@ pub struct TestView<'a> {
     pub expected_workers: i32,
     pub spec_hash: &'a str,
     pub status: Option<&'a LocustTestStatus>,
+    /// `spec.thresholds`, checked when the master Job completes.
+    pub thresholds: Option<&'a ThresholdsSpec>,
 }
 
 /// An Event to publish because of a transition.
@@ -130,6 +165,38 @@ pub fn set_condition(
 
 fn is_true(conds: &[Condition], type_: &str) -> bool {
     find(conds, type_).is_some_and(|c| c.status == "True")
+}
+
+/// The verdict on a completed master Job: `Ok` to succeed, else the
+/// `TestCompleted` reason and message of the failure.
+fn completed_verdict(
+    thresholds: Option<&ThresholdsSpec>,
+    st: &LocustTestStatus,
+) -> Result<(), (&'static str, String)> {
+    let Some(t) = thresholds.filter(|t| thresholds::any_set(t)) else {
+        return Ok(());
+    };
+    let Some(result) = &st.result else {
+        let why = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ct::STATS_AVAILABLE && c.status == "False")
+            .map(|c| format!(": {}", c.message))
+            .unwrap_or_default();
+        return Err((
+            reason::RESULTS_UNAVAILABLE,
+            format!(
+                "master Job completed but no final statistics were read from the master, so the thresholds cannot be checked{why}"
+            ),
+        ));
+    };
+    thresholds::evaluate(t, result).map_err(|e| {
+        let prefix = match e {
+            thresholds::ThresholdError::Breached { .. } => "thresholds breached",
+            thresholds::ThresholdError::Unavailable(_) => "thresholds cannot be checked",
+        };
+        (e.reason(), format!("{prefix}: {e}"))
+    })
 }
 
 /// Derives the next status from the previous one and the observations.
@@ -283,29 +350,87 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         ),
     }
 
+    // Statistics read from the master this time (kept from the last read otherwise).
+    let mut master_workers: Option<i32> = None;
+    match &obs.stats {
+        Some(StatsObservation::Read {
+            live,
+            workers,
+            final_result,
+        }) => {
+            st.live = Some(live.clone());
+            master_workers = *workers;
+            if let Some(r) = final_result {
+                st.result = Some(r.as_ref().clone());
+            }
+            set_condition(
+                &mut st.conditions,
+                ct::STATS_AVAILABLE,
+                true,
+                reason::STATS_READ,
+                match &live.state {
+                    Some(state) => {
+                        format!("statistics read from the master (Locust state {state})")
+                    }
+                    None => "statistics read from the master".to_owned(),
+                },
+                generation,
+                now,
+            );
+        }
+        Some(StatsObservation::Failed { reason: r, message }) => set_condition(
+            &mut st.conditions,
+            ct::STATS_AVAILABLE,
+            false,
+            r,
+            message.clone(),
+            generation,
+            now,
+        ),
+        None => {
+            if find(&st.conditions, ct::STATS_AVAILABLE).is_none() {
+                set_condition(
+                    &mut st.conditions,
+                    ct::STATS_AVAILABLE,
+                    false,
+                    reason::WAITING_FOR_MASTER,
+                    "statistics are read once the master pod runs".into(),
+                    generation,
+                    now,
+                );
+            }
+        }
+    }
+
     // Phase.
     let (phase, completed): (Phase, Option<(bool, &'static str, String)>) =
         match (&obs.master_outcome, &unhealthy_too_long) {
-            (Some(JobOutcome::Complete), _) => (
-                Phase::Succeeded,
-                Some((
-                    false,
-                    reason::TEST_SUCCEEDED,
-                    "master Job completed".to_owned(),
-                )),
-            ),
-            (Some(JobOutcome::Failed { reason: r, message }), _) => (
-                Phase::Failed,
-                Some((
-                    true,
-                    reason::TEST_FAILED,
-                    if message.is_empty() {
-                        format!("master Job failed: {r}")
-                    } else {
-                        format!("master Job failed: {r}: {message}")
-                    },
-                )),
-            ),
+            (Some(JobOutcome::Complete), _) => match completed_verdict(test.thresholds, &st) {
+                Ok(()) => (
+                    Phase::Succeeded,
+                    Some((
+                        false,
+                        reason::TEST_SUCCEEDED,
+                        "master Job completed".to_owned(),
+                    )),
+                ),
+                Err((why, message)) => (Phase::Failed, Some((true, why, message))),
+            },
+            (Some(JobOutcome::Failed { reason: r, message }), _) => {
+                let job = if message.is_empty() {
+                    format!("master Job failed: {r}")
+                } else {
+                    format!("master Job failed: {r}: {message}")
+                };
+                // A breach is the more useful reason (Locust exits non-zero on
+                // failed requests); the Job's failure stays in the message.
+                match completed_verdict(test.thresholds, &st) {
+                    Err((why, m)) if why == reason::THRESHOLDS_BREACHED => {
+                        (Phase::Failed, Some((true, why, format!("{m}; {job}"))))
+                    }
+                    _ => (Phase::Failed, Some((true, reason::TEST_FAILED, job))),
+                }
+            }
             (None, Some(msg)) => (
                 Phase::Failed,
                 Some((true, reason::PODS_UNHEALTHY, msg.clone())),
@@ -361,17 +486,26 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
             );
             events.push(Transition {
                 warning: failed,
-                reason: if failed {
-                    "TestFailed"
-                } else {
+                reason: if !failed {
                     "TestSucceeded"
+                } else if why == reason::THRESHOLDS_BREACHED || why == reason::RESULTS_UNAVAILABLE {
+                    why
+                } else {
+                    "TestFailed"
                 },
                 message,
             });
         }
         None => {
-            st.connected_workers = Some(obs.running_workers);
-            let (ok, r) = if obs.running_workers >= test.expected_workers {
+            // The master's own count when it answered, else the running worker pods.
+            let connected = master_workers.unwrap_or(obs.running_workers);
+            st.connected_workers = Some(connected);
+            if phase == Phase::Running
+                && let Some(next) = obs.next_stats_read
+            {
+                requeue_after = Some(requeue_after.map_or(next, |r: Duration| r.min(next)));
+            }
+            let (ok, r) = if connected >= test.expected_workers {
                 (true, reason::ALL_WORKERS_CONNECTED)
             } else {
                 (false, reason::WAITING_FOR_WORKERS)
@@ -381,10 +515,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
                 ct::WORKERS_CONNECTED,
                 ok,
                 r,
-                format!(
-                    "{}/{} workers connected",
-                    obs.running_workers, test.expected_workers
-                ),
+                format!("{connected}/{} workers connected", test.expected_workers),
                 generation,
                 now,
             );
@@ -436,6 +567,7 @@ mod tests {
             expected_workers: 2,
             spec_hash: "h1",
             status,
+            thresholds: None,
         }
     }
 
@@ -672,5 +804,213 @@ mod tests {
             .map(|c| c.type_.as_str())
             .collect();
         assert_eq!(order, ct::ALL.to_vec());
+    }
+
+    fn running_obs() -> Observed {
+        Observed {
+            master_running_since: Some(t(5)),
+            running_workers: 1,
+            ..created()
+        }
+    }
+
+    fn read(final_result: Option<TestResult>) -> StatsObservation {
+        StatsObservation::Read {
+            live: LiveStats {
+                current_users: Some(5),
+                requests_per_second: Some(42.5),
+                fail_ratio: Some(0.25),
+                total_requests: Some(100),
+                state: Some(
+                    if final_result.is_some() {
+                        "stopped"
+                    } else {
+                        "running"
+                    }
+                    .into(),
+                ),
+            },
+            workers: Some(2),
+            final_result: final_result.map(Box::new),
+        }
+    }
+
+    fn final_result() -> TestResult {
+        TestResult {
+            total_requests: Some(100),
+            failed_requests: Some(25),
+            fail_ratio: Some(0.25),
+            p95_response_time: Some(812.0),
+            state: Some("stopped".into()),
+            ..TestResult::default()
+        }
+    }
+
+    #[test]
+    fn stats_read_sets_live_numbers_and_master_worker_count() {
+        let obs = Observed {
+            stats: Some(read(None)),
+            next_stats_read: Some(Duration::from_secs(10)),
+            ..running_obs()
+        };
+        let d = derive(&view(None), &obs, t(6), GRACE);
+        assert_eq!(d.status.phase, Some(Phase::Running));
+        assert_eq!(
+            d.status.live.as_ref().and_then(|l| l.requests_per_second),
+            Some(42.5)
+        );
+        // The master's count wins over the running pods (1).
+        assert_eq!(d.status.connected_workers, Some(2));
+        assert_eq!(cond(&d.status, ct::STATS_AVAILABLE).status, "True");
+        assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+        assert_eq!(d.status.result, None);
+    }
+
+    #[test]
+    fn unreachable_master_is_a_condition_and_keeps_numbers() {
+        let first = derive(
+            &view(None),
+            &Observed {
+                stats: Some(read(None)),
+                ..running_obs()
+            },
+            t(6),
+            GRACE,
+        );
+        let obs = Observed {
+            stats: Some(StatsObservation::Failed {
+                reason: "MasterUnreachable",
+                message: "cannot connect".into(),
+            }),
+            ..running_obs()
+        };
+        let d = derive(&view(Some(&first.status)), &obs, t(20), GRACE);
+        let c = cond(&d.status, ct::STATS_AVAILABLE);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "MasterUnreachable")
+        );
+        assert_eq!(c.message, "cannot connect");
+        assert_eq!(d.status.live, first.status.live);
+        // Falls back to the running worker pods.
+        assert_eq!(d.status.connected_workers, Some(1));
+        assert_eq!(d.status.phase, Some(Phase::Running));
+    }
+
+    fn complete_with(thresholds: &ThresholdsSpec, result: Option<TestResult>) -> Derived {
+        let running = derive(
+            &view(None),
+            &Observed {
+                stats: Some(read(result)),
+                ..running_obs()
+            },
+            t(6),
+            GRACE,
+        );
+        let v = TestView {
+            thresholds: Some(thresholds),
+            ..view(Some(&running.status))
+        };
+        derive(
+            &v,
+            &Observed {
+                master_outcome: Some(JobOutcome::Complete),
+                ..created()
+            },
+            t(30),
+            GRACE,
+        )
+    }
+
+    #[test]
+    fn thresholds_hold_then_succeeded() {
+        let t = ThresholdsSpec {
+            max_fail_ratio: Some(0.5),
+            ..Default::default()
+        };
+        let d = complete_with(&t, Some(final_result()));
+        assert_eq!(d.status.phase, Some(Phase::Succeeded));
+        assert_eq!(d.status.result, Some(final_result()));
+    }
+
+    #[test]
+    fn thresholds_breached_then_failed() {
+        let t = ThresholdsSpec {
+            max_fail_ratio: Some(0.01),
+            max_p95_response_time: Some(500.0),
+            ..Default::default()
+        };
+        let d = complete_with(&t, Some(final_result()));
+        assert_eq!(d.status.phase, Some(Phase::Failed));
+        let c = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(c.reason, reason::THRESHOLDS_BREACHED);
+        assert_eq!(
+            c.message,
+            "thresholds breached: fail ratio 0.25 > 0.01; p95 response time 812 ms > 500 ms"
+        );
+        assert!(
+            d.events
+                .iter()
+                .any(|e| e.reason == "ThresholdsBreached" && e.warning)
+        );
+    }
+
+    #[test]
+    fn thresholds_without_result_fail_as_unavailable() {
+        let t = ThresholdsSpec {
+            max_fail_ratio: Some(0.01),
+            ..Default::default()
+        };
+        let d = complete_with(&t, None);
+        assert_eq!(d.status.phase, Some(Phase::Failed));
+        assert_eq!(
+            cond(&d.status, ct::TEST_COMPLETED).reason,
+            reason::RESULTS_UNAVAILABLE
+        );
+        // No thresholds: a completed Job succeeds without a result.
+        let d = complete_with(&ThresholdsSpec::default(), None);
+        assert_eq!(d.status.phase, Some(Phase::Succeeded));
+    }
+
+    #[test]
+    fn breach_wins_over_a_failed_job() {
+        let running = derive(
+            &view(None),
+            &Observed {
+                stats: Some(read(Some(final_result()))),
+                ..running_obs()
+            },
+            t(6),
+            GRACE,
+        );
+        let th = ThresholdsSpec {
+            max_fail_ratio: Some(0.01),
+            ..Default::default()
+        };
+        let v = TestView {
+            thresholds: Some(&th),
+            ..view(Some(&running.status))
+        };
+        let d = derive(
+            &v,
+            &Observed {
+                master_outcome: Some(JobOutcome::Failed {
+                    reason: "BackoffLimitExceeded".into(),
+                    message: "master container exited with code 1".into(),
+                }),
+                ..created()
+            },
+            t(30),
+            GRACE,
+        );
+        let c = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(c.reason, reason::THRESHOLDS_BREACHED);
+        assert!(
+            c.message.ends_with(
+                "master Job failed: BackoffLimitExceeded: master container exited with code 1"
+            ),
+            "{}",
+            c.message
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Command lines of the master and worker containers.
 //!
 //! Master: `<command> [--otel] --master --master-port=5557 --expect-workers=N [--autostart]
-//! [--autoquit T] [extraArgs...]`. Worker: `<command> [--otel] --worker
-//! --master-host=<service> --master-port=5557 [extraArgs...]`.
+//! [--autoquit T] [--web-base-path=P] [--html=F] [--json-file=F] [--csv=P] [extraArgs...]`
+//! (N = replicas × processesPerPod). Worker: `<command> [--otel] --worker
+//! --master-host=<service> --master-port=5557 [--processes=N] [extraArgs...]`.
 
 use crate::api::LocustTestSpec;
 
@@ -97,6 +98,12 @@ fn otel_enabled(spec: &LocustTestSpec) -> bool {
         .is_some_and(|o| o.enabled)
 }
 
+/// Worker processes the master waits for: `replicas × processesPerPod` (each Locust
+/// process connects to the master as its own worker).
+pub fn expected_worker_processes(spec: &LocustTestSpec) -> i64 {
+    i64::from(spec.worker.replicas) * i64::from(spec.worker.processes_per_pod.unwrap_or(1).max(1))
+}
+
 /// The full master command line, as words.
 pub fn master_args(spec: &LocustTestSpec) -> Result<Vec<String>, CommandError> {
     let mut words = split_command(&spec.master.command, MASTER_COMMAND_FIELD)?;
@@ -105,13 +112,31 @@ pub fn master_args(spec: &LocustTestSpec) -> Result<Vec<String>, CommandError> {
     }
     words.push("--master".to_owned());
     words.push(format!("--master-port={MASTER_PORT}"));
-    words.push(format!("--expect-workers={}", spec.worker.replicas));
+    words.push(format!(
+        "--expect-workers={}",
+        expected_worker_processes(spec)
+    ));
     if spec.master.autostart {
         words.push("--autostart".to_owned());
     }
     if spec.master.autoquit.enabled {
         words.push("--autoquit".to_owned());
         words.push(spec.master.autoquit.timeout.to_string());
+    }
+    let base_path = spec.web_base_path();
+    if !base_path.is_empty() {
+        words.push(format!("--web-base-path={base_path}"));
+    }
+    if let Some(output) = &spec.output {
+        if let Some(p) = output.html_report.as_ref().and_then(|f| f.active_path()) {
+            words.push(format!("--html={p}"));
+        }
+        if let Some(p) = output.json_file.as_ref().and_then(|f| f.active_path()) {
+            words.push(format!("--json-file={p}"));
+        }
+        if let Some(p) = output.csv.as_ref().and_then(|c| c.active_prefix()) {
+            words.push(format!("--csv={p}"));
+        }
     }
     words.extend(spec.master.extra_args.iter().cloned());
     Ok(words)
@@ -126,6 +151,9 @@ pub fn worker_args(spec: &LocustTestSpec, master_host: &str) -> Result<Vec<Strin
     words.push("--worker".to_owned());
     words.push(format!("--master-host={master_host}"));
     words.push(format!("--master-port={MASTER_PORT}"));
+    if let Some(n) = spec.worker.processes_per_pod {
+        words.push(format!("--processes={n}"));
+    }
     words.extend(spec.worker.extra_args.iter().cloned());
     Ok(words)
 }
@@ -141,4 +169,82 @@ pub fn worker_container_command(
     master_host: &str,
 ) -> Result<ContainerCommand, CommandError> {
     worker_args(spec, master_host).map(ContainerCommand::from_tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::v2::{CsvOutput, FileOutput, OutputSpec, WebUiSpec};
+
+    fn spec() -> LocustTestSpec {
+        serde_json::from_value(serde_json::json!({
+            "image": "locustio/locust:2.47.0",
+            "master": {"command": "locust -f /lotest/src/l.py", "autoquit": {"timeout": 30}},
+            "worker": {"command": "locust -f /lotest/src/l.py", "replicas": 3},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn results_flags_on_master_and_processes_on_workers() {
+        let mut s = spec();
+        s.worker.processes_per_pod = Some(4);
+        s.web_ui = Some(WebUiSpec {
+            base_path: Some("locust/".into()),
+        });
+        s.output = Some(OutputSpec {
+            html_report: Some(FileOutput {
+                enabled: true,
+                path: Some("/results/r.html".into()),
+            }),
+            json_file: Some(FileOutput {
+                enabled: false,
+                path: Some("/results/s".into()),
+            }),
+            csv: Some(CsvOutput {
+                enabled: true,
+                prefix: Some("/results/run".into()),
+            }),
+        });
+        let m = master_args(&s).unwrap();
+        assert_eq!(
+            m[3..],
+            [
+                "--master",
+                "--master-port=5557",
+                "--expect-workers=12",
+                "--autostart",
+                "--autoquit",
+                "30",
+                "--web-base-path=/locust",
+                "--html=/results/r.html",
+                "--csv=/results/run",
+            ]
+        );
+        let w = worker_args(&s, "t-master").unwrap();
+        assert_eq!(
+            w[3..],
+            [
+                "--worker",
+                "--master-host=t-master",
+                "--master-port=5557",
+                "--processes=4",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_results_flags_by_default() {
+        let m = master_args(&spec()).unwrap().join(" ");
+        for flag in ["--web-base-path", "--html", "--json-file", "--csv"] {
+            assert!(!m.contains(flag), "{m}");
+        }
+        assert!(m.contains("--expect-workers=3"));
+        assert!(
+            !worker_args(&spec(), "x")
+                .unwrap()
+                .join(" ")
+                .contains("--processes")
+        );
+    }
 }
