@@ -459,7 +459,7 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
 
     if Some(&derived.status) != status {
         let api: Api<LocustTest> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({ "status": derived.status });
+        let patch = json!({ "status": status_merge_patch(status, &derived.status) });
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(Error::PatchStatus)?;
@@ -479,6 +479,28 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
     })
 }
 
+/// A JSON merge patch turning `current` into `desired`: the desired status,
+/// plus an explicit `null` for every top-level field `desired` no longer has
+/// (a merge patch cannot remove a field by omitting it).
+fn status_merge_patch(
+    current: Option<&crate::api::LocustTestStatus>,
+    desired: &crate::api::LocustTestStatus,
+) -> serde_json::Value {
+    let mut body = serde_json::to_value(desired).unwrap_or_else(|_| json!({}));
+    if let (Some(cur), serde_json::Value::Object(map)) = (
+        current.and_then(|c| serde_json::to_value(c).ok()),
+        &mut body,
+    ) && let serde_json::Value::Object(cur) = cur
+    {
+        for key in cur.keys() {
+            if !map.contains_key(key) {
+                map.insert(key.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    body
+}
+
 /// What to do after a failed reconcile.
 pub fn error_policy(_test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(err.reason());
@@ -486,5 +508,38 @@ pub fn error_policy(_test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> A
     match err {
         Error::Build(_) | Error::NameConflict { .. } => Action::requeue(Duration::from_secs(60)),
         _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{LocustTestStatus, Phase};
+
+    #[test]
+    fn merge_patch_removes_fields_the_desired_status_dropped() {
+        let current = LocustTestStatus {
+            phase: Some(Phase::Running),
+            connected_workers: Some(2),
+            ..Default::default()
+        };
+        let desired = LocustTestStatus {
+            phase: Some(Phase::Succeeded),
+            ..Default::default()
+        };
+        let patch = status_merge_patch(Some(&current), &desired);
+        assert_eq!(patch["phase"], "Succeeded");
+        assert!(patch["connectedWorkers"].is_null());
+        assert!(
+            patch
+                .as_object()
+                .is_some_and(|m| m.contains_key("connectedWorkers"))
+        );
+        let fresh = status_merge_patch(None, &desired);
+        assert!(
+            !fresh
+                .as_object()
+                .is_some_and(|m| m.contains_key("connectedWorkers"))
+        );
     }
 }
