@@ -17,10 +17,9 @@
 //! owner is dropped, and by the kernel if the test process dies.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -189,6 +188,7 @@ impl Drop for ChildProcess {
 
 struct SpawnRequest {
     command: Command,
+    log: PathBuf,
     reply: mpsc::Sender<io::Result<Child>>,
 }
 
@@ -205,8 +205,11 @@ impl Spawner {
         let thread = std::thread::Builder::new()
             .name("olm-spawner".into())
             .spawn(move || {
-                while let Ok(mut request) = rx.recv() {
-                    let _ = request.reply.send(request.command.spawn());
+                while let Ok(request) = rx.recv() {
+                    let _ = request.reply.send(crate::cluster::process::spawn_logged(
+                        request.command,
+                        &request.log,
+                    ));
                 }
             })
             .context("starting the OLM spawner thread")?;
@@ -216,44 +219,17 @@ impl Spawner {
         })
     }
 
-    fn spawn(&self, name: &str, mut command: Command, log: &Path) -> Result<ChildProcess> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("opening {}", log.display()))?;
-        writeln!(file, "==> olm-tests: starting {command:?}")?;
-        let stderr = file.try_clone()?;
-        command
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(stderr)
-            .process_group(0);
-        let parent = std::process::id();
-        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+    fn spawn(&self, name: &str, command: Command, log: &Path) -> Result<ChildProcess> {
+        let log = log.to_path_buf();
         let (reply, response) = mpsc::channel();
         self.requests
             .as_ref()
             .context("spawner stopped")?
-            .send(SpawnRequest { command, reply })
+            .send(SpawnRequest {
+                command,
+                log,
+                reply,
+            })
             .map_err(|_| anyhow!("spawner thread is gone"))?;
         let child = response
             .recv()

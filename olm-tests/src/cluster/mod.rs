@@ -19,7 +19,7 @@ mod nodes;
 mod pki;
 mod pods;
 mod probe;
-mod process;
+pub(crate) mod process;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

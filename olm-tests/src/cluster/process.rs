@@ -92,28 +92,29 @@ impl Drop for Spawner {
 }
 
 fn spawn(spec: &ProcessSpec) -> io::Result<Child> {
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log)?;
-    writeln!(
-        log,
-        "==> local-cluster: starting {} {}",
-        spec.program.display(),
-        spec.args
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    )?;
-    let stderr = log.try_clone()?;
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
+        .current_dir(&spec.cwd);
+    spawn_logged(command, &spec.log)
+}
+
+/// Starts `command` with stdout and stderr appended to `log`, in its own
+/// process group (so the group can be killed as one), and with
+/// `PR_SET_PDEATHSIG=SIGKILL` so it dies with the test process. Call it from a
+/// thread that outlives the child (see [`Spawner`]): the signal fires when the
+/// forking *thread* ends.
+pub fn spawn_logged(mut command: Command, log: &Path) -> io::Result<Child> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    writeln!(file, "==> olm-tests: starting {command:?}")?;
+    let stderr = file.try_clone()?;
+    command
         .stdin(Stdio::null())
-        .stdout(log)
+        .stdout(file)
         .stderr(stderr)
         .process_group(0);
     let parent = std::process::id();
