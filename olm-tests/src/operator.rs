@@ -460,3 +460,62 @@ pub fn write_webhook_cert(dir: &Path) -> Result<String> {
     std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
     Ok(issuer.pem())
 }
+
+/// Name of the ValidatingWebhookConfiguration the tests register.
+pub const VALIDATING_WEBHOOK: &str = "vlocusttest.locust.io";
+
+/// `crd` with its conversion webhook at `https://127.0.0.1:<port>/convert`
+/// trusted through `ca` (the URL form, as envtest registers webhooks; in the
+/// bundle OLM fills in the Service and CA).
+pub fn with_local_conversion_webhook(
+    mut crd: CustomResourceDefinition,
+    port: u16,
+    ca: &str,
+) -> CustomResourceDefinition {
+    locust_operator::crd::set_webhook_conversion(
+        &mut crd,
+        locust_operator::crd::ConversionTarget::Url(format!("https://127.0.0.1:{port}/convert")),
+        Some(ca.as_bytes().to_vec()),
+    );
+    crd
+}
+
+/// Registers the operator's validating webhook (v2 CREATE/UPDATE, as in the
+/// CSV) at `https://127.0.0.1:<port>` trusted through `ca`.
+pub async fn install_local_validating_webhook(client: &Client, port: u16, ca: &str) -> Result<()> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::admissionregistration::v1::{
+        RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    };
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let vwc = ValidatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(VALIDATING_WEBHOOK.into()),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![ValidatingWebhook {
+            name: VALIDATING_WEBHOOK.into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: WebhookClientConfig {
+                url: Some(format!(
+                    "https://127.0.0.1:{port}/validate-locust-io-v2-locusttest"
+                )),
+                ca_bundle: Some(ByteString(ca.as_bytes().to_vec())),
+                ..WebhookClientConfig::default()
+            },
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            timeout_seconds: Some(10),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["locust.io".into()]),
+                api_versions: Some(vec!["v2".into()]),
+                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                resources: Some(vec!["locusttests".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            ..ValidatingWebhook::default()
+        }]),
+    };
+    apply(&api, &vwc).await?;
+    Ok(())
+}

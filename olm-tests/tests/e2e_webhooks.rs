@@ -7,75 +7,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use locust_operator::api::{v1, v2};
 use locust_operator::conversion;
-use locust_operator::crd::{ConversionTarget, crd_without_cel, set_webhook_conversion};
+use locust_operator::crd::crd_without_cel;
 use olm_tests::operator::{self, OperatorProcess};
 use olm_tests::{Cluster, ClusterOptions, wait_for};
-
-const VWC: &str = "vlocusttest.locust.io";
-
-fn with_webhook(
-    mut crd: CustomResourceDefinition,
-    port: u16,
-    ca: &str,
-) -> CustomResourceDefinition {
-    // The bundle's CRD asks for OLM to fill in the service; here the URL form.
-    set_webhook_conversion(
-        &mut crd,
-        ConversionTarget::Url(format!("https://127.0.0.1:{port}/convert")),
-        Some(ca.as_bytes().to_vec()),
-    );
-    crd
-}
-
-async fn install_vwc(client: &Client, port: u16, ca: &str) -> Result<()> {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let vwc = ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(VWC.into()),
-            ..ObjectMeta::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: VWC.into(),
-            admission_review_versions: vec!["v1".into()],
-            client_config: WebhookClientConfig {
-                url: Some(format!(
-                    "https://127.0.0.1:{port}/validate-locust-io-v2-locusttest"
-                )),
-                ca_bundle: Some(ByteString(ca.as_bytes().to_vec())),
-                ..WebhookClientConfig::default()
-            },
-            failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
-            timeout_seconds: Some(10),
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["locust.io".into()]),
-                api_versions: Some(vec!["v2".into()]),
-                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-                resources: Some(vec!["locusttests".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            ..ValidatingWebhook::default()
-        }]),
-    };
-    api.patch(
-        VWC,
-        &PatchParams::apply("olm-tests").force(),
-        &Patch::Apply(&vwc),
-    )
-    .await?;
-    Ok(())
-}
 
 fn base(name: &str) -> Result<v2::LocustTest> {
     let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
@@ -239,10 +181,10 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
             format!("--webhook-cert-dir={}", cert_dir.display()),
         ],
     )?;
-    let full_crd = with_webhook(operator::bundle_crd()?, port, &ca);
+    let full_crd = operator::with_local_conversion_webhook(operator::bundle_crd()?, port, &ca);
     operator::install_crd(&client, &full_crd).await?;
     op.wait_ready(Duration::from_secs(30)).await?;
-    install_vwc(&client, port, &ca).await?;
+    operator::install_local_validating_webhook(&client, port, &ca).await?;
     operator::create_namespace(&client, "wh", &[]).await?;
 
     let result = async {
@@ -332,7 +274,11 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
             expect_rejected(&v2_api, what, t, msg, "CEL+webhook").await?;
         }
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        operator::install_crd(&client, &with_webhook(crd_without_cel(), port, &ca)).await?;
+        operator::install_crd(
+            &client,
+            &operator::with_local_conversion_webhook(crd_without_cel(), port, &ca),
+        )
+        .await?;
         let no_cel = crds.get("locusttests.locust.io").await?;
         ensure!(
             !serde_json::to_string(&no_cel.spec)?.contains("x-kubernetes-validations"),
@@ -353,7 +299,7 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
             .with_context(|| format!("{what}: rejected by the webhook alone"))?;
         }
         Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .delete(VWC, &DeleteParams::default())
+            .delete(operator::VALIDATING_WEBHOOK, &DeleteParams::default())
             .await?;
         operator::install_crd(&client, &full_crd).await?;
         for (what, t, msg) in &cases {
