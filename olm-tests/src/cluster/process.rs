@@ -110,7 +110,7 @@ pub fn spawn_logged(mut command: Command, log: &Path) -> io::Result<Child> {
         .create(true)
         .append(true)
         .open(log)?;
-    writeln!(file, "==> olm-tests: starting {command:?}")?;
+    writeln!(file, "==> local-cluster: starting {command:?}")?;
     let stderr = file.try_clone()?;
     command
         .stdin(Stdio::null())
