@@ -519,3 +519,47 @@ pub async fn install_local_validating_webhook(client: &Client, port: u16, ca: &s
     apply(&api, &vwc).await?;
     Ok(())
 }
+
+/// The operator serving its webhooks on `https://127.0.0.1:<port>` (not yet
+/// registered with the apiserver), as envtest-style tests run it.
+pub struct LocalWebhookOperator {
+    /// The process (`--leader-elect=false`).
+    pub process: OperatorProcess,
+    /// The webhook port on 127.0.0.1.
+    pub port: u16,
+    /// CA certificate (PEM) of the serving certificate, for `caBundle`.
+    pub ca: String,
+}
+
+/// Installs the operator's RBAC and starts it under its ServiceAccount with a
+/// fresh serving certificate for 127.0.0.1 (log tag `tag`). Register the
+/// webhooks with [`with_local_conversion_webhook`] and
+/// [`install_local_validating_webhook`].
+pub async fn start_local_webhook_operator(
+    cluster: &Cluster,
+    tag: &str,
+) -> Result<LocalWebhookOperator> {
+    install_rbac(&cluster.admin_client()).await?;
+    let kubeconfig = cluster
+        .service_account_kubeconfig(
+            OPERATOR_NAMESPACE,
+            SERVICE_ACCOUNT,
+            Duration::from_secs(3600),
+        )
+        .await?;
+    let cert_dir = cluster.dir().join(format!("webhook-certs-{tag}"));
+    let ca = write_webhook_cert(&cert_dir)?;
+    let port = free_port()?;
+    let process = OperatorProcess::spawn(
+        cluster,
+        &kubeconfig,
+        tag,
+        &[
+            "--leader-elect=false".into(),
+            "--webhook-bind-address=127.0.0.1".into(),
+            format!("--webhook-port={port}"),
+            format!("--webhook-cert-dir={}", cert_dir.display()),
+        ],
+    )?;
+    Ok(LocalWebhookOperator { process, port, ca })
+}

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use locust_operator::api::v2;
 use locust_operator::crd::crd_without_cel;
-use olm_tests::operator::{self, OperatorProcess};
+use olm_tests::operator::{self};
 use olm_tests::{Cluster, ClusterOptions, wait_for};
 use serde::Deserialize;
 use serde_json::Value;
@@ -251,28 +251,11 @@ async fn corpus_through_the_apiserver() -> Result<()> {
     })
     .await?;
     let client = cluster.admin_client();
-    operator::install_rbac(&client).await?;
-    let kubeconfig = cluster
-        .service_account_kubeconfig(
-            operator::OPERATOR_NAMESPACE,
-            operator::SERVICE_ACCOUNT,
-            Duration::from_secs(3600),
-        )
-        .await?;
-    let cert_dir = cluster.dir().join("webhook-certs");
-    let ca = operator::write_webhook_cert(&cert_dir)?;
-    let port = operator::free_port()?;
-    let op = OperatorProcess::spawn(
-        &cluster,
-        &kubeconfig,
-        "corpus",
-        &[
-            "--leader-elect=false".into(),
-            "--webhook-bind-address=127.0.0.1".into(),
-            format!("--webhook-port={port}"),
-            format!("--webhook-cert-dir={}", cert_dir.display()),
-        ],
-    )?;
+    let operator::LocalWebhookOperator {
+        process: op,
+        port,
+        ca,
+    } = operator::start_local_webhook_operator(&cluster, "corpus").await?;
     let ar = ApiResource::erase::<v2::LocustTest>(&());
 
     let result = async {

@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use locust_operator::api::{v1, v2};
 use locust_operator::conversion;
 use locust_operator::crd::crd_without_cel;
-use olm_tests::operator::{self, OperatorProcess};
+use olm_tests::operator::{self};
 use olm_tests::{Cluster, ClusterOptions, wait_for};
 
 fn base(name: &str) -> Result<v2::LocustTest> {
@@ -159,28 +159,11 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
     })
     .await?;
     let client = cluster.admin_client();
-    operator::install_rbac(&client).await?;
-    let kubeconfig = cluster
-        .service_account_kubeconfig(
-            operator::OPERATOR_NAMESPACE,
-            operator::SERVICE_ACCOUNT,
-            Duration::from_secs(3600),
-        )
-        .await?;
-    let cert_dir = cluster.dir().join("webhook-certs");
-    let ca = operator::write_webhook_cert(&cert_dir)?;
-    let port = operator::free_port()?;
-    let op = OperatorProcess::spawn(
-        &cluster,
-        &kubeconfig,
-        "webhooks",
-        &[
-            "--leader-elect=false".into(),
-            "--webhook-bind-address=127.0.0.1".into(),
-            format!("--webhook-port={port}"),
-            format!("--webhook-cert-dir={}", cert_dir.display()),
-        ],
-    )?;
+    let operator::LocalWebhookOperator {
+        process: op,
+        port,
+        ca,
+    } = operator::start_local_webhook_operator(&cluster, "webhooks").await?;
     let full_crd = operator::with_local_conversion_webhook(operator::bundle_crd()?, port, &ca);
     operator::install_crd(&client, &full_crd).await?;
     op.wait_ready(Duration::from_secs(30)).await?;

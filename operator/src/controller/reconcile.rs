@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -68,7 +68,9 @@ pub struct Context {
     pub services: Store<PartialObjectMeta<Service>>,
     pub pods: Store<Pod>,
     pub metrics: Metrics,
-    pub reporter: Reporter,
+    /// One recorder for every Event, so repeats of an Event become updates of
+    /// its series (kube's event cache) instead of new objects.
+    pub recorder: Recorder,
     /// Children created by this process and not yet seen in the caches
     /// (controller "expectations"): avoids duplicate create calls while a
     /// watch event is in flight.
@@ -186,7 +188,6 @@ fn master_exit_detail(pods: &[Arc<Pod>]) -> Option<String> {
 }
 
 async fn publish(ctx: &Context, test: &LocustTest, warning: bool, reason: &str, note: String) {
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let ev = Event {
         type_: if warning {
             EventType::Warning
@@ -198,7 +199,7 @@ async fn publish(ctx: &Context, test: &LocustTest, warning: bool, reason: &str, 
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&ev, &test.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&ev, &test.object_ref(&())).await {
         warn!(error = %e, reason, "publishing an Event failed");
     }
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::Reporter;
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -106,10 +106,13 @@ pub async fn run(
         services: services.clone(),
         pods: pods.clone(),
         metrics: metrics.clone(),
-        reporter: Reporter {
-            controller: "locust-k8s-operator".into(),
-            instance: Some(identity),
-        },
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "locust-k8s-operator".into(),
+                instance: Some(identity),
+            },
+        ),
         expectations: Mutex::new(HashMap::new()),
         stats_interval,
         stats_timeout: crate::stats::DEFAULT_TIMEOUT,
