@@ -99,17 +99,28 @@ impl LeaderElector {
         let mut last_renew = Instant::now();
         loop {
             tokio::time::sleep(self.timing.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(Attempt::Leader) => last_renew = Instant::now(),
-                Ok(Attempt::Follower { holder }) => {
+            // A renewal that hangs (an apiserver that accepts connections but
+            // does not answer) must not outlive the renew deadline either.
+            let left = self
+                .timing
+                .renew_deadline
+                .saturating_sub(last_renew.elapsed())
+                .max(self.timing.retry_period);
+            let attempt = tokio::time::timeout(left, self.try_acquire_or_renew()).await;
+            match attempt {
+                Ok(Ok(Attempt::Leader)) => last_renew = Instant::now(),
+                Ok(Ok(Attempt::Follower { holder })) => {
                     return LeaderError::Lost(format!("{} (now held by {holder})", self.name));
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     warn!(lease = %self.name, error = %e, "renewing the leader lease failed");
-                    if last_renew.elapsed() >= self.timing.renew_deadline {
-                        return LeaderError::Lost(self.name.clone());
-                    }
                 }
+                Err(_) => {
+                    warn!(lease = %self.name, timeout = ?left, "renewing the leader lease timed out");
+                }
+            }
+            if last_renew.elapsed() >= self.timing.renew_deadline {
+                return LeaderError::Lost(self.name.clone());
             }
         }
     }

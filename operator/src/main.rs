@@ -238,6 +238,11 @@ async fn shutdown_signal() {
     }
 }
 
+/// How often the API server's health is probed for `/readyz`.
+const APISERVER_PROBE_PERIOD: Duration = Duration::from_secs(2);
+/// How long one probe may take before the API server counts as unreachable.
+const APISERVER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn run_operator(config: OperatorConfig) -> ExitCode {
     // One TLS provider for the API client and the webhook server (ring; no aws-lc).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -302,17 +307,24 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
         }
     };
 
-    // API server reachability, for /readyz.
+    // API server health, for /readyz: the apiserver's own /readyz (readable
+    // by every client through system:public-info-viewer), which also fails
+    // while etcd is down — unlike /version, which the apiserver answers
+    // without its storage.
     {
         let client = client.clone();
         let readiness = readiness.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(APISERVER_PROBE_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let ok = tokio::time::timeout(Duration::from_secs(4), client.apiserver_version())
-                    .await
-                    .is_ok_and(|r| r.is_ok());
+                let ok = match http::Request::get("/readyz").body(Vec::new()) {
+                    Ok(req) => tokio::time::timeout(APISERVER_PROBE_TIMEOUT, client.request_text(req))
+                        .await
+                        .is_ok_and(|r| r.is_ok()),
+                    Err(_) => false,
+                };
                 readiness.set_apiserver_ok(ok);
             }
         });
@@ -320,8 +332,7 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
 
     let mut signal = tokio::spawn(shutdown_signal());
     let mut code = ExitCode::SUCCESS;
-    let mut elector = None;
-    if config.leader_elect {
+    let mut elector = config.leader_elect.then(|| {
         let ns = lease_namespace(&config, &client);
         let api: Api<Lease> = Api::namespaced(client.clone(), &ns);
         let timing = Timing {
@@ -329,64 +340,86 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
             renew_deadline: config.renew_deadline,
             retry_period: config.retry_period,
         };
-        let mut le = LeaderElector::new(api, &config.leader_election_id, &identity(), timing);
-        // A standby replica is ready: it serves webhooks and waits for the lease.
-        readiness.set_caches_synced(true);
-        info!(lease = %config.leader_election_id, namespace = %ns, identity = le.identity(), "waiting to become leader");
-        tokio::select! {
-            res = le.acquire() => {
-                if let Err(e) = res {
-                    error!(error = %e, "leader election failed");
-                    return ExitCode::FAILURE;
+        info!(lease = %config.leader_election_id, namespace = %ns, "leader election on");
+        LeaderElector::new(api, &config.leader_election_id, &identity(), timing)
+    });
+
+    // Stand by for the lease, lead until it is lost, stand by again: losing
+    // the lease (e.g. during an API server outage longer than the renew
+    // deadline) stops reconciling at once but does not restart the process,
+    // so webhooks keep being served and the caches are rebuilt on takeover.
+    loop {
+        if let Some(le) = elector.as_mut() {
+            // A standby replica is ready: it serves webhooks and waits for the lease.
+            readiness.set_caches_synced(true);
+            info!(identity = le.identity(), "waiting to become leader");
+            tokio::select! {
+                res = le.acquire() => {
+                    if let Err(e) = res {
+                        error!(error = %e, reason = e.reason(), "leader election failed");
+                        code = ExitCode::FAILURE;
+                        break;
+                    }
                 }
+                _ = &mut signal => break,
+                res = webhook_stopped(&mut webhook_task) => {
+                    report_webhook_stop(res);
+                    code = ExitCode::FAILURE;
+                    break;
+                }
+            }
+            readiness.set_caches_synced(false);
+        }
+        metrics.leader_acquired();
+
+        let (leading_tx, leading_rx) = watch::channel(false);
+        let leading_stopped = {
+            let global = stopped();
+            let mut rx = leading_rx;
+            async move {
+                tokio::select! {
+                    _ = global => {}
+                    _ = rx.wait_for(|s| *s) => {}
+                }
+            }
+        };
+        let controller = controller::run::run(
+            client.clone(),
+            config.clone(),
+            metrics.clone(),
+            readiness.clone(),
+            leading_stopped,
+        );
+        tokio::pin!(controller);
+        tokio::select! {
+            _ = &mut controller => {
+                break;
             }
             _ = &mut signal => {
                 let _ = stop_tx.send(true);
-                return ExitCode::SUCCESS;
+                // Let in-flight reconciles finish (bounded).
+                let _ = tokio::time::timeout(Duration::from_secs(10), &mut controller).await;
+                break;
+            }
+            res = webhook_stopped(&mut webhook_task) => {
+                report_webhook_stop(res);
+                code = ExitCode::FAILURE;
+                break;
+            }
+            lost = async {
+                match elector.as_mut() {
+                    Some(le) => le.hold().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                error!(error = %lost, reason = lost.reason(), "leadership lost; reconciling stopped, standing by for the lease");
+                metrics.leader_lost();
+                let _ = leading_tx.send(true);
+                // Dropping the controller cancels in-flight reconciles at
+                // their next await: another replica may already lead.
             }
         }
         readiness.set_caches_synced(false);
-        elector = Some(le);
-    }
-
-    let controller = controller::run::run(
-        client.clone(),
-        config.clone(),
-        metrics.clone(),
-        readiness.clone(),
-        stopped(),
-    );
-    tokio::pin!(controller);
-    tokio::select! {
-        _ = &mut controller => {}
-        _ = &mut signal => {
-            let _ = stop_tx.send(true);
-            // Let in-flight reconciles finish (bounded).
-            let _ = tokio::time::timeout(Duration::from_secs(10), &mut controller).await;
-        }
-        res = async {
-            match webhook_task.as_mut() {
-                Some(h) => h.await,
-                None => std::future::pending().await,
-            }
-        } => {
-            match res {
-                Ok(Ok(())) => error!("webhook server stopped unexpectedly"),
-                Ok(Err(e)) => error!(error = %e, reason = e.reason(), "webhook server failed"),
-                Err(e) => error!(error = %e, "webhook server task failed"),
-            }
-            webhook_task = None;
-            code = ExitCode::FAILURE;
-        }
-        lost = async {
-            match elector.as_mut() {
-                Some(le) => le.hold().await,
-                None => std::future::pending().await,
-            }
-        } => {
-            error!(error = %lost, reason = lost.reason(), "leadership lost; exiting so only one replica reconciles");
-            code = ExitCode::FAILURE;
-        }
     }
     let _ = stop_tx.send(true);
     if let Some(le) = &elector
@@ -404,6 +437,31 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
     })
     .await;
     code
+}
+
+type WebhookTask = tokio::task::JoinHandle<Result<(), webhook::WebhookError>>;
+
+/// Resolves when the webhook server task ends (never, when webhooks are off
+/// or the task was already reported); takes the task so it is reported once.
+async fn webhook_stopped(
+    task: &mut Option<WebhookTask>,
+) -> Result<Result<(), webhook::WebhookError>, tokio::task::JoinError> {
+    match task.as_mut() {
+        Some(h) => {
+            let res = h.await;
+            *task = None;
+            res
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn report_webhook_stop(res: Result<Result<(), webhook::WebhookError>, tokio::task::JoinError>) {
+    match res {
+        Ok(Ok(())) => error!("webhook server stopped unexpectedly"),
+        Ok(Err(e)) => error!(error = %e, reason = e.reason(), "webhook server failed"),
+        Err(e) => error!(error = %e, "webhook server task failed"),
+    }
 }
 
 fn main() -> ExitCode {

@@ -131,6 +131,8 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     tests: SortedFamily<PhaseLabels, Gauge>,
     webhook_requests: SortedFamily<WebhookLabels, Counter>,
+    leader: Gauge,
+    leader_transitions: Counter,
 }
 
 impl Default for Metrics {
@@ -148,6 +150,8 @@ impl Metrics {
         let reconcile_duration = Histogram::new(RECONCILE_DURATION_BUCKETS);
         let tests = SortedFamily::<PhaseLabels, Gauge>::default();
         let webhook_requests = SortedFamily::<WebhookLabels, Counter>::default();
+        let leader = Gauge::default();
+        let leader_transitions = Counter::default();
 
         let mut registry = Registry::default();
         // prometheus-client appends `_total` to counter names.
@@ -176,6 +180,16 @@ impl Metrics {
             "Requests received by the webhook server, by path and result",
             webhook_requests.clone(),
         );
+        registry.register(
+            "locust_operator_leader",
+            "1 while this replica holds the leader lease and reconciles, else 0",
+            leader.clone(),
+        );
+        registry.register(
+            "locust_operator_leader_transitions",
+            "Times this replica acquired or lost the leader lease",
+            leader_transitions.clone(),
+        );
 
         let metrics = Self {
             registry: Arc::new(registry),
@@ -184,6 +198,8 @@ impl Metrics {
             reconcile_duration,
             tests,
             webhook_requests,
+            leader,
+            leader_transitions,
         };
         metrics.set_tests_by_phase(&BTreeMap::new());
         metrics
@@ -238,6 +254,18 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// Records that this replica acquired the leader lease.
+    pub fn leader_acquired(&self) {
+        self.leader.set(1);
+        self.leader_transitions.inc();
+    }
+
+    /// Records that this replica lost the leader lease (it stopped reconciling).
+    pub fn leader_lost(&self) {
+        self.leader.set(0);
+        self.leader_transitions.inc();
     }
 
     /// The whole registry in the OpenMetrics text format (ends with `# EOF`).

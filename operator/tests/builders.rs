@@ -600,7 +600,7 @@ fn job_shapes_and_pod_failure_policies() {
     let w = c.worker_job.spec.as_ref().unwrap();
     assert_eq!(
         (w.parallelism, w.completions, w.backoff_limit),
-        (Some(3), None, Some(0))
+        (Some(3), None, Some(3))
     );
     for (job, action) in [(m, "FailJob"), (w, "Ignore")] {
         let rules = &job.pod_failure_policy.as_ref().unwrap().rules;

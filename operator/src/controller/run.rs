@@ -50,6 +50,17 @@ fn trim_job(job: &mut Job) {
     job.spec = None;
 }
 
+/// Aborts the tasks it holds when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// Runs the controller until `shutdown` resolves. Call only while holding the
 /// leader lease (or with leader election off).
 pub async fn run(
@@ -119,6 +130,10 @@ pub async fn run(
         stats_reads: Mutex::new(HashMap::new()),
     });
 
+    // Background tasks of this run end with it (the controller may be stopped
+    // and started again in one process when the leader lease is lost).
+    let mut background = AbortOnDrop(Vec::new());
+
     // Readiness: every cache has listed once. A store's readiness signal wakes
     // only its most recent waiter (the controller also waits on the LocustTest
     // store), so poll it in short slices instead of awaiting it once.
@@ -126,7 +141,7 @@ pub async fn run(
         let (tests, jobs, services, pods) =
             (tests.clone(), jobs.clone(), services.clone(), pods.clone());
         let readiness = readiness.clone();
-        tokio::spawn(async move {
+        background.0.push(tokio::spawn(async move {
             let slice = Duration::from_millis(25);
             loop {
                 let ready = async {
@@ -148,14 +163,14 @@ pub async fn run(
                     Err(_) => {}
                 }
             }
-        });
+        }));
     }
 
     // Tests-by-phase gauge, from the cache.
     {
         let tests = tests.clone();
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        background.0.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
@@ -170,7 +185,7 @@ pub async fn run(
                 }
                 metrics.set_tests_by_phase(&counts);
             }
-        });
+        }));
     }
 
     Controller::for_stream(tests_stream, tests)

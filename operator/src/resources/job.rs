@@ -38,9 +38,12 @@ pub fn pod_failure_policy(role: Role) -> PodFailurePolicy {
     }
 }
 
-/// A role's Job around `template`: master with parallelism and completions 1, worker with
-/// parallelism `spec.worker.replicas` and no completions; both with `backoffLimit: 0`, the
-/// role's [`pod_failure_policy`] and `ttlSecondsAfterFinished` from the configuration.
+/// A role's Job around `template`: master with parallelism and completions 1 and
+/// `backoffLimit: 0` (a master is never restarted: it holds the test's state); worker with
+/// parallelism `spec.worker.replicas`, no completions and `backoffLimit` equal to the
+/// replicas (a worker pod that fails or is deleted is replaced, up to that many times in
+/// all, and a fresh worker simply reconnects to the master); both with the role's
+/// [`pod_failure_policy`] and `ttlSecondsAfterFinished` from the configuration.
 pub(super) fn build_job(
     test: &TestRef<'_>,
     spec: &LocustTestSpec,
@@ -48,16 +51,16 @@ pub(super) fn build_job(
     role: Role,
     template: PodTemplateSpec,
 ) -> Job {
-    let (parallelism, completions) = match role {
-        Role::Master => (1, Some(1)),
-        Role::Worker => (spec.worker.replicas, None),
+    let (parallelism, completions, backoff_limit) = match role {
+        Role::Master => (1, Some(1), 0),
+        Role::Worker => (spec.worker.replicas, None, spec.worker.replicas.max(0)),
     };
     Job {
         metadata: test.child_metadata(job_name(test.name, role), role),
         spec: Some(JobSpec {
             parallelism: Some(parallelism),
             completions,
-            backoff_limit: Some(0),
+            backoff_limit: Some(backoff_limit),
             pod_failure_policy: Some(pod_failure_policy(role)),
             ttl_seconds_after_finished: cfg.job_ttl_seconds_after_finished,
             template,
