@@ -189,7 +189,7 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_LEASE_DURATION", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
 
-    /// How long the leader keeps trying to renew before it gives up leadership.
+    /// How long the leader keeps trying to renew before it gives up leadership (it then stops reconciling and stands by for the lease, without restarting).
     #[arg(long, env = "LOCUST_RENEW_DEADLINE", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub renew_deadline: Duration,
 

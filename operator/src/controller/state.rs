@@ -29,6 +29,7 @@ pub mod reason {
     pub const TEST_SUCCEEDED: &str = "TestSucceeded";
     pub const TEST_FAILED: &str = "TestFailed";
     pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
+    pub const WORKERS_FAILED: &str = "WorkersFailed";
     pub const ALL_PODS_HEALTHY: &str = "AllPodsHealthy";
     pub const NO_DRIFT: &str = "NoDrift";
     pub const SPEC_CHANGED: &str = "SpecChanged";
@@ -75,6 +76,9 @@ pub struct Observed {
     pub worker_job_exists: bool,
     /// Set once the master Job has finished.
     pub master_outcome: Option<JobOutcome>,
+    /// Set once the worker Job has finished (it fails after more worker
+    /// failures than its `backoffLimit`; it completes when workers exit 0).
+    pub worker_outcome: Option<JobOutcome>,
     /// When the (earliest) running master pod started, if one runs.
     pub master_running_since: Option<Timestamp>,
     /// Worker pods in phase Running.
@@ -402,6 +406,16 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         }
     }
 
+    let workers_failed = match &obs.worker_outcome {
+        Some(JobOutcome::Failed { reason: r, message }) if message.is_empty() => {
+            Some(format!("worker Job failed: {r}"))
+        }
+        Some(JobOutcome::Failed { reason: r, message }) => {
+            Some(format!("worker Job failed: {r}: {message}"))
+        }
+        _ => None,
+    };
+
     // Phase.
     let (phase, completed): (Phase, Option<(bool, &'static str, String)>) =
         match (&obs.master_outcome, &unhealthy_too_long) {
@@ -431,6 +445,12 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
                     _ => (Phase::Failed, Some((true, reason::TEST_FAILED, job))),
                 }
             }
+            // The workers are gone for good while the master still runs: the
+            // rest of the run would measure nothing meaningful.
+            (None, _) if workers_failed.is_some() => (
+                Phase::Failed,
+                workers_failed.map(|job| (true, reason::WORKERS_FAILED, job)),
+            ),
             (None, Some(msg)) => (
                 Phase::Failed,
                 Some((true, reason::PODS_UNHEALTHY, msg.clone())),
@@ -638,6 +658,47 @@ mod tests {
         );
         assert_eq!(d3.events[0].reason, "TestSucceeded");
         assert!(!d3.events[0].warning);
+    }
+
+    #[test]
+    fn failed_workers_fail_a_running_test_but_not_a_finished_one() {
+        let worker_failed = Some(JobOutcome::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: "Job has reached the specified backoff limit".into(),
+        });
+        let running = Observed {
+            master_running_since: Some(t(5)),
+            worker_outcome: worker_failed.clone(),
+            ..created()
+        };
+        let d = derive(&view(None), &running, t(6), GRACE);
+        assert_eq!(d.status.phase, Some(Phase::Failed));
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason::WORKERS_FAILED);
+        assert_eq!(
+            tc.message,
+            "worker Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+        );
+        assert!(d.events[0].warning);
+
+        // The master's own outcome wins: workers failing as the master ends
+        // do not turn a completed run into a failure.
+        let done = Observed {
+            master_outcome: Some(JobOutcome::Complete),
+            worker_outcome: worker_failed,
+            ..created()
+        };
+        let d = derive(&view(None), &done, t(60), GRACE);
+        assert_eq!(d.status.phase, Some(Phase::Succeeded));
+
+        // A worker Job that completed (workers exited 0) changes nothing.
+        let completed_workers = Observed {
+            master_running_since: Some(t(5)),
+            worker_outcome: Some(JobOutcome::Complete),
+            ..created()
+        };
+        let d = derive(&view(None), &completed_workers, t(6), GRACE);
+        assert_eq!(d.status.phase, Some(Phase::Running));
     }
 
     #[test]
