@@ -320,9 +320,11 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
             loop {
                 tick.tick().await;
                 let ok = match http::Request::get("/readyz").body(Vec::new()) {
-                    Ok(req) => tokio::time::timeout(APISERVER_PROBE_TIMEOUT, client.request_text(req))
-                        .await
-                        .is_ok_and(|r| r.is_ok()),
+                    Ok(req) => {
+                        tokio::time::timeout(APISERVER_PROBE_TIMEOUT, client.request_text(req))
+                            .await
+                            .is_ok_and(|r| r.is_ok())
+                    }
                     Err(_) => false,
                 };
                 readiness.set_apiserver_ok(ok);
