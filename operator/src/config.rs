@@ -124,10 +124,11 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_WORKER_MEMORY_LIMIT", value_name = "QUANTITY")]
     pub worker_memory_limit: Option<String>,
 
-    /// `runAsUser` set on the Locust pods' default security context. Unset by default so that
-    /// OpenShift's `restricted-v2` can assign a UID; set it (e.g. 1000) on clusters where the
-    /// image declares a non-numeric user (the official `locustio/locust` has `USER locust`),
-    /// because the kubelet cannot otherwise verify `runAsNonRoot`.
+    /// `runAsUser` set on the Locust pods' default security context. When unset, the operator
+    /// picks at start-up: none on OpenShift (its `restricted-v2` SCC assigns a UID), 1000
+    /// elsewhere (the official `locustio/locust` image declares `USER locust` by name, which
+    /// the kubelet cannot check against `runAsNonRoot`). A test's own
+    /// `spec.security.podSecurityContext` still wins.
     #[arg(long, env = "LOCUST_POD_RUN_AS_USER", value_name = "UID")]
     pub pod_run_as_user: Option<i64>,
 

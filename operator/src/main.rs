@@ -238,12 +238,49 @@ async fn shutdown_signal() {
     }
 }
 
+/// UID of the `locust` user of the official `locustio/locust` image.
+const LOCUST_IMAGE_UID: i64 = 1000;
+
+/// The Locust pods' `runAsUser` when `--pod-run-as-user` is not set: none on
+/// OpenShift (its `restricted-v2` SCC assigns a UID from the namespace's
+/// range), else [`LOCUST_IMAGE_UID`] — the official image declares the
+/// non-numeric `USER locust`, which the kubelet cannot check against
+/// `runAsNonRoot` without a numeric UID. OpenShift is recognised by its
+/// `security.openshift.io` API group (discovery is open to every client).
+async fn default_pod_run_as_user(client: &Client) -> Option<i64> {
+    for attempt in 1..=3 {
+        match client.list_api_groups().await {
+            Ok(groups) => {
+                let openshift = groups
+                    .groups
+                    .iter()
+                    .any(|g| g.name == "security.openshift.io");
+                return if openshift {
+                    info!("OpenShift detected: Locust pods get no fixed runAsUser (the SCC assigns one)");
+                    None
+                } else {
+                    info!(uid = LOCUST_IMAGE_UID, "not OpenShift: Locust pods run as this UID unless --pod-run-as-user says otherwise");
+                    Some(LOCUST_IMAGE_UID)
+                };
+            }
+            Err(e) if attempt < 3 => {
+                warn!(error = %e, attempt, "API discovery failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "API discovery failed: Locust pods get no fixed runAsUser");
+            }
+        }
+    }
+    None
+}
+
 /// How often the API server's health is probed for `/readyz`.
 const APISERVER_PROBE_PERIOD: Duration = Duration::from_secs(2);
 /// How long one probe may take before the API server counts as unreachable.
 const APISERVER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn run_operator(config: OperatorConfig) -> ExitCode {
+async fn run_operator(mut config: OperatorConfig) -> ExitCode {
     // One TLS provider for the API client and the webhook server (ring; no aws-lc).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Metrics::new();
@@ -306,6 +343,10 @@ async fn run_operator(config: OperatorConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+
+    if config.pod_run_as_user.is_none() {
+        config.pod_run_as_user = default_pod_run_as_user(&client).await;
+    }
 
     // API server health, for /readyz: the apiserver's own /readyz (readable
     // by every client through system:public-info-viewer), which also fails
