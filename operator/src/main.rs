@@ -256,10 +256,15 @@ async fn default_pod_run_as_user(client: &Client) -> Option<i64> {
                     .iter()
                     .any(|g| g.name == "security.openshift.io");
                 return if openshift {
-                    info!("OpenShift detected: Locust pods get no fixed runAsUser (the SCC assigns one)");
+                    info!(
+                        "OpenShift detected: Locust pods get no fixed runAsUser (the SCC assigns one)"
+                    );
                     None
                 } else {
-                    info!(uid = LOCUST_IMAGE_UID, "not OpenShift: Locust pods run as this UID unless --pod-run-as-user says otherwise");
+                    info!(
+                        uid = LOCUST_IMAGE_UID,
+                        "not OpenShift: Locust pods run as this UID unless --pod-run-as-user says otherwise"
+                    );
                     Some(LOCUST_IMAGE_UID)
                 };
             }
