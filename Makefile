@@ -1,13 +1,15 @@
 # Locust Kubernetes Operator — developer entry points.
 #   make demo   boots the embedded local cluster and runs a LocustTest through the operator
 #   make test   everything CI proves (lint, generated-manifest drift, unit and end-to-end tests)
+#   make bench  the operator benchmark at scale (release build, N = 100, 500, 1000); writes docs/performance.md
+#   make reliability  the fault tests at full length (50 SIGKILLs, 10 failovers; docs/reliability.md)
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build tools generate check-manifests fmt lint unit test demo demo-dev cluster clean
+.PHONY: all build tools generate check-manifests fmt lint unit test demo demo-dev cluster bench clean reliability fuzz
 
 all: build
 
@@ -53,5 +55,21 @@ demo-dev: tools build
 cluster: tools
 	$(CARGO) run -q -p olm-tests --bin local-cluster -- up
 
+## Benchmark the release-built operator on fresh local clusters (about 15 minutes;
+## not part of `make test`, whose bench_smoke test runs it at N = 20).
+bench: tools
+	$(CARGO) build --release -p locust-k8s-operator
+	$(CARGO) run --release -q -p olm-tests --bin bench -- --release --sizes 100,500,1000 --out docs/performance.md
+
 clean:
 	$(CARGO) clean
+
+## The fault tests at full length (CI runs them shorter): 50 SIGKILLs of the operator, 10 leader failovers.
+reliability: tools build
+	LOCUST_REQUIRE_TOOLS=1 LOCUST_SOAK_KILLS=50 LOCUST_FAILOVER_TRIALS=10 \
+	  $(CARGO) test -p olm-tests --test reliability_soak --test reliability_faults --test reliability_sandbox \
+	  -- --test-threads=2 --nocapture 2>&1 | tee target/reliability.log | grep -E '^(FIGURE|test |SKIP)|test result|^Error'
+
+## Fuzz every parser of untrusted input, FUZZ_SECONDS (default 20) per target, with nightly (docs/fuzzing.md).
+fuzz:
+	bash operator/fuzz/run.sh $(or $(FUZZ_SECONDS),20)

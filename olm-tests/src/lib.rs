@@ -18,6 +18,9 @@ pub use cluster::{Cluster, ClusterOptions, Component};
 pub use tools::Tools;
 pub use wait::wait_for;
 
+pub mod bench;
+pub mod checks;
+pub mod load;
 pub mod locust;
 pub mod olm;
 pub mod operator;

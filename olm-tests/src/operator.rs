@@ -109,6 +109,25 @@ pub fn crd_without_webhook(mut crd: CustomResourceDefinition) -> CustomResourceD
 /// Creates the operator's namespace, ServiceAccount and RBAC (ClusterRole +
 /// binding, Role + binding for its Lease) from `locust_operator::rbac`.
 pub async fn install_rbac(client: &Client) -> Result<()> {
+    install_rbac_as(
+        client,
+        SERVICE_ACCOUNT,
+        locust_operator::rbac::cluster_rules(),
+        locust_operator::rbac::namespaced_rules(),
+    )
+    .await
+}
+
+/// Creates the operator namespace, ServiceAccount `name`, and a ClusterRole,
+/// ClusterRoleBinding, Role (in the operator namespace) and RoleBinding, all
+/// named `name`, granting `cluster_rules` and `namespaced_rules` (the RBAC
+/// ablation test grants the operator's rules minus one).
+pub async fn install_rbac_as(
+    client: &Client,
+    name: &str,
+    cluster_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+    namespaced_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) -> Result<()> {
     let ns_api: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -121,7 +140,7 @@ pub async fn install_rbac(client: &Client) -> Result<()> {
     let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
     let sa = ServiceAccount {
         metadata: ObjectMeta {
-            name: Some(SERVICE_ACCOUNT.into()),
+            name: Some(name.into()),
             namespace: Some(OPERATOR_NAMESPACE.into()),
             ..ObjectMeta::default()
         },
@@ -130,39 +149,39 @@ pub async fn install_rbac(client: &Client) -> Result<()> {
     apply(&sa_api, &sa).await?;
     let subject = Subject {
         kind: "ServiceAccount".into(),
-        name: SERVICE_ACCOUNT.into(),
+        name: name.into(),
         namespace: Some(OPERATOR_NAMESPACE.into()),
         ..Subject::default()
     };
     let cr = ClusterRole {
         metadata: ObjectMeta {
-            name: Some(SERVICE_ACCOUNT.into()),
+            name: Some(name.into()),
             ..ObjectMeta::default()
         },
-        rules: Some(locust_operator::rbac::cluster_rules()),
+        rules: Some(cluster_rules),
         ..ClusterRole::default()
     };
     apply(&Api::<ClusterRole>::all(client.clone()), &cr).await?;
     let crb = ClusterRoleBinding {
         metadata: ObjectMeta {
-            name: Some(SERVICE_ACCOUNT.into()),
+            name: Some(name.into()),
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: SERVICE_ACCOUNT.into(),
+            name: name.into(),
         },
         subjects: Some(vec![subject.clone()]),
     };
     apply(&Api::<ClusterRoleBinding>::all(client.clone()), &crb).await?;
     let role = Role {
         metadata: ObjectMeta {
-            name: Some(SERVICE_ACCOUNT.into()),
+            name: Some(name.into()),
             namespace: Some(OPERATOR_NAMESPACE.into()),
             ..ObjectMeta::default()
         },
-        rules: Some(locust_operator::rbac::namespaced_rules()),
+        rules: Some(namespaced_rules),
     };
     apply(
         &Api::<Role>::namespaced(client.clone(), OPERATOR_NAMESPACE),
@@ -171,14 +190,14 @@ pub async fn install_rbac(client: &Client) -> Result<()> {
     .await?;
     let rb = RoleBinding {
         metadata: ObjectMeta {
-            name: Some(SERVICE_ACCOUNT.into()),
+            name: Some(name.into()),
             namespace: Some(OPERATOR_NAMESPACE.into()),
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: SERVICE_ACCOUNT.into(),
+            name: name.into(),
         },
         subjects: Some(vec![subject]),
     };
@@ -235,11 +254,32 @@ impl OperatorProcess {
     /// Starts the operator with `kubeconfig` and `args` (health and metrics
     /// ports are chosen here). Its log goes to `<cluster dir>/operator-<tag>.log`.
     pub fn spawn(cluster: &Cluster, kubeconfig: &Path, tag: &str, args: &[String]) -> Result<Self> {
+        Self::spawn_wrapped(cluster, kubeconfig, tag, args, &[])
+    }
+
+    /// Like [`OperatorProcess::spawn`], with the operator's command line
+    /// appended to `wrapper` (a program and its arguments that end by
+    /// exec'ing the rest, e.g. `unshare … setpriv …`), so the process id is
+    /// still the operator's.
+    pub fn spawn_wrapped(
+        cluster: &Cluster,
+        kubeconfig: &Path,
+        tag: &str,
+        args: &[String],
+        wrapper: &[String],
+    ) -> Result<Self> {
         let bin = operator_binary()?;
         let health_port = free_port()?;
         let metrics_port = free_port()?;
         let log_path = cluster.dir().join(format!("operator-{tag}.log"));
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
         cmd.env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("POD_NAME", format!("operator-{tag}"))
@@ -419,46 +459,117 @@ pub async fn install_operator_prereqs(cluster: &Cluster) -> Result<PathBuf> {
         .await
 }
 
+/// A throw-away CA for webhook serving certificates.
+pub struct WebhookCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl WebhookCa {
+    /// A fresh self-signed CA, valid for a day.
+    pub fn generate() -> Result<Self> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
+            KeyPair, KeyUsagePurpose,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let ca_key = KeyPair::generate()?;
+        let mut ca = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "olm-tests webhook CA");
+        ca.distinguished_name = dn;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca.not_before = now - time::Duration::hours(1);
+        ca.not_after = now + time::Duration::days(1);
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(ca, ca_key)?,
+        })
+    }
+
+    /// The CA certificate (PEM), for `caBundle`.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A new serving certificate for 127.0.0.1/localhost signed by this CA:
+    /// (`tls.crt`, `tls.key`) PEM.
+    pub fn issue(&self) -> Result<(String, String)> {
+        use rcgen::{
+            CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
+            KeyUsagePurpose, SanType,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let key = KeyPair::generate()?;
+        let mut leaf = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "locust-k8s-operator webhook");
+        leaf.distinguished_name = dn;
+        leaf.subject_alt_names = vec![
+            SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            SanType::DnsName("localhost".try_into()?),
+        ];
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.not_before = now - time::Duration::hours(1);
+        leaf.not_after = now + time::Duration::days(1);
+        let cert = leaf.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
 /// Writes a webhook serving certificate for 127.0.0.1/localhost (`tls.crt`,
 /// `tls.key`, as OLM mounts them) signed by a fresh CA into `dir`; returns the
 /// CA certificate (PEM) to put in `caBundle`.
 pub fn write_webhook_cert(dir: &Path) -> Result<String> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-        ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "olm-tests webhook CA");
-    ca.distinguished_name = dn;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.not_before = now - time::Duration::hours(1);
-    ca.not_after = now + time::Duration::days(1);
-    let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "locust-k8s-operator webhook");
-    leaf.distinguished_name = dn;
-    leaf.subject_alt_names = vec![
-        SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
-        SanType::DnsName("localhost".try_into()?),
-    ];
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.not_before = now - time::Duration::hours(1);
-    leaf.not_after = now + time::Duration::days(1);
-    let cert = leaf.signed_by(&key, &issuer)?;
+    let ca = WebhookCa::generate()?;
+    let (cert, key) = ca.issue()?;
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("tls.crt"), cert.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    Ok(issuer.pem())
+    std::fs::write(dir.join("tls.crt"), cert)?;
+    std::fs::write(dir.join("tls.key"), key)?;
+    Ok(ca.pem())
+}
+
+/// Replaces the files of `dir` the way the kubelet updates a mounted Secret
+/// (its `AtomicWriter`): the new files go into a fresh `..<stamp>` directory,
+/// the `..data` symlink is swapped to it with one `rename`, and each visible
+/// name is a symlink through `..data` — so a reader sees the old set or the
+/// new set, never a mix. Plain files of the same names are replaced by the
+/// symlinks on the first call.
+pub fn swap_secret_volume(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    use std::os::unix::fs::symlink;
+    let stamp = format!(
+        "..{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let payload = dir.join(&stamp);
+    std::fs::create_dir_all(&payload)?;
+    for (name, bytes) in files {
+        std::fs::write(payload.join(name), bytes)?;
+    }
+    let previous = std::fs::read_link(dir.join("..data")).ok();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&stamp, &tmp)?;
+    std::fs::rename(&tmp, dir.join("..data"))?;
+    for (name, _) in files {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+            continue;
+        }
+        let tmp = dir.join(format!("{name}.tmp-link"));
+        let _ = std::fs::remove_file(&tmp);
+        symlink(Path::new("..data").join(name), &tmp)?;
+        std::fs::rename(&tmp, &link)?;
+    }
+    if let Some(old) = previous {
+        let _ = std::fs::remove_dir_all(dir.join(old));
+    }
+    Ok(())
 }
 
 /// Name of the ValidatingWebhookConfiguration the tests register.

@@ -6,24 +6,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use locust_operator::api::{LocustTest, Phase};
+use olm_tests::checks;
 use olm_tests::operator::{self, OperatorProcess};
 use olm_tests::{Cluster, ClusterOptions, wait_for};
 
-const LEASE: &str = "locust-k8s-operator.locust.io";
 const LEASE_SECS: u64 = 4;
-
-fn sample(name: &str) -> Result<LocustTest> {
-    let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
-    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
-    t.metadata.name = Some(name.into());
-    Ok(t)
-}
 
 fn args() -> Vec<String> {
     vec![
@@ -35,45 +25,10 @@ fn args() -> Vec<String> {
     ]
 }
 
-async fn holder(leases: &Api<Lease>) -> Result<Option<String>> {
-    Ok(leases
-        .get_opt(LEASE)
-        .await?
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty()))
-}
-
 async fn wait_phase(api: &Api<LocustTest>, name: &str, phase: Phase) -> Result<()> {
-    wait_for(
-        Duration::from_secs(60),
-        Duration::from_millis(200),
-        || async {
-            let t = api.get(name).await?;
-            Ok((t.status.and_then(|s| s.phase) == Some(phase)).then_some(()))
-        },
-    )
-    .await
-    .with_context(|| format!("{name}: waiting for {phase}"))
-}
-
-async fn assert_children_once(client: &kube::Client, ns: &str, test: &str) -> Result<()> {
-    let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={test}"));
-    let jobs = Api::<Job>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await?
-        .items;
-    let svcs = Api::<Service>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await?
-        .items;
-    ensure!(
-        jobs.len() == 2 && svcs.len() == 1,
-        "{test}: {} Jobs, {} Services",
-        jobs.len(),
-        svcs.len()
-    );
-    Ok(())
+    checks::wait_phase(api, name, phase, Duration::from_secs(60))
+        .await
+        .map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +47,6 @@ async fn leader_election_and_restart() -> Result<()> {
     let ns = "team-a";
     operator::create_namespace(&client, ns, &[]).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
-    let leases: Api<Lease> = Api::namespaced(client.clone(), operator::OPERATOR_NAMESPACE);
 
     let mut a = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &args())?;
     let mut b = OperatorProcess::spawn(&cluster, &kubeconfig, "b", &args())?;
@@ -101,7 +55,7 @@ async fn leader_election_and_restart() -> Result<()> {
     let first = wait_for(
         Duration::from_secs(30),
         Duration::from_millis(100),
-        || async { holder(&leases).await },
+        || async { checks::lease_holder(&client).await },
     )
     .await
     .context("a leader is elected")?;
@@ -119,7 +73,7 @@ async fn leader_election_and_restart() -> Result<()> {
     let result = async {
         // Only the leader reconciles.
         tests
-            .create(&PostParams::default(), &sample("one")?)
+            .create(&PostParams::default(), &checks::sample("one")?)
             .await?;
         let pods = cluster
             .wait_for_running_pods(ns, "job-name=one-master", 1, Duration::from_secs(60))
@@ -142,7 +96,7 @@ async fn leader_election_and_restart() -> Result<()> {
             Duration::from_secs(LEASE_SECS * 4),
             Duration::from_millis(50),
             || async {
-                Ok(holder(&leases)
+                Ok(checks::lease_holder(&client)
                     .await?
                     .filter(|h| h.starts_with(follower_tag)))
             },
@@ -160,13 +114,13 @@ async fn leader_election_and_restart() -> Result<()> {
 
         // The new leader reconciles new and existing tests; nothing is duplicated.
         tests
-            .create(&PostParams::default(), &sample("two")?)
+            .create(&PostParams::default(), &checks::sample("two")?)
             .await?;
         wait_phase(&tests, "two", Phase::Running).await?;
         cluster.complete_pod(ns, &pods[0].name_any(), 0).await?;
         wait_phase(&tests, "one", Phase::Succeeded).await?;
-        assert_children_once(&client, ns, "one").await?;
-        assert_children_once(&client, ns, "two").await?;
+        checks::assert_children_once(&client, ns, "one").await?;
+        checks::assert_children_once(&client, ns, "two").await?;
 
         // Restart mid-test: no operator runs while the master of "two" finishes.
         follower.kill();
@@ -183,7 +137,7 @@ async fn leader_election_and_restart() -> Result<()> {
         let restarted = OperatorProcess::spawn(&cluster, &kubeconfig, "c", &args())?;
         restarted.wait_ready(Duration::from_secs(30)).await?;
         wait_phase(&tests, "two", Phase::Succeeded).await?;
-        assert_children_once(&client, ns, "two").await?;
+        checks::assert_children_once(&client, ns, "two").await?;
         ensure!(!restarted.log().contains("panicked"));
         Ok::<(), anyhow::Error>(())
     }

@@ -21,10 +21,7 @@ const POLL: Duration = Duration::from_millis(200);
 const GRACE: &str = "6s";
 
 fn sample_v2(name: &str) -> Result<LocustTest> {
-    let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
-    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
-    t.metadata.name = Some(name.to_owned());
-    Ok(t)
+    olm_tests::checks::sample(name)
 }
 
 async fn sample_configmap(client: &Client, ns: &str) -> Result<()> {
@@ -163,6 +160,18 @@ async fn happy_path(cluster: &Cluster) -> Result<()> {
     ensure!(
         services.list(&owned).await?.items.len() == 1,
         "exactly one Service"
+    );
+
+    // Not OpenShift: the official image's non-numeric USER gets its UID.
+    let run_as_user = master
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.security_context.as_ref())
+        .and_then(|c| c.run_as_user);
+    ensure!(
+        run_as_user == Some(1000),
+        "pods run as UID 1000 on a cluster that is not OpenShift: {run_as_user:?}"
     );
 
     let container = |j: &Job| {

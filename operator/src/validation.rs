@@ -507,11 +507,12 @@ pub static RULES: &[Rule] = &[
 
 // --- Webhook-only rules -----------------------------------------------------------
 
-/// A command is acceptable when it splits like a shell would (every quote
-/// closed) into at least one word. Blank commands are left to the CEL rules
-/// that require them, so they are reported once.
+/// A command is acceptable when the operator can split it into the
+/// container's arguments ([`crate::resources::split_command`]): every quote
+/// closed, at least one word, no lone backslash at the end. Blank commands are
+/// left to the CEL rules that require them, so they are reported once.
 fn splits_like_a_shell(command: &str) -> bool {
-    !not_blank(command) || shell_words::split(command).is_ok_and(|words| !words.is_empty())
+    !not_blank(command) || crate::resources::split_command(command, "").is_ok()
 }
 
 /// v2 rules CEL cannot express, run by the validating webhook and the CLI.
@@ -519,13 +520,13 @@ pub static WEBHOOK_RULES: &[WebhookRule] = &[
     WebhookRule {
         id: "master-command-shell-syntax",
         field: "spec.master.command",
-        message: "spec.master.command must split like a shell command line into at least one word; close every quote or escape it with a backslash, and do not start with '#' (which comments out the rest)",
+        message: "spec.master.command must split like a shell command line into at least one word; close every quote or escape it with a backslash, do not end it with a lone backslash (write \\\\ for a literal one), and do not start with '#' (which comments out the rest)",
         check: |t| splits_like_a_shell(&t.spec.master.command),
     },
     WebhookRule {
         id: "worker-command-shell-syntax",
         field: "spec.worker.command",
-        message: "spec.worker.command must split like a shell command line into at least one word; close every quote or escape it with a backslash, and do not start with '#' (which comments out the rest)",
+        message: "spec.worker.command must split like a shell command line into at least one word; close every quote or escape it with a backslash, do not end it with a lone backslash (write \\\\ for a literal one), and do not start with '#' (which comments out the rest)",
         check: |t| splits_like_a_shell(&t.spec.worker.command),
     },
 ];
@@ -581,13 +582,13 @@ pub static V1_WEBHOOK_RULES: &[WebhookRule<v1::LocustTest>] = &[
     WebhookRule {
         id: "master-command-seed-shell-syntax",
         field: "spec.masterCommandSeed",
-        message: "spec.masterCommandSeed must split like a shell command line into at least one word; close every quote or escape it with a backslash, and do not start with '#' (which comments out the rest)",
+        message: "spec.masterCommandSeed must split like a shell command line into at least one word; close every quote or escape it with a backslash, do not end it with a lone backslash (write \\\\ for a literal one), and do not start with '#' (which comments out the rest)",
         check: |t| splits_like_a_shell(&t.spec.master_command_seed),
     },
     WebhookRule {
         id: "worker-command-seed-shell-syntax",
         field: "spec.workerCommandSeed",
-        message: "spec.workerCommandSeed must split like a shell command line into at least one word; close every quote or escape it with a backslash, and do not start with '#' (which comments out the rest)",
+        message: "spec.workerCommandSeed must split like a shell command line into at least one word; close every quote or escape it with a backslash, do not end it with a lone backslash (write \\\\ for a literal one), and do not start with '#' (which comments out the rest)",
         check: |t| splits_like_a_shell(&t.spec.worker_command_seed),
     },
 ];
@@ -667,9 +668,10 @@ pub fn validate_value(value: &Value) -> Vec<Violation> {
         prune_nulls(schema, &mut pruned);
     }
     let decoded = match version {
-        SchemaVersion::V2 => serde_json::from_value::<LocustTest>(pruned)
-            .map(|t| rule_violations(&t, RULES, WEBHOOK_RULES)),
-        SchemaVersion::V1 => serde_json::from_value::<v1::LocustTest>(pruned)
+        SchemaVersion::V2 => {
+            decode::<LocustTest>(pruned).map(|t| rule_violations(&t, RULES, WEBHOOK_RULES))
+        }
+        SchemaVersion::V1 => decode::<v1::LocustTest>(pruned)
             .map(|t| rule_violations(&t, V1_RULES, V1_WEBHOOK_RULES)),
     };
     // Report the rules too whenever the object still decodes, so a user sees
@@ -678,12 +680,34 @@ pub fn validate_value(value: &Value) -> Vec<Violation> {
     match decoded {
         Ok(violations) => out.extend(violations),
         Err(_) if schema_failed => {}
-        Err(err) => out.push(Violation::schema(
-            String::new(),
-            format!("cannot decode the object: {err}"),
-        )),
+        Err(violation) => out.push(violation),
     }
     out
+}
+
+/// Decodes an object that passed the schema checks. What can still fail lies
+/// outside the CRD schema (`metadata`, which the API server checks itself) or
+/// beyond it (a number out of the typed range, a malformed timestamp); the
+/// violation names the offending field, e.g. `metadata: Required value` for an
+/// empty `metadata:` in a manifest.
+fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'));
+        match (path.as_str(), missing) {
+            (".", Some(name)) => Violation::schema(name.to_owned(), "Required value".to_owned()),
+            (path, Some(name)) => {
+                Violation::schema(format!("{path}.{name}"), "Required value".to_owned())
+            }
+            (path, None) => Violation::schema(
+                path.trim_start_matches('.').to_owned(),
+                format!("cannot decode the object: {message}"),
+            ),
+        }
+    })
 }
 
 fn rule_violations<T>(test: &T, rules: &[Rule<T>], webhook: &[WebhookRule<T>]) -> Vec<Violation> {

@@ -129,7 +129,59 @@ pub struct ClusterOptions {
     pub base_dir: Option<PathBuf>,
     /// Prefix of the cluster directory name and of kubeconfig names.
     pub name: String,
+    /// Client rate limits and worker counts of the controller-manager,
+    /// scheduler and kwok (default `None`: the components' own defaults,
+    /// enough for a few tests at a time). See [`Throughput`].
+    pub throughput: Option<Throughput>,
+    /// Audit logging of the apiserver (default `None`: off). See [`AuditOptions`].
+    pub audit: Option<AuditOptions>,
 }
+
+/// Client rate limits and worker counts for load: with the components'
+/// defaults (controller-manager 20 requests/s, scheduler 50/s, 5 Job syncs,
+/// kwok 4 pod stages at a time) the controllers, not the apiserver, bound how
+/// fast hundreds of Jobs get Running pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throughput {
+    /// `--kube-api-qps` of kube-controller-manager and
+    /// `clientConnection.qps` of kube-scheduler.
+    pub kube_api_qps: u32,
+    /// `--kube-api-burst` of kube-controller-manager and
+    /// `clientConnection.burst` of kube-scheduler.
+    pub kube_api_burst: u32,
+    /// `--concurrent-job-syncs` of kube-controller-manager.
+    pub concurrent_job_syncs: u32,
+    /// kwok's `podPlayStageParallelism` and `podsOnNodeSyncParallelism`
+    /// (a `KwokConfiguration` added to its configuration).
+    pub kwok_parallelism: u32,
+}
+
+impl Throughput {
+    /// Limits out of the way: 5000 requests/s with bursts of 10000 (what
+    /// kwokctl sets with `--disable-qps-limits`), 50 Job syncs, 16 kwok
+    /// workers.
+    pub fn high() -> Self {
+        Self {
+            kube_api_qps: 5000,
+            kube_api_burst: 10000,
+            concurrent_job_syncs: 50,
+            kwok_parallelism: 16,
+        }
+    }
+}
+
+/// Audit logging of the apiserver: every request matching the policy is
+/// written as one JSON line (`audit.k8s.io/v1` Event) to
+/// [`Cluster::audit_log_path`], synchronously (`--audit-log-mode=blocking`),
+/// without rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// The audit `Policy` (`audit.k8s.io/v1`), YAML or JSON.
+    pub policy: String,
+}
+
+/// Name of the audit log in the cluster's `logs/` directory.
+pub const AUDIT_LOG: &str = "audit.log";
 
 impl Default for ClusterOptions {
     fn default() -> Self {
@@ -145,6 +197,8 @@ impl Default for ClusterOptions {
             extra_controller_manager_args: Vec::new(),
             base_dir: None,
             name: "locust-cluster".into(),
+            throughput: None,
+            audit: None,
         }
     }
 }
@@ -342,15 +396,22 @@ impl Cluster {
         let config_dir = root.join("config");
         std::fs::create_dir_all(&config_dir)?;
         let scheduler_config = config_dir.join("kube-scheduler.yaml");
-        let scheduler_yaml = serde_yaml::to_string(&serde_json::json!({
-            "apiVersion": "kubescheduler.config.k8s.io/v1",
-            "kind": "KubeSchedulerConfiguration",
-            "clientConnection": { "kubeconfig": scheduler_kubeconfig },
-            "leaderElection": { "leaderElect": false },
-        }))?;
+        let scheduler_yaml = scheduler_config_yaml(&scheduler_kubeconfig, options.throughput)?;
         pki::write_file(&scheduler_config, scheduler_yaml.as_bytes(), false)?;
         let kwok_config = config_dir.join("kwok-stages.yaml");
-        pki::write_file(&kwok_config, KWOK_STAGES.as_bytes(), false)?;
+        pki::write_file(
+            &kwok_config,
+            kwok_config_yaml(options.throughput)?.as_bytes(),
+            false,
+        )?;
+        let audit_policy = match &options.audit {
+            Some(audit) => {
+                let path = config_dir.join("audit-policy.yaml");
+                pki::write_file(&path, audit.policy.as_bytes(), false)?;
+                Some(path)
+            }
+            None => None,
+        };
         let kwok_home = root.join("kwok-home");
         std::fs::create_dir_all(&kwok_home)?;
 
@@ -365,6 +426,7 @@ impl Cluster {
             kwok_kubeconfig: &kwok_kubeconfig,
             kwok_config: &kwok_config,
             kwok_home: &kwok_home,
+            audit_policy: audit_policy.as_deref(),
         });
         let processes = specs
             .into_iter()
@@ -665,6 +727,15 @@ impl Cluster {
         self.layout.log(component)
     }
 
+    /// The apiserver's audit log (JSON lines), when [`ClusterOptions::audit`]
+    /// is set.
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        self.options
+            .audit
+            .as_ref()
+            .map(|_| self.layout.logs.join(AUDIT_LOG))
+    }
+
     /// Names of the fake nodes.
     pub fn node_names(&self) -> &[String] {
         &self.node_names
@@ -774,6 +845,54 @@ struct ComponentInputs<'a> {
     kwok_kubeconfig: &'a Path,
     kwok_config: &'a Path,
     kwok_home: &'a Path,
+    audit_policy: Option<&'a Path>,
+}
+
+/// The kube-scheduler configuration file.
+fn scheduler_config_yaml(kubeconfig: &Path, throughput: Option<Throughput>) -> Result<String> {
+    let mut connection = serde_json::json!({ "kubeconfig": kubeconfig });
+    if let Some(t) = throughput {
+        connection["qps"] = t.kube_api_qps.into();
+        connection["burst"] = t.kube_api_burst.into();
+    }
+    Ok(serde_yaml::to_string(&serde_json::json!({
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": connection,
+        "leaderElection": { "leaderElect": false },
+    }))?)
+}
+
+/// kwok's configuration: the Stages, plus a `KwokConfiguration` with more
+/// workers when `throughput` is set (kwok's command-line flags still win).
+fn kwok_config_yaml(throughput: Option<Throughput>) -> Result<String> {
+    let mut text = KWOK_STAGES.to_owned();
+    if let Some(t) = throughput {
+        let options = serde_yaml::to_string(&serde_json::json!({
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokConfiguration",
+            // A configuration file is not defaulted: every default of
+            // kwok v0.8.0 (SetObjectDefaults_KwokConfiguration) is spelled
+            // out; the command-line flags set the rest.
+            "options": {
+                "podPlayStageParallelism": t.kwok_parallelism,
+                "podsOnNodeSyncParallelism": t.kwok_parallelism,
+                "nodePlayStageParallelism": 4,
+                "nodeLeaseParallelism": 4,
+                "enableDebuggingHandlers": true,
+                "enableContentionProfiling": false,
+                "enableProfilingHandler": true,
+                "enablePodsOnNodeSyncListPager": true,
+                "enablePodsOnNodeSyncStreamWatch": false,
+            },
+        }))?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("---\n");
+        text.push_str(&options);
+    }
+    Ok(text)
 }
 
 fn flag(name: &str, value: impl AsRef<std::ffi::OsStr>) -> OsString {
@@ -841,6 +960,16 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
         flag("proxy-client-key-file", &pki.front_proxy_client_key),
         flag("profiling", "false"),
     ];
+    if let Some(policy) = inputs.audit_policy {
+        apiserver.extend([
+            flag("audit-policy-file", policy),
+            flag("audit-log-path", layout.logs.join(AUDIT_LOG)),
+            flag("audit-log-format", "json"),
+            flag("audit-log-mode", "blocking"),
+            // lumberjack rotates at 100 MB unless told otherwise: never rotate.
+            flag("audit-log-maxsize", "1000000"),
+        ]);
+    }
     apiserver.extend(options.extra_apiserver_args.iter().map(OsString::from));
 
     let secure_serving = |port: u16| {
@@ -874,6 +1003,13 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
         flag("node-monitor-period", "1s"),
         flag("profiling", "false"),
     ];
+    if let Some(t) = options.throughput {
+        controller_manager.extend([
+            flag("kube-api-qps", t.kube_api_qps.to_string()),
+            flag("kube-api-burst", t.kube_api_burst.to_string()),
+            flag("concurrent-job-syncs", t.concurrent_job_syncs.to_string()),
+        ]);
+    }
     controller_manager.extend(secure_serving(ports.controller_manager));
     controller_manager.extend(
         options
@@ -987,6 +1123,7 @@ mod tests {
                 "node-initialize",
                 "node-heartbeat-with-lease",
                 "pod-ready",
+                "pod-terminate-on-delete",
                 "pod-delete"
             ]
         );
@@ -1025,6 +1162,7 @@ mod tests {
             kwok_kubeconfig: Path::new("/k/kwok"),
             kwok_config: Path::new("/k/stages.yaml"),
             kwok_home: Path::new("/k/home"),
+            audit_policy: None,
         });
         let args = |c: Component| -> Vec<String> {
             specs[&c]
@@ -1079,6 +1217,115 @@ mod tests {
             specs[&Component::Scheduler].program,
             tools_dir.join("bin/kube-scheduler")
         );
+    }
+
+    #[test]
+    fn defaults_leave_rates_and_audit_alone() {
+        let options = ClusterOptions::default();
+        assert_eq!(options.throughput, None);
+        assert_eq!(options.audit, None);
+        let sched: serde_json::Value =
+            serde_yaml::from_str(&scheduler_config_yaml(Path::new("/k/s"), None).unwrap()).unwrap();
+        assert_eq!(
+            sched["clientConnection"],
+            serde_json::json!({ "kubeconfig": "/k/s" })
+        );
+        assert_eq!(kwok_config_yaml(None).unwrap(), KWOK_STAGES);
+    }
+
+    #[test]
+    fn throughput_and_audit_reach_the_command_lines_and_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki::Pki::generate(None)
+            .unwrap()
+            .write(&dir.path().join("pki"))
+            .unwrap();
+        let layout = Layout {
+            root: dir.path().into(),
+            logs: dir.path().join("logs"),
+            admin_kubeconfig: dir.path().join("admin.kubeconfig"),
+            pki,
+        };
+        let options = ClusterOptions {
+            throughput: Some(Throughput::high()),
+            audit: Some(AuditOptions {
+                policy: "apiVersion: audit.k8s.io/v1\nkind: Policy\n".into(),
+            }),
+            extra_apiserver_args: vec!["--v=1".into()],
+            ..ClusterOptions::default()
+        };
+        let tools_dir = dir.path().join("tools");
+        let specs = component_specs(&ComponentInputs {
+            options: &options,
+            tools: &fake_tools(&tools_dir),
+            layout: &layout,
+            ports: Ports {
+                etcd_client: 1,
+                etcd_peer: 2,
+                apiserver: 3,
+                controller_manager: 4,
+                scheduler: 5,
+            },
+            kcm_kubeconfig: Path::new("/k/kcm"),
+            scheduler_config: Path::new("/k/sched.yaml"),
+            scheduler_kubeconfig: Path::new("/k/sched"),
+            kwok_kubeconfig: Path::new("/k/kwok"),
+            kwok_config: Path::new("/k/stages.yaml"),
+            kwok_home: Path::new("/k/home"),
+            audit_policy: Some(Path::new("/k/audit.yaml")),
+        });
+        let args = |c: Component| -> Vec<String> {
+            specs[&c]
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let api = args(Component::Apiserver);
+        let audit_log = format!(
+            "--audit-log-path={}",
+            dir.path().join("logs").join(AUDIT_LOG).display()
+        );
+        for expected in [
+            "--audit-policy-file=/k/audit.yaml",
+            audit_log.as_str(),
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+        ] {
+            assert!(api.contains(&expected.to_string()), "{expected}: {api:?}");
+        }
+        assert_eq!(
+            api.last().map(String::as_str),
+            Some("--v=1"),
+            "extra args last"
+        );
+        let kcm = args(Component::ControllerManager);
+        for expected in [
+            "--kube-api-qps=5000",
+            "--kube-api-burst=10000",
+            "--concurrent-job-syncs=50",
+        ] {
+            assert!(kcm.contains(&expected.to_string()), "{expected}: {kcm:?}");
+        }
+
+        let sched: serde_json::Value = serde_yaml::from_str(
+            &scheduler_config_yaml(Path::new("/k/s"), Some(Throughput::high())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(sched["clientConnection"]["qps"], 5000);
+        assert_eq!(sched["clientConnection"]["burst"], 10000);
+        let kwok = kwok_config_yaml(Some(Throughput::high())).unwrap();
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&kwok)
+            .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+            .collect();
+        let last = docs.last().unwrap();
+        assert_eq!(last["kind"].as_str(), Some("KwokConfiguration"));
+        assert_eq!(
+            last["options"]["podPlayStageParallelism"].as_u64(),
+            Some(16)
+        );
+        let stages = serde_yaml::Deserializer::from_str(KWOK_STAGES).count();
+        assert_eq!(docs.len(), stages + 1, "the Stages and the configuration");
     }
 
     fn fake_tools(dir: &Path) -> Tools {

@@ -18,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::api::{LocustTest, Phase};
+use crate::api::{LocustTest, LocustTestStatus, Phase};
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 use crate::resources::{self, labels};
@@ -82,12 +82,142 @@ pub struct Context {
     pub stats_timeout: Duration,
     /// When each test's master was last read (by `(namespace, name)`).
     pub stats_reads: Mutex<HashMap<(String, String), Instant>>,
+    /// The last status this process wrote per test (by uid, so a test
+    /// recreated under the same name starts afresh) until the watch cache
+    /// shows it: a reconcile triggered by a child's
+    /// event may run before the test's own watch event of that write
+    /// arrives, and must neither write the same status again (a no-op
+    /// write) nor publish the same transition Event twice.
+    pub written: WrittenStatuses,
+    /// Tests whose first start is being held back (see [`START_HOLD`]).
+    pub start_holds: StartHolds,
+}
+
+/// How long the first start of a test may be held back while only some of
+/// its pods run (the master without all its workers, or workers before the
+/// master): the start is then written once, with every pod running, instead
+/// of once per pod. Phase `Running` shows at most this much later than the
+/// master pod started (`status.startTime` is still the master's start).
+pub const START_HOLD: Duration = Duration::from_secs(2);
+
+/// When this process began holding back each test's first start, by uid.
+#[derive(Debug, Default)]
+pub struct StartHolds(Mutex<HashMap<String, Instant>>);
+
+impl StartHolds {
+    /// With `partial` (only some of the test's pods run, none has failed),
+    /// the time left to hold the status write, counted from the first such
+    /// reconcile, or `None` once `hold` has passed; without `partial`, `None`
+    /// (and the test is forgotten).
+    pub fn check(&self, uid: Option<&str>, partial: bool, hold: Duration) -> Option<Duration> {
+        let uid = uid?;
+        let mut map = self.0.lock().ok()?;
+        if !partial {
+            map.remove(uid);
+            return None;
+        }
+        let since = *map.entry(uid.to_owned()).or_insert_with(Instant::now);
+        hold.checked_sub(since.elapsed()).filter(|d| !d.is_zero())
+    }
+
+    /// Forgets the test `uid` (it is being deleted).
+    pub fn forget(&self, uid: Option<&str>) {
+        if let (Some(uid), Ok(mut map)) = (uid, self.0.lock()) {
+            map.remove(uid);
+        }
+    }
+
+    /// Tests with an entry.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
+
+    /// Whether no test has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A status written by this process.
+#[derive(Clone, Debug)]
+struct WrittenStatus {
+    /// resourceVersion of the test in the write's response.
+    resource_version: Option<String>,
+    /// The status written.
+    status: LocustTestStatus,
+    /// When it was written.
+    at: Instant,
+}
+
+/// The statuses this process wrote that the watch cache may not show yet
+/// (see [`Context::written`]), by test uid.
+#[derive(Debug, Default)]
+pub struct WrittenStatuses(Mutex<HashMap<String, WrittenStatus>>);
+
+impl WrittenStatuses {
+    /// The status last written for the test `uid`, while the cached test (at
+    /// resourceVersion `cached_rv`) may not include it yet; `None` once the
+    /// cache shows the write's resourceVersion, or after [`WRITTEN_TTL`].
+    pub fn current(&self, uid: Option<&str>, cached_rv: Option<&str>) -> Option<LocustTestStatus> {
+        let uid = uid?;
+        let mut map = self.0.lock().ok()?;
+        map.retain(|_, w| w.at.elapsed() < WRITTEN_TTL);
+        let caught_up = map.get(uid).is_some_and(|w| {
+            w.resource_version.is_none() || w.resource_version.as_deref() == cached_rv
+        });
+        if caught_up {
+            map.remove(uid);
+            return None;
+        }
+        map.get(uid).map(|w| w.status.clone())
+    }
+
+    /// Records that `status` was written for test `uid`, answered with
+    /// resourceVersion `rv`.
+    pub fn record(&self, uid: Option<&str>, rv: Option<String>, status: LocustTestStatus) {
+        let Some(uid) = uid else {
+            return;
+        };
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(
+                uid.to_owned(),
+                WrittenStatus {
+                    resource_version: rv,
+                    status,
+                    at: Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// Forgets the test `uid` (it is being deleted).
+    pub fn forget(&self, uid: Option<&str>) {
+        if let (Some(uid), Ok(mut map)) = (uid, self.0.lock()) {
+            map.remove(uid);
+        }
+    }
+
+    /// Tests with an entry.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
+
+    /// Whether no test has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Default of [`Context::stats_interval`].
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 const EXPECTATION_TTL: Duration = Duration::from_secs(30);
+
+/// How long a written status stands in for the cached one when the cache
+/// never shows the write's resourceVersion (a later change of the test, by
+/// anyone, superseded it; only this operator writes the status, so the
+/// written status is still the current one).
+const WRITTEN_TTL: Duration = Duration::from_secs(60);
 
 impl Context {
     fn expected(&self, ns: &str, name: &str) -> bool {
@@ -123,6 +253,9 @@ impl Context {
         }
     }
 
+    /// The status this process last wrote for the test, while the cached
+    /// test (at `cached_rv`) may not include it yet; `None` once the cache
+    /// shows the write (or after [`WRITTEN_TTL`]).
     fn observed(&self, ns: &str, name: &str) {
         if let Ok(mut map) = self.expectations.lock() {
             map.remove(&(ns.to_owned(), name.to_owned()));
@@ -244,10 +377,16 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
     if test.metadata.deletion_timestamp.is_some() {
         // Garbage collection removes the children; nothing to do.
         ctx.forget_stats(&ns, &name);
+        ctx.written.forget(test.metadata.uid.as_deref());
+        ctx.start_holds.forget(test.metadata.uid.as_deref());
         return Ok(Action::await_change());
     }
     let uid = test.metadata.uid.as_deref();
-    let status = test.status.as_ref();
+    // Our own last write when the cache has not caught up with it yet.
+    let own = ctx
+        .written
+        .current(uid, test.metadata.resource_version.as_deref());
+    let status = own.as_ref().or(test.status.as_ref());
     let terminal = status.and_then(|s| s.phase).is_some_and(Phase::is_terminal);
     let spec_hash = labels::spec_hash(&test.spec);
 
@@ -332,22 +471,34 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
                 field_manager: Some(labels::OPERATOR_NAME.into()),
                 ..PostParams::default()
             };
+            // The missing children are created at once: a Service create
+            // waits for its ClusterIP allocation, which need not hold up the
+            // Jobs (and their pods).
+            let results = futures::future::join_all(missing.iter().map(|(_, label, _)| {
+                let pp = &pp;
+                let children = &children;
+                let ns = ns.as_str();
+                async move {
+                    match *label {
+                        "master Service" => Api::<Service>::namespaced(ctx.client.clone(), ns)
+                            .create(pp, &children.service)
+                            .await
+                            .map(drop),
+                        "master Job" => Api::<Job>::namespaced(ctx.client.clone(), ns)
+                            .create(pp, &children.master_job)
+                            .await
+                            .map(drop),
+                        _ => Api::<Job>::namespaced(ctx.client.clone(), ns)
+                            .create(pp, &children.worker_job)
+                            .await
+                            .map(drop),
+                    }
+                }
+            }))
+            .await;
             let mut created = Vec::new();
-            for (kind, label, child_name) in &missing {
-                let res = match *label {
-                    "master Service" => Api::<Service>::namespaced(ctx.client.clone(), &ns)
-                        .create(&pp, &children.service)
-                        .await
-                        .map(|_| ()),
-                    "master Job" => Api::<Job>::namespaced(ctx.client.clone(), &ns)
-                        .create(&pp, &children.master_job)
-                        .await
-                        .map(|_| ()),
-                    _ => Api::<Job>::namespaced(ctx.client.clone(), &ns)
-                        .create(&pp, &children.worker_job)
-                        .await
-                        .map(|_| ()),
-                };
+            let mut failure = None;
+            for ((kind, label, child_name), res) in missing.iter().zip(results) {
                 match res {
                     Ok(()) => {
                         ctx.expect(&ns, child_name);
@@ -356,13 +507,16 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
                     // Created earlier and not in the cache yet.
                     Err(kube::Error::Api(s)) if s.code == 409 => ctx.expect(&ns, child_name),
                     Err(source) => {
-                        return Err(Error::Create {
+                        failure.get_or_insert(Error::Create {
                             kind,
                             name: child_name.clone(),
                             source,
                         });
                     }
                 }
+            }
+            if let Some(error) = failure {
+                return Err(error);
             }
             if !created.is_empty() {
                 obs.service_exists = true;
@@ -417,6 +571,7 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
     )
     .unwrap_or(i32::MAX);
     obs.health = pod_health::assess(pods.iter().map(|p| p.as_ref()));
+    obs.worker_outcome = worker_job.as_ref().and_then(|j| job_outcome(j));
     obs.master_outcome = master_job
         .as_ref()
         .and_then(|j| job_outcome(j))
@@ -431,6 +586,28 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
             }
             other => other,
         });
+
+    // First start: while only some of the test's pods run and nothing went
+    // wrong, wait (bounded by START_HOLD) for the rest, so the start is one
+    // status write. Nothing is read or written meanwhile.
+    let first_pod_runs = obs.master_running_since.is_some() || obs.running_workers > 0;
+    let all_pods_run =
+        obs.master_running_since.is_some() && obs.running_workers >= test.spec.worker.replicas;
+    let partial_start = !terminal
+        && status
+            .and_then(|s| s.phase)
+            .is_none_or(|p| p == Phase::Pending)
+        && obs.service_exists
+        && obs.master_job_exists
+        && obs.worker_job_exists
+        && obs.health.is_none()
+        && obs.master_outcome.is_none()
+        && first_pod_runs
+        && !all_pods_run;
+    if let Some(left) = ctx.start_holds.check(uid, partial_start, START_HOLD) {
+        debug!(%ns, %name, ?left, "some pods run, waiting for the others before writing the start");
+        return Ok(Action::requeue(left));
+    }
 
     // The master's statistics: read at most once per interval while it runs.
     if terminal {
@@ -461,9 +638,15 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
     if Some(&derived.status) != status {
         let api: Api<LocustTest> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({ "status": status_merge_patch(status, &derived.status) });
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let written = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(Error::PatchStatus)?;
+        ctx.written.record(
+            uid,
+            written.metadata.resource_version,
+            derived.status.clone(),
+        );
         if derived.status.phase != status.and_then(|s| s.phase) {
             info!(%ns, %name, phase = ?derived.status.phase, "phase changed");
         }
@@ -516,6 +699,61 @@ pub fn error_policy(_test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> A
 mod tests {
     use super::*;
     use crate::api::{LocustTestStatus, Phase};
+
+    #[test]
+    fn a_partial_start_is_held_for_a_bounded_time() {
+        let holds = StartHolds::default();
+        let hold = Duration::from_millis(200);
+        assert_eq!(holds.check(Some("u1"), false, hold), None);
+        assert!(holds.is_empty());
+        let left = holds.check(Some("u1"), true, hold).unwrap();
+        assert!(left <= hold && left > Duration::ZERO);
+        // Counted from the first partial reconcile, not the latest.
+        std::thread::sleep(Duration::from_millis(60));
+        let later = holds.check(Some("u1"), true, hold).unwrap();
+        assert!(later < left, "{later:?} < {left:?}");
+        std::thread::sleep(hold);
+        assert_eq!(holds.check(Some("u1"), true, hold), None, "expired");
+        assert_eq!(holds.len(), 1, "kept so it is not held again");
+        // All pods run: forgotten.
+        assert_eq!(holds.check(Some("u1"), false, hold), None);
+        assert!(holds.is_empty());
+        assert_eq!(holds.check(None, true, hold), None);
+        holds.check(Some("u2"), true, hold);
+        holds.forget(Some("u2"));
+        assert!(holds.is_empty());
+    }
+
+    #[test]
+    fn written_status_stands_in_until_the_cache_shows_it() {
+        let written = WrittenStatuses::default();
+        let running = LocustTestStatus {
+            phase: Some(Phase::Running),
+            ..Default::default()
+        };
+        assert_eq!(written.current(Some("u1"), Some("10")), None);
+        written.record(Some("u1"), Some("11".into()), running.clone());
+        // The cache still shows the object before the write.
+        assert_eq!(
+            written.current(Some("u1"), Some("10")),
+            Some(running.clone())
+        );
+        // Another test, or no uid: nothing.
+        assert_eq!(written.current(Some("u2"), Some("10")), None);
+        assert_eq!(written.current(None, Some("10")), None);
+        // The cache caught up: the entry goes.
+        assert_eq!(written.current(Some("u1"), Some("11")), None);
+        assert!(written.is_empty());
+        // A write without a resourceVersion never stands in.
+        written.record(Some("u1"), None, running.clone());
+        assert_eq!(written.current(Some("u1"), Some("10")), None);
+        written.record(Some("u1"), Some("12".into()), running);
+        assert_eq!(written.len(), 1);
+        written.forget(Some("u1"));
+        assert!(written.is_empty());
+        written.record(None, Some("13".into()), LocustTestStatus::default());
+        assert!(written.is_empty());
+    }
 
     #[test]
     fn merge_patch_removes_fields_the_desired_status_dropped() {

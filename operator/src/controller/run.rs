@@ -37,17 +37,108 @@ where
     }
 }
 
-/// Drops what the reconciler never reads from a cached pod.
-fn trim_pod(pod: &mut Pod) {
-    pod.managed_fields_mut().clear();
-    pod.annotations_mut().clear();
-    pod.spec = None;
+/// Reconciles running at once. Each creates up to three children at once, so
+/// at most three times as many writes are in flight: a burst of hundreds of
+/// new tests then queues in the operator instead of overflowing the
+/// apiserver's priority-and-fairness queues (429) and timing out (504), which
+/// unbounded concurrency did at 1000 tests (see docs/performance.md).
+pub const MAX_CONCURRENT_RECONCILES: u16 = 32;
+
+/// Page size of the initial lists. A list page is decoded whole before the
+/// objects are trimmed for the caches, and the allocator keeps much of that
+/// transient memory: with kube's default of 500, an operator restarted over
+/// 1000 tests (2000 pods with full specs) held 97 MiB, with 50 it held 53 MiB
+/// (docs/performance.md); 100 keeps start-up short at that scale.
+pub const LIST_PAGE_SIZE: u32 = 100;
+
+/// Keeps only `keys` of a label or annotation map.
+fn keep_keys(map: &mut BTreeMap<String, String>, keys: &[&str]) {
+    map.retain(|k, _| keys.contains(&k.as_str()));
 }
 
-/// Drops the pod template and the rest of the spec from a cached Job.
+/// Drops what the reconciler never reads from a cached pod. It reads: name,
+/// namespace, deletion timestamp, the test-name, managed-by and component
+/// labels; the phase, reason, message, pod IP, start time, each container's
+/// name and state, and a `PodScheduled=False` condition. Extend this list
+/// (and the trim) before reading more.
+fn trim_pod(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    if let Some(labels) = meta.labels.as_mut() {
+        keep_keys(
+            labels,
+            &[
+                labels::LABEL_TEST_NAME,
+                labels::LABEL_MANAGED_BY,
+                labels::LABEL_COMPONENT,
+            ],
+        );
+    }
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        status.host_ip = None;
+        status.host_ips = None;
+        status.pod_ips = None;
+        status.qos_class = None;
+        status.nominated_node_name = None;
+        status.resource_claim_statuses = None;
+        status.ephemeral_container_statuses = None;
+        if let Some(conditions) = status.conditions.as_mut() {
+            conditions.retain(|c| c.type_ == "PodScheduled" && c.status == "False");
+        }
+        for cs in status
+            .container_statuses
+            .iter_mut()
+            .chain(status.init_container_statuses.iter_mut())
+            .flatten()
+        {
+            cs.image.clear();
+            cs.image_id.clear();
+            cs.container_id = None;
+            cs.last_state = None;
+            cs.allocated_resources = None;
+            cs.allocated_resources_status = None;
+            cs.resources = None;
+            cs.user = None;
+            cs.volume_mounts = None;
+        }
+    }
+}
+
+/// Drops what the reconciler never reads from a cached Job: the spec (with
+/// its pod template), labels, annotations other than the spec hash, and the
+/// status but for its conditions and counts. Ownership is kept (the
+/// controller maps a Job to its test by it).
 fn trim_job(job: &mut Job) {
-    job.managed_fields_mut().clear();
+    let meta = &mut job.metadata;
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.finalizers = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        keep_keys(annotations, &[labels::SPEC_HASH_ANNOTATION]);
+    }
     job.spec = None;
+    if let Some(status) = job.status.as_mut() {
+        status.uncounted_terminated_pods = None;
+        status.completed_indexes = None;
+        status.failed_indexes = None;
+    }
+}
+
+/// Drops what the reconciler never reads from a cached Service's metadata
+/// (it reads the owner and the spec hash annotation).
+fn trim_service(service: &mut PartialObjectMeta<Service>) {
+    let meta = &mut service.metadata;
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.finalizers = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        keep_keys(annotations, &[labels::SPEC_HASH_ANNOTATION]);
+    }
 }
 
 /// Aborts the tasks it holds when dropped.
@@ -72,12 +163,14 @@ pub async fn run(
 ) {
     let ns = config.watched_namespace().map(str::to_owned);
     let ns = ns.as_deref();
-    let owned = watcher::Config::default().labels(labels::MANAGED_BY_SELECTOR);
+    let owned = watcher::Config::default()
+        .labels(labels::MANAGED_BY_SELECTOR)
+        .page_size(LIST_PAGE_SIZE);
 
     let (tests, tests_w) = reflector::store::<LocustTest>();
     let tests_stream = watcher(
         api_for::<LocustTest>(&client, ns),
-        watcher::Config::default(),
+        watcher::Config::default().page_size(LIST_PAGE_SIZE),
     )
     .default_backoff()
     .modify(|t| t.managed_fields_mut().clear())
@@ -97,7 +190,7 @@ pub async fn run(
         owned.clone(),
     )
     .default_backoff()
-    .modify(|s| s.managed_fields_mut().clear())
+    .modify(trim_service)
     .reflect(services_w)
     .touched_objects();
 
@@ -128,6 +221,8 @@ pub async fn run(
         stats_interval,
         stats_timeout: crate::stats::DEFAULT_TIMEOUT,
         stats_reads: Mutex::new(HashMap::new()),
+        written: Default::default(),
+        start_holds: Default::default(),
     });
 
     // Background tasks of this run end with it (the controller may be stopped
@@ -189,7 +284,7 @@ pub async fn run(
     }
 
     Controller::for_stream(tests_stream, tests)
-        .with_config(ControllerConfig::default())
+        .with_config(ControllerConfig::default().concurrency(MAX_CONCURRENT_RECONCILES))
         .owns_stream(jobs_stream)
         .owns_stream(services_stream)
         .watches_stream(pods_stream, |pod: Pod| {
@@ -207,4 +302,157 @@ pub async fn run(
         })
         .await;
     info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus, UncountedTerminatedPods};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStatus, PodCondition, PodSpec, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn labels_of(keys: &[&str]) -> Option<BTreeMap<String, String>> {
+        Some(
+            keys.iter()
+                .map(|k| ((*k).to_owned(), "v".to_owned()))
+                .collect(),
+        )
+    }
+
+    fn owner() -> Option<Vec<OwnerReference>> {
+        Some(vec![OwnerReference {
+            kind: "LocustTest".into(),
+            name: "t".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }])
+    }
+
+    #[test]
+    fn a_trimmed_pod_keeps_what_the_reconciler_reads() {
+        let mut pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("t-master-abc".into()),
+                namespace: Some("ns".into()),
+                generate_name: Some("t-master-".into()),
+                labels: labels_of(&[
+                    labels::LABEL_TEST_NAME,
+                    labels::LABEL_MANAGED_BY,
+                    labels::LABEL_COMPONENT,
+                    "batch.kubernetes.io/job-name",
+                ]),
+                annotations: labels_of(&["a"]),
+                owner_references: owner(),
+                finalizers: Some(vec!["batch.kubernetes.io/job-tracking".into()]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec::default()),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                reason: Some("Evicted".into()),
+                pod_ip: Some("10.0.0.1".into()),
+                host_ip: Some("10.1.0.1".into()),
+                conditions: Some(vec![
+                    PodCondition {
+                        type_: "Ready".into(),
+                        status: "True".into(),
+                        ..PodCondition::default()
+                    },
+                    PodCondition {
+                        type_: "PodScheduled".into(),
+                        status: "False".into(),
+                        reason: Some("Unschedulable".into()),
+                        ..PodCondition::default()
+                    },
+                ]),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "locust".into(),
+                    image: "locustio/locust:2.43.1".into(),
+                    image_id: "sha256:abc".into(),
+                    state: Some(ContainerState {
+                        running: Some(ContainerStateRunning::default()),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+        };
+        trim_pod(&mut pod);
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels.len(), 3);
+        assert!(labels.contains_key(labels::LABEL_TEST_NAME));
+        assert_eq!(pod.metadata.name.as_deref(), Some("t-master-abc"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("ns"));
+        assert!(pod.metadata.owner_references.is_none() && pod.metadata.annotations.is_none());
+        assert!(pod.spec.is_none());
+        let status = pod.status.as_ref().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.reason.as_deref(), Some("Evicted"));
+        assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
+        assert!(status.host_ip.is_none());
+        let conditions = status.conditions.as_ref().unwrap();
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].reason.as_deref(), Some("Unschedulable"));
+        let cs = &status.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(cs.name, "locust");
+        assert!(cs.state.as_ref().unwrap().running.is_some());
+        assert!(cs.image.is_empty() && cs.image_id.is_empty());
+        // The pod still classifies and maps to its test.
+        assert!(super::super::pod_health::classify(&pod).is_some());
+    }
+
+    #[test]
+    fn a_trimmed_job_keeps_owner_hash_and_conditions() {
+        let mut job = Job {
+            metadata: ObjectMeta {
+                name: Some("t-master".into()),
+                labels: labels_of(&[labels::LABEL_TEST_NAME]),
+                annotations: labels_of(&[labels::SPEC_HASH_ANNOTATION, "other"]),
+                owner_references: owner(),
+                ..ObjectMeta::default()
+            },
+            spec: Some(JobSpec::default()),
+            status: Some(JobStatus {
+                active: Some(1),
+                conditions: Some(vec![JobCondition {
+                    type_: "Complete".into(),
+                    status: "True".into(),
+                    ..JobCondition::default()
+                }]),
+                uncounted_terminated_pods: Some(UncountedTerminatedPods::default()),
+                ..JobStatus::default()
+            }),
+        };
+        trim_job(&mut job);
+        assert!(job.spec.is_none() && job.metadata.labels.is_none());
+        let annotations = job.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            [labels::SPEC_HASH_ANNOTATION]
+        );
+        assert_eq!(job.metadata.owner_references, owner());
+        let status = job.status.as_ref().unwrap();
+        assert_eq!(status.active, Some(1));
+        assert_eq!(status.conditions.as_ref().unwrap()[0].type_, "Complete");
+        assert!(status.uncounted_terminated_pods.is_none());
+
+        let mut service = PartialObjectMeta::<Service> {
+            types: None,
+            metadata: ObjectMeta {
+                labels: labels_of(&["x"]),
+                annotations: labels_of(&[labels::SPEC_HASH_ANNOTATION, "y"]),
+                owner_references: owner(),
+                ..ObjectMeta::default()
+            },
+            _phantom: std::marker::PhantomData,
+        };
+        trim_service(&mut service);
+        assert!(service.metadata.labels.is_none());
+        assert_eq!(service.metadata.annotations.as_ref().unwrap().len(), 1);
+        assert_eq!(service.metadata.owner_references, owner());
+    }
 }

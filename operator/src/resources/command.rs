@@ -34,13 +34,23 @@ pub enum CommandError {
         /// Field path of the command.
         field: &'static str,
     },
+    /// The command ends with a backslash that escapes nothing (outside quotes).
+    #[error(
+        "{field}: ends with a lone backslash, which escapes nothing; remove it or write \\\\ for a literal backslash"
+    )]
+    TrailingBackslash {
+        /// Field path of the command.
+        field: &'static str,
+    },
 }
 
 impl CommandError {
     /// CamelCase reason for Events and metric labels.
     pub fn reason(&self) -> &'static str {
         match self {
-            CommandError::Unbalanced { .. } => "InvalidCommand",
+            CommandError::Unbalanced { .. } | CommandError::TrailingBackslash { .. } => {
+                "InvalidCommand"
+            }
             CommandError::Empty { .. } => "EmptyCommand",
         }
     }
@@ -48,7 +58,9 @@ impl CommandError {
     /// Field path of the offending command.
     pub fn field(&self) -> &'static str {
         match self {
-            CommandError::Unbalanced { field } | CommandError::Empty { field } => field,
+            CommandError::Unbalanced { field }
+            | CommandError::Empty { field }
+            | CommandError::TrailingBackslash { field } => field,
         }
     }
 }
@@ -83,12 +95,32 @@ impl ContainerCommand {
 
 /// Splits `command` like a POSIX shell would (quotes and backslashes respected, no
 /// expansion); errors name `field`.
+///
+/// Rejected: an unclosed quote, a command with no words (blank, or only a comment) and
+/// a command ending with a backslash outside quotes. `shell-words`, like `sh -c`, keeps
+/// such a backslash as a literal character (`locust -f x.py \` would give the container
+/// a last argument `\`), but it is almost always a line continuation cut short, e.g. a
+/// command copied from a multi-line shell script. A complete line continuation
+/// (backslash, newline) and a backslash inside quotes are accepted.
 pub fn split_command(command: &str, field: &'static str) -> Result<Vec<String>, CommandError> {
     let words = shell_words::split(command).map_err(|_| CommandError::Unbalanced { field })?;
     if words.is_empty() {
         return Err(CommandError::Empty { field });
     }
+    if ends_with_lone_backslash(command, &words) {
+        return Err(CommandError::TrailingBackslash { field });
+    }
     Ok(words)
+}
+
+/// Whether `command` (which split into `words`) ends with a backslash that escapes
+/// nothing. Such a backslash is the only construct whose words change when a newline
+/// is appended: the pair then becomes a line continuation and the backslash vanishes.
+/// After anything else a newline only ends the last word, or the comment.
+fn ends_with_lone_backslash(command: &str, words: &[String]) -> bool {
+    command.ends_with('\\')
+        && shell_words::split(&format!("{command}\n"))
+            .is_ok_and(|with_newline| with_newline != words)
 }
 
 fn otel_enabled(spec: &LocustTestSpec) -> bool {
@@ -231,6 +263,50 @@ mod tests {
                 "--processes=4",
             ]
         );
+    }
+
+    #[test]
+    fn lone_trailing_backslash_is_rejected_naming_the_field() {
+        for command in [
+            "locust -f x.py \\",
+            "locust -f x.py\\",
+            "\\",
+            "locust 'a b' \\",
+            "locust \\\\\\",
+        ] {
+            let err = split_command(command, MASTER_COMMAND_FIELD).unwrap_err();
+            assert_eq!(
+                err,
+                CommandError::TrailingBackslash {
+                    field: MASTER_COMMAND_FIELD
+                },
+                "{command:?}"
+            );
+            assert_eq!(err.reason(), "InvalidCommand");
+            assert!(
+                err.to_string()
+                    .starts_with("spec.master.command: ends with a lone backslash"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn escaped_quoted_and_continued_backslashes_are_accepted() {
+        for (command, words) in [
+            ("locust -f x.py \\\\", &["locust", "-f", "x.py", "\\"][..]),
+            ("locust -f 'x.py\\'", &["locust", "-f", "x.py\\"]),
+            ("locust -f \"x.py\\\\\"", &["locust", "-f", "x.py\\"]),
+            ("locust \\\n  -f x.py", &["locust", "-f", "x.py"]),
+            ("locust -f x.py \\\n", &["locust", "-f", "x.py"]),
+            ("locust # a comment \\", &["locust"]),
+        ] {
+            assert_eq!(
+                split_command(command, WORKER_COMMAND_FIELD).unwrap(),
+                words,
+                "{command:?}"
+            );
+        }
     }
 
     #[test]
