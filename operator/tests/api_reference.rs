@@ -164,7 +164,7 @@ fn render() -> String {
     }
     out.push_str(
         "\nThe webhook also rejects `spec.master.command` / `spec.worker.command` values that do not split \
-         like a shell command line (unbalanced quotes), which CEL cannot express.\n\n## `locust.io/v1` (deprecated)\n",
+         like a shell command line (unbalanced quotes, or a lone backslash at the end), which CEL cannot express.\n\n## `locust.io/v1` (deprecated)\n",
     );
     version_section(&mut out, "v1");
     out.push_str("\n### Validation rules (v1)\n\n| Rule | Field | Message |\n|---|---|---|\n");
