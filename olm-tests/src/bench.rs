@@ -821,6 +821,9 @@ pub struct CreateLatencies {
     pub jobs: Latency,
     /// IPAddress creates (one per ClusterIP) by the apiserver itself.
     pub cluster_ips: Latency,
+    /// Every audited write in the window but the ClusterIP allocations: the
+    /// measured client's, and the bench's LocustTest creates.
+    pub writes: u64,
 }
 
 impl CreateLatencies {
@@ -829,6 +832,15 @@ impl CreateLatencies {
             services: latency(records, user, "create", "services", from, to),
             jobs: latency(records, user, "create", "jobs", from, to),
             cluster_ips: latency(records, "", "create", "ipaddresses", from, to),
+            writes: records
+                .iter()
+                .filter(|r| {
+                    r.is_write()
+                        && r.resource != "ipaddresses"
+                        && r.received >= from
+                        && r.received < to
+                })
+                .count() as u64,
         }
     }
 }
@@ -1066,6 +1078,15 @@ pub struct Floor {
     pub audited_creates: u64,
     /// Latencies of its creates and of the ClusterIP allocations.
     pub creates: CreateLatencies,
+    /// The scenario floor (own cluster): the N LocustTest creates *and*,
+    /// as each returns, its 3 children by the plain client, until every
+    /// master pod runs: what the apiserver must do for the burst without
+    /// the operator's status writes, Events and watches.
+    pub scenario: Duration,
+    /// Audited writes during the scenario floor.
+    pub scenario_writes: u64,
+    /// CPU of the processes during the scenario floor.
+    pub scenario_load: LoadSample,
     /// CPU of the processes during the burst.
     pub load: LoadSample,
 }
@@ -1329,7 +1350,124 @@ async fn measure_floor(opts: &BenchOptions, n: usize) -> Result<Floor> {
         cluster.mark_failed();
     }
     save_logs(opts, &cluster, &name)?;
-    result
+    drop(cluster);
+    let mut floor = result?;
+
+    let name = format!("bench-scenario-{n}");
+    let cluster = Cluster::start(cluster_options(opts, n, &name)).await?;
+    let result = scenario_floor_run(opts, &cluster, n).await;
+    if result.is_err() {
+        cluster.mark_failed();
+    }
+    save_logs(opts, &cluster, &name)?;
+    (floor.scenario, floor.scenario_writes, floor.scenario_load) = result?;
+    Ok(floor)
+}
+
+/// Creates and deletes one LocustTest, so the first timed creates do not
+/// pay for the apiserver's first use of a new CRD (its handler, schema and
+/// CEL rules are set up on first use). Call it before any operator runs.
+async fn warm_up_crd(client: &Client) -> Result<()> {
+    let api: Api<LocustTest> = Api::namespaced(client.clone(), BENCH_NAMESPACE);
+    let name = "warm-up";
+    api.create(&PostParams::default(), &load::test_object(name))
+        .await
+        .context("creating the warm-up LocustTest")?;
+    api.delete(name, &Default::default())
+        .await
+        .context("deleting the warm-up LocustTest")?;
+    crate::wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
+        let api = api.clone();
+        async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
+    })
+    .await
+    .context("waiting for the warm-up LocustTest to go")
+}
+
+/// The scenario floor: the bench creates N LocustTests (admin, `concurrency`
+/// in flight, as in the operator's run) and the plain client creates each
+/// one's 3 children as soon as it exists (`concurrency` tests at a time,
+/// their 3 children at once, as the operator does), until every master pod
+/// runs. Returns the time, the audited writes and the CPU.
+async fn scenario_floor_run(
+    opts: &BenchOptions,
+    cluster: &Cluster,
+    n: usize,
+) -> Result<(Duration, u64, LoadSample)> {
+    let admin = cluster.admin_client();
+    bench_namespace(&admin).await?;
+    let client = floor_client(cluster).await?;
+    op::install_crd(&admin, &op::crd_without_webhook(op::bundle_crd()?)).await?;
+    warm_up_crd(&admin).await?;
+    let names = load::test_names("t", n);
+    let tests: Api<LocustTest> = Api::namespaced(admin.clone(), BENCH_NAMESPACE);
+    let config = OperatorConfig::default();
+    let c = opts.concurrency.max(1);
+    let window_start = Timestamp::now();
+    let meter = LoadMeter::start(cluster, None);
+    let started = Instant::now();
+    let master_selector = format!("{}=master", labels::LABEL_COMPONENT);
+    let running = wait_pods_running(
+        &admin,
+        BENCH_NAMESPACE,
+        &master_selector,
+        n,
+        opts.wait_bound(n),
+    );
+    let create = async {
+        stream::iter(names.iter())
+            .map(|name| {
+                let tests = tests.clone();
+                async move {
+                    tests
+                        .create(&PostParams::default(), &load::test_object(name))
+                        .await
+                        .with_context(|| format!("creating LocustTest {name}"))
+                }
+            })
+            .buffer_unordered(c)
+            .map_ok(|test| {
+                let client = client.clone();
+                let config = &config;
+                async move {
+                    let children = resources::build_children(&test, config)?;
+                    let pp = PostParams::default();
+                    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+                        Api::namespaced(client.clone(), BENCH_NAMESPACE);
+                    let services: Api<k8s_openapi::api::core::v1::Service> =
+                        Api::namespaced(client, BENCH_NAMESPACE);
+                    let (s, m, w) = tokio::join!(
+                        services.create(&pp, &children.service),
+                        jobs.create(&pp, &children.master_job),
+                        jobs.create(&pp, &children.worker_job),
+                    );
+                    s?;
+                    m?;
+                    w?;
+                    Ok::<(), anyhow::Error>(())
+                }
+            })
+            .try_buffer_unordered(c)
+            .try_collect::<Vec<()>>()
+            .await
+            .context("the scenario floor")?;
+        Ok::<Duration, anyhow::Error>(started.elapsed())
+    };
+    let (created, running) = tokio::join!(create, running);
+    let took = running?.max(created?);
+    let load = meter.finish();
+    let records = audit_records(cluster)?;
+    let window_end = Timestamp::now();
+    let writes = CreateLatencies::measure(&records, &floor_user(), window_start, window_end).writes;
+    let children = count_requests(&records, &floor_user(), window_start, window_end);
+    ensure!(
+        children.child_creates == 3 * n as u64 && children.failed_writes == 0,
+        "the audit log shows {} creates ({} failed) by the floor client, expected {}",
+        children.child_creates,
+        children.failed_writes,
+        3 * n
+    );
+    Ok((took, writes, load))
 }
 
 async fn floor_run(opts: &BenchOptions, cluster: &Cluster, n: usize) -> Result<Floor> {
@@ -1423,6 +1561,7 @@ async fn floor_run(opts: &BenchOptions, cluster: &Cluster, n: usize) -> Result<F
         audited_creates: counts.child_creates,
         creates: CreateLatencies::measure(&records, &floor_user(), window_start, window_end),
         load,
+        ..Floor::default()
     })
 }
 
@@ -1534,6 +1673,7 @@ async fn operator_run(
     let admin = cluster.admin_client();
     let kubeconfig = op::install_operator_prereqs(cluster).await?;
     bench_namespace(&admin).await?;
+    warm_up_crd(&admin).await?;
 
     let first_cluster = if first {
         let startup = measure_startup(opts, cluster, &kubeconfig).await?;
@@ -1783,6 +1923,12 @@ impl BenchReport {
             row("ratio burst / floor (pods Running)", &|s| {
                 format!("{:.2}", s.ratio())
             }),
+            row("scenario floor: + the N LocustTest creates", &|s| {
+                secs(s.floor.scenario)
+            }),
+            row("ratio burst / scenario floor", &|s| {
+                format!("{:.2}", ratio(s.to_running, s.floor.scenario))
+            }),
             row("ratio burst / floor (create-only)", &|s| {
                 format!("{:.2}", s.ratio_create_only())
             }),
@@ -1865,6 +2011,15 @@ impl BenchReport {
                     ms(s.floor.creates.jobs.p99)
                 )
             }),
+            row(
+                "API writes during the burst: operator | floor | scenario",
+                &|s| {
+                    format!(
+                        "{} | {} | {}",
+                        s.creates.writes, s.floor.creates.writes, s.floor.scenario_writes
+                    )
+                },
+            ),
             row("ClusterIPs allocated per second: operator | floor", &|s| {
                 format!(
                     "{:.0} | {:.0}",
@@ -1897,6 +2052,17 @@ impl BenchReport {
                     s.burst_load.foreign_cores()
                 )
             }),
+            row(
+                "CPU during scenario floor: kube-apiserver / machine (other)",
+                &|s| {
+                    format!(
+                        "{:.2} / {:.2} ({:.2}) cores",
+                        s.floor.scenario_load.cores("kube-apiserver"),
+                        s.floor.scenario_load.machine_cores,
+                        s.floor.scenario_load.foreign_cores()
+                    )
+                },
+            ),
             row(
                 "CPU during floor: kube-apiserver / machine (other work)",
                 &|s| {
@@ -2094,7 +2260,11 @@ impl BenchReport {
         ));
         out.push_str(&format!(
             "Operator binary: `{}`, {} bytes ({}).\n\n",
-            self.binary.path.display(),
+            self.binary
+                .path
+                .strip_prefix(crate::operator::workspace_root())
+                .unwrap_or(&self.binary.path)
+                .display(),
             self.binary.bytes,
             match self.binary.stripped {
                 Some(true) => "stripped",

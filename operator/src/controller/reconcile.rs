@@ -602,6 +602,7 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
         && obs.worker_job_exists
         && obs.health.is_none()
         && obs.master_outcome.is_none()
+        && obs.worker_outcome.is_none()
         && first_pod_runs
         && !all_pods_run;
     if let Some(left) = ctx.start_holds.check(uid, partial_start, START_HOLD) {
