@@ -54,6 +54,10 @@ fi
 export PATH="$CACHE/bin:$PATH"
 
 if ! cargo "+$TOOLCHAIN" --version >/dev/null 2>&1; then
+  log "installing the $TOOLCHAIN toolchain (minimal profile)"
+  rustup toolchain install "$TOOLCHAIN" --profile minimal >/dev/null 2>&1 || true
+fi
+if ! cargo "+$TOOLCHAIN" --version >/dev/null 2>&1; then
   echo "the $TOOLCHAIN toolchain is required (libFuzzer's instrumentation is nightly-only): rustup toolchain install nightly" >&2
   exit 1
 fi
