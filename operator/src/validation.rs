@@ -661,23 +661,10 @@ pub fn validate_value(value: &Value) -> Vec<Violation> {
     }
     out.extend(schema_violations(version, value));
     let schema_failed = !out.is_empty();
-    // Like the API server, drop nulls the schema does not allow before decoding
-    // (the typed defaults then stand in for the schema's).
-    let mut pruned = value.clone();
-    if let Some(schema) = schema_of(version) {
-        prune_nulls(schema, &mut pruned);
-    }
-    let decoded = match version {
-        SchemaVersion::V2 => {
-            decode::<LocustTest>(pruned).map(|t| rule_violations(&t, RULES, WEBHOOK_RULES))
-        }
-        SchemaVersion::V1 => decode::<v1::LocustTest>(pruned)
-            .map(|t| rule_violations(&t, V1_RULES, V1_WEBHOOK_RULES)),
-    };
     // Report the rules too whenever the object still decodes, so a user sees
     // every problem at once; a type error the schema already reported is not
     // repeated as a decoding error.
-    match decoded {
+    match decode_and_check(version, value) {
         Ok(violations) => out.extend(violations),
         Err(_) if schema_failed => {}
         Err(violation) => out.push(violation),
@@ -685,14 +672,55 @@ pub fn validate_value(value: &Value) -> Vec<Violation> {
     out
 }
 
+/// What the validating webhook checks of the object in a `locust.io/v2`
+/// admission request: [`validate_value`] (schema, every CEL rule and every
+/// webhook-only rule, nulls pruned as the API server prunes them, decoding
+/// errors naming the field), with the request's version and kind standing in
+/// when the object omits them. The webhook and the CLI thus agree.
+pub fn validate_admitted_v2(value: &Value) -> Vec<Violation> {
+    let mut value = value.clone();
+    if let Some(map) = value.as_object_mut() {
+        for (key, default) in [("apiVersion", "locust.io/v2"), ("kind", crate::api::KIND)] {
+            if map
+                .get(key)
+                .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
+            {
+                map.insert(key.to_owned(), Value::String(default.to_owned()));
+            }
+        }
+    }
+    validate_value(&value)
+}
+
+/// Decodes `value` like the API server would see it and runs the rules. Like
+/// the API server, nulls the schema does not allow are dropped before decoding
+/// (the typed defaults then stand in for the schema's).
+fn decode_and_check(version: SchemaVersion, value: &Value) -> Result<Vec<Violation>, Violation> {
+    let schema = schema_of(version);
+    let mut pruned = value.clone();
+    if let Some(schema) = schema {
+        prune_nulls(schema, &mut pruned);
+    }
+    match version {
+        SchemaVersion::V2 => {
+            decode::<LocustTest>(schema, pruned).map(|t| rule_violations(&t, RULES, WEBHOOK_RULES))
+        }
+        SchemaVersion::V1 => decode::<v1::LocustTest>(schema, pruned)
+            .map(|t| rule_violations(&t, V1_RULES, V1_WEBHOOK_RULES)),
+    }
+}
+
 /// Decodes an object that passed the schema checks. What can still fail lies
 /// outside the CRD schema (`metadata`, which the API server checks itself) or
 /// beyond it (a number out of the typed range, a malformed timestamp); the
 /// violation names the offending field, e.g. `metadata: Required value` for an
 /// empty `metadata:` in a manifest.
-fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> {
+fn decode<T: serde::de::DeserializeOwned>(
+    schema: Option<&JSONSchemaProps>,
+    value: Value,
+) -> Result<T, Violation> {
     serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
+        let path = field_path(schema, err.path());
         let message = err.into_inner().to_string();
         let missing = message
             .strip_prefix("missing field `")
@@ -702,12 +730,69 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> 
             (path, Some(name)) => {
                 Violation::schema(format!("{path}.{name}"), "Required value".to_owned())
             }
+            (".", None) => Violation::schema(
+                String::new(),
+                format!("cannot decode the object: {message}"),
+            ),
             (path, None) => Violation::schema(
-                path.trim_start_matches('.').to_owned(),
+                path.to_owned(),
                 format!("cannot decode the object: {message}"),
             ),
         }
     })
+}
+
+/// A decoding error's path written as the schema checks write theirs:
+/// `.name` for a property, `[key]` for a map key (`metadata.labels[a.b/c]`),
+/// `[0]` for an item; `.` for the root. `serde_path_to_error` alone cannot
+/// tell a property from a map key, so the schema decides where it knows the
+/// node; elsewhere (metadata, which the CRD schema leaves to the API server)
+/// a key that is not a plain identifier is taken as a map key.
+fn field_path(schema: Option<&JSONSchemaProps>, path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    let mut node = schema;
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                node = node.and_then(|n| match n.items.as_ref() {
+                    Some(JSONSchemaPropsOrArray::Schema(items)) => Some(items.as_ref()),
+                    _ => None,
+                });
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                let property = node.and_then(|n| n.properties.as_ref()?.get(key.as_str()));
+                let map_values = node.and_then(|n| match n.additional_properties.as_ref() {
+                    Some(JSONSchemaPropsOrBool::Schema(values)) => Some(values.as_ref()),
+                    _ => None,
+                });
+                let identifier = key
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if property.is_some() || (map_values.is_none() && identifier) {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                    node = property;
+                } else {
+                    out.push_str(&format!("[{key}]"));
+                    node = map_values;
+                }
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+                node = None;
+            }
+        }
+    }
+    if out.is_empty() { ".".to_owned() } else { out }
 }
 
 fn rule_violations<T>(test: &T, rules: &[Rule<T>], webhook: &[WebhookRule<T>]) -> Vec<Violation> {
@@ -861,6 +946,14 @@ fn type_matches(expected: &str, value: &Value) -> bool {
     }
 }
 
+/// A JSON number as a float64 reads it (as the API server's schema checks
+/// do), written like [`fmt_bound`]: `-1` whether it arrived as the integer `-1`
+/// or the float `-1.0` (a typed object serialises its `f64` fields with a
+/// fraction), and the same digits for an integer beyond 2^53 either way.
+fn fmt_number(n: &serde_json::Number) -> String {
+    n.as_f64().map_or_else(|| n.to_string(), fmt_bound)
+}
+
 /// A number formatted like the schema writes it (`1`, not `1.0`).
 fn fmt_bound(bound: f64) -> String {
     if bound.fract() == 0.0 && bound.abs() < 1e15 {
@@ -954,9 +1047,10 @@ fn check_number(
     let message = match (schema.minimum, schema.maximum) {
         (Some(min), Some(max)) if !excl_min && !excl_max => {
             format!(
-                "must be between {} and {}, got {n}",
+                "must be between {} and {}, got {}",
                 fmt_bound(min),
-                fmt_bound(max)
+                fmt_bound(max),
+                fmt_number(n)
             )
         }
         (Some(min), _) if below => {
@@ -965,7 +1059,7 @@ fn check_number(
             } else {
                 "greater than or equal to"
             };
-            format!("must be {op} {}, got {n}", fmt_bound(min))
+            format!("must be {op} {}, got {}", fmt_bound(min), fmt_number(n))
         }
         (_, Some(max)) => {
             let op = if excl_max {
@@ -973,9 +1067,9 @@ fn check_number(
             } else {
                 "less than or equal to"
             };
-            format!("must be {op} {}, got {n}", fmt_bound(max))
+            format!("must be {op} {}, got {}", fmt_bound(max), fmt_number(n))
         }
-        _ => format!("is out of range, got {n}"),
+        _ => format!("is out of range, got {}", fmt_number(n)),
     };
     out.push(Violation::schema(path.to_owned(), message));
 }

@@ -96,13 +96,19 @@ impl ContainerCommand {
 /// Splits `command` like a POSIX shell would (quotes and backslashes respected, no
 /// expansion); errors name `field`.
 ///
-/// Rejected: an unclosed quote, a command with no words (blank, or only a comment) and
+/// Rejected: an unclosed quote, a command with no words (blank by Unicode's definition
+/// of white space, as CEL's `trim()` and the not-blank rule see it, or only a comment) and
 /// a command ending with a backslash outside quotes. `shell-words`, like `sh -c`, keeps
 /// such a backslash as a literal character (`locust -f x.py \` would give the container
 /// a last argument `\`), but it is almost always a line continuation cut short, e.g. a
 /// command copied from a multi-line shell script. A complete line continuation
 /// (backslash, newline) and a backslash inside quotes are accepted.
 pub fn split_command(command: &str, field: &'static str) -> Result<Vec<String>, CommandError> {
+    // A shell splits on ASCII blanks only: "\u{2028}" would be one word, yet the
+    // not-blank rule (CEL `trim()`, Rust `str::trim`) calls it blank.
+    if command.trim().is_empty() {
+        return Err(CommandError::Empty { field });
+    }
     let words = shell_words::split(command).map_err(|_| CommandError::Unbalanced { field })?;
     if words.is_empty() {
         return Err(CommandError::Empty { field });
@@ -307,6 +313,33 @@ mod tests {
                 "{command:?}"
             );
         }
+    }
+
+    /// Found by the `validation_agrees_with_the_command_builder` property: a
+    /// shell keeps Unicode-only white space as a word, the not-blank rule does not.
+    #[test]
+    fn unicode_blank_commands_are_empty_like_the_not_blank_rule() {
+        for command in [
+            "\u{2028}",
+            " \u{2029}\t",
+            "\u{a0}\u{3000}",
+            "\u{85}",
+            "\n \u{200a}",
+        ] {
+            assert!(command.trim().is_empty());
+            assert_eq!(
+                split_command(command, WORKER_COMMAND_FIELD),
+                Err(CommandError::Empty {
+                    field: WORKER_COMMAND_FIELD
+                }),
+                "{command:?}"
+            );
+        }
+        // Inside a command they stay part of a word, as in a shell.
+        assert_eq!(
+            split_command("locust \u{2028}x", WORKER_COMMAND_FIELD).unwrap(),
+            ["locust", "\u{2028}x"]
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! the parent module.
 //!
 //! Validation rules, for `locust.io` `LocustTest` requests:
-//! - CREATE of a v2 object: allowed iff [`validate`] finds no violation; a
+//! - CREATE of a v2 object: allowed iff [`validate_admitted_v2`] finds no
+//!   violation (the CLI's checks less the schema, which the API server applies); a
 //!   denial (code 422, reason `Invalid`) lists every violation as
 //!   `field: message`, joined by `; `, with one status cause per violation;
 //! - UPDATE with an unchanged spec (metadata-only, e.g. finalizer removal) or
@@ -31,9 +32,9 @@ use kube::core::{DynamicObject, Status};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use crate::api::{GROUP, KIND, LocustTest};
+use crate::api::{GROUP, KIND};
 use crate::conversion::convert_value;
-use crate::validation::{Violation, validate};
+use crate::validation::{Violation, validate_admitted_v2};
 
 /// Warning returned for requests about deprecated `locust.io/v1` objects.
 pub const DEPRECATION_WARNING: &str =
@@ -262,14 +263,16 @@ pub fn admit(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         return resp;
     }
 
-    let test: LocustTest = match serde_json::to_value(object).and_then(serde_json::from_value) {
-        Ok(test) => test,
+    let value = match serde_json::to_value(object) {
+        Ok(value) => value,
         Err(err) => {
             let message = format!("object is not a valid {GROUP}/{V2} {KIND}: {err}");
             return deny(resp, Status::failure(&message, "Invalid").with_code(422));
         }
     };
-    let violations = validate(&test);
+    // Decoded as the CLI and the API server see it: nulls pruned, errors naming
+    // the field.
+    let violations = validate_admitted_v2(&value);
     if !violations.is_empty() {
         let name = if req.name.is_empty() {
             object.metadata.name.clone().unwrap_or_default()
