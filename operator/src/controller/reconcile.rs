@@ -80,8 +80,8 @@ pub struct Context {
     pub stats_interval: Duration,
     /// Time limit of one HTTP request to a master.
     pub stats_timeout: Duration,
-    /// When each test's master was last read (by `(namespace, name)`).
-    pub stats_reads: Mutex<HashMap<(String, String), Instant>>,
+    /// When each test's master is next due to be read (by `(namespace, name)`).
+    pub stats_reads: Mutex<HashMap<(String, String), StatsSchedule>>,
     /// The last status this process wrote per test (by uid, so a test
     /// recreated under the same name starts afresh) until the watch cache
     /// shows it: a reconcile triggered by a child's
@@ -237,14 +237,29 @@ impl Context {
     /// `None` when a read is due now, else the time until it is.
     fn stats_read_due_in(&self, ns: &str, name: &str) -> Option<Duration> {
         let map = self.stats_reads.lock().ok()?;
-        let last = map.get(&(ns.to_owned(), name.to_owned()))?;
-        self.stats_interval.checked_sub(last.elapsed())
+        let left = map
+            .get(&(ns.to_owned(), name.to_owned()))?
+            .at
+            .saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 
-    fn stats_read_now(&self, ns: &str, name: &str) {
-        if let Ok(mut map) = self.stats_reads.lock() {
-            map.insert((ns.to_owned(), name.to_owned()), Instant::now());
-        }
+    /// Records a read that just ended and returns the time until the next.
+    fn stats_read_done(&self, ns: &str, name: &str, ok: bool) -> Duration {
+        let Ok(mut map) = self.stats_reads.lock() else {
+            return self.stats_interval;
+        };
+        let key = (ns.to_owned(), name.to_owned());
+        let next = next_stats_delay(map.get(&key), ok, self.stats_interval);
+        map.insert(
+            key,
+            StatsSchedule {
+                at: Instant::now() + next.0,
+                delay: next.0,
+                read_once: next.1,
+            },
+        );
+        next.0
     }
 
     fn forget_stats(&self, ns: &str, name: &str) {
@@ -338,6 +353,49 @@ async fn publish(ctx: &Context, test: &LocustTest, warning: bool, reason: &str, 
 }
 
 /// Reads the master at `ip` on the web port (under `webUI.basePath`).
+/// When a test's master statistics are next read.
+#[derive(Clone, Copy, Debug)]
+pub struct StatsSchedule {
+    at: Instant,
+    delay: Duration,
+    read_once: bool,
+}
+
+/// First retry after a read that did not find the run under way: a master
+/// pod runs a moment before Locust listens and before its users are spawned,
+/// and a short run (`--run-time 10s`) would otherwise show no live numbers.
+const FIRST_STATS_RETRY: Duration = Duration::from_secs(1);
+
+/// Whether a read found the run under way (Locust past `ready` and
+/// `spawning`): from then on the master is read once per interval.
+fn run_under_way(read: &StatsObservation) -> bool {
+    match read {
+        StatsObservation::Read { live, .. } => live
+            .state
+            .as_deref()
+            .is_some_and(|s| !matches!(s, "ready" | "spawning")),
+        StatsObservation::Failed { .. } => false,
+    }
+}
+
+/// The delay until the next read, and whether a read has found the run under
+/// way. A read every `interval`; until one finds the run under way (the
+/// master not listening yet, or still `ready`/`spawning`), the next read comes
+/// after 1 s, 2 s, 4 s, … up to `interval`: at most a few extra reads per
+/// test, and none afterwards.
+fn next_stats_delay(
+    prev: Option<&StatsSchedule>,
+    ok: bool,
+    interval: Duration,
+) -> (Duration, bool) {
+    let read_once = ok || prev.is_some_and(|p| p.read_once);
+    if read_once {
+        return (interval, true);
+    }
+    let delay = prev.map_or(FIRST_STATS_RETRY, |p| p.delay.saturating_mul(2));
+    (delay.min(interval), false)
+}
+
 async fn read_master_stats(ctx: &Context, test: &LocustTest, ip: IpAddr) -> StatsObservation {
     let port = u16::try_from(resources::command::WEB_PORT).unwrap_or(8089);
     let addr = SocketAddr::new(ip, port);
@@ -620,9 +678,9 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
         match ctx.stats_read_due_in(&ns, &name) {
             Some(left) => obs.next_stats_read = Some(left),
             None => {
-                ctx.stats_read_now(&ns, &name);
-                obs.stats = Some(read_master_stats(ctx, test, ip).await);
-                obs.next_stats_read = Some(ctx.stats_interval);
+                let read = read_master_stats(ctx, test, ip).await;
+                obs.next_stats_read = Some(ctx.stats_read_done(&ns, &name, run_under_way(&read)));
+                obs.stats = Some(read);
             }
         }
     }
@@ -700,6 +758,34 @@ pub fn error_policy(_test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> A
 mod tests {
     use super::*;
     use crate::api::{LocustTestStatus, Phase};
+
+    #[test]
+    fn stats_reads_retry_quickly_only_until_the_first_success() {
+        let interval = Duration::from_secs(10);
+        let mut prev: Option<StatsSchedule> = None;
+        let mut delays = Vec::new();
+        for ok in [false, false, false, false, false, true, false, true] {
+            let (delay, read_once) = next_stats_delay(prev.as_ref(), ok, interval);
+            delays.push(delay.as_secs());
+            prev = Some(StatsSchedule {
+                at: Instant::now() + delay,
+                delay,
+                read_once,
+            });
+        }
+        // 1, 2, 4, 8 s, then the interval; after a success, the interval even
+        // when a read fails (the master exiting, a NetworkPolicy).
+        assert_eq!(delays, [1, 2, 4, 8, 10, 10, 10, 10]);
+        // An interval below the first retry bounds it.
+        let short = Duration::from_millis(1500);
+        assert_eq!(
+            next_stats_delay(None, false, Duration::from_secs(1))
+                .0
+                .as_secs(),
+            1
+        );
+        assert_eq!(next_stats_delay(None, true, short), (short, true));
+    }
 
     #[test]
     fn a_partial_start_is_held_for_a_bounded_time() {
