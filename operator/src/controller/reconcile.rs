@@ -245,21 +245,21 @@ impl Context {
     }
 
     /// Records a read that just ended and returns the time until the next.
-    fn stats_read_done(&self, ns: &str, name: &str, ok: bool) -> Duration {
+    fn stats_read_done(&self, ns: &str, name: &str, under_way: bool) -> Duration {
         let Ok(mut map) = self.stats_reads.lock() else {
             return self.stats_interval;
         };
         let key = (ns.to_owned(), name.to_owned());
-        let next = next_stats_delay(map.get(&key), ok, self.stats_interval);
+        let (delay, under_way) = next_stats_delay(map.get(&key), under_way, self.stats_interval);
         map.insert(
             key,
             StatsSchedule {
-                at: Instant::now() + next.0,
-                delay: next.0,
-                read_once: next.1,
+                at: Instant::now() + delay,
+                delay,
+                under_way,
             },
         );
-        next.0
+        delay
     }
 
     fn forget_stats(&self, ns: &str, name: &str) {
@@ -352,13 +352,12 @@ async fn publish(ctx: &Context, test: &LocustTest, warning: bool, reason: &str, 
     }
 }
 
-/// Reads the master at `ip` on the web port (under `webUI.basePath`).
 /// When a test's master statistics are next read.
 #[derive(Clone, Copy, Debug)]
 pub struct StatsSchedule {
     at: Instant,
     delay: Duration,
-    read_once: bool,
+    under_way: bool,
 }
 
 /// First retry after a read that did not find the run under way: a master
@@ -385,17 +384,17 @@ fn run_under_way(read: &StatsObservation) -> bool {
 /// test, and none afterwards.
 fn next_stats_delay(
     prev: Option<&StatsSchedule>,
-    ok: bool,
+    under_way: bool,
     interval: Duration,
 ) -> (Duration, bool) {
-    let read_once = ok || prev.is_some_and(|p| p.read_once);
-    if read_once {
+    if under_way || prev.is_some_and(|p| p.under_way) {
         return (interval, true);
     }
     let delay = prev.map_or(FIRST_STATS_RETRY, |p| p.delay.saturating_mul(2));
     (delay.min(interval), false)
 }
 
+/// Reads the master at `ip` on the web port (under `webUI.basePath`).
 async fn read_master_stats(ctx: &Context, test: &LocustTest, ip: IpAddr) -> StatsObservation {
     let port = u16::try_from(resources::command::WEB_PORT).unwrap_or(8089);
     let addr = SocketAddr::new(ip, port);
@@ -760,31 +759,34 @@ mod tests {
     use crate::api::{LocustTestStatus, Phase};
 
     #[test]
-    fn stats_reads_retry_quickly_only_until_the_first_success() {
+    fn stats_reads_retry_quickly_only_until_the_run_is_under_way() {
         let interval = Duration::from_secs(10);
-        let mut prev: Option<StatsSchedule> = None;
-        let mut delays = Vec::new();
-        for ok in [false, false, false, false, false, true, false, true] {
-            let (delay, read_once) = next_stats_delay(prev.as_ref(), ok, interval);
-            delays.push(delay.as_secs());
-            prev = Some(StatsSchedule {
-                at: Instant::now() + delay,
-                delay,
-                read_once,
-            });
-        }
-        // 1, 2, 4, 8 s, then the interval; after a success, the interval even
-        // when a read fails (the master exiting, a NetworkPolicy).
-        assert_eq!(delays, [1, 2, 4, 8, 10, 10, 10, 10]);
-        // An interval below the first retry bounds it.
-        let short = Duration::from_millis(1500);
+        let delays = |reads: &[bool], interval: Duration| {
+            let mut prev: Option<StatsSchedule> = None;
+            let mut out = Vec::new();
+            for &under_way in reads {
+                let (delay, under_way) = next_stats_delay(prev.as_ref(), under_way, interval);
+                out.push(delay.as_millis());
+                prev = Some(StatsSchedule {
+                    at: Instant::now() + delay,
+                    delay,
+                    under_way,
+                });
+            }
+            out
+        };
+        // 1, 2, 4, 8 s, then the interval; once a read found the run under
+        // way, the interval even when a read fails (the master exiting, a
+        // NetworkPolicy).
+        let reads = [false, false, false, false, false, true, false, true];
         assert_eq!(
-            next_stats_delay(None, false, Duration::from_secs(1))
-                .0
-                .as_secs(),
-            1
+            delays(&reads, interval),
+            [1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000]
         );
-        assert_eq!(next_stats_delay(None, true, short), (short, true));
+        // The interval bounds the retries.
+        let short = Duration::from_millis(1500);
+        assert_eq!(delays(&[false, false, false], short), [1000, 1500, 1500]);
+        assert_eq!(delays(&[true], short), [1500]);
     }
 
     #[test]
