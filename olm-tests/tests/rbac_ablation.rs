@@ -32,6 +32,8 @@ use olm_tests::{Cluster, ClusterOptions, wait_for};
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(75);
 /// How soon a deleted Service must be back.
 const RECREATE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long an Event may lag behind the status write it announces.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One verb on one resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,12 +154,22 @@ async fn scenario(
     {
         anyhow::bail!("the API server refused a request: {line}");
     }
-    let events = checks::events_by_test(client, ns).await?;
-    for reason in ["Created", "TestStarted", "TestSucceeded"] {
-        ensure!(
-            events.contains_key(&("t".to_owned(), reason.to_owned())),
-            "no {reason} Event: {events:?}"
-        );
+    // The operator publishes a transition's Event after writing the status
+    // it announces: wait for it (bounded) rather than race it.
+    const REASONS: [&str; 3] = ["Created", "TestStarted", "TestSucceeded"];
+    let has_all = |events: &std::collections::BTreeMap<(String, String), i32>| {
+        REASONS
+            .iter()
+            .all(|r| events.contains_key(&("t".to_owned(), (*r).to_owned())))
+    };
+    let found = wait_for(EVENT_TIMEOUT, Duration::from_millis(200), || async {
+        let events = checks::events_by_test(client, ns).await?;
+        Ok(has_all(&events).then_some(()))
+    })
+    .await;
+    if found.is_err() {
+        let events = checks::events_by_test(client, ns).await?;
+        anyhow::bail!("missing one of the {REASONS:?} Events: {events:?}");
     }
     Ok(())
 }
