@@ -237,11 +237,11 @@ pub fn command_split(data: &[u8]) {
         }
     }
     // The input's NUL-separated parts as words: quoted, they split back, unless
-    // the line is blank by Unicode's definition (white-space words a shell
-    // leaves unquoted, e.g. U+2028), which the not-blank rule rejects too.
+    // every word is blank by Unicode's definition (e.g. U+2028, "\r", ""): such
+    // a command has no program, and the split rejects it.
     let words: Vec<&str> = command.split('\0').collect();
     let joined = shell_words::join(&words);
-    let expected = if joined.trim().is_empty() {
+    let expected = if words.iter().all(|w| w.trim().is_empty()) {
         Err(CommandError::Empty {
             field: WORKER_COMMAND_FIELD,
         })

@@ -96,21 +96,20 @@ impl ContainerCommand {
 /// Splits `command` like a POSIX shell would (quotes and backslashes respected, no
 /// expansion); errors name `field`.
 ///
-/// Rejected: an unclosed quote, a command with no words (blank by Unicode's definition
-/// of white space, as CEL's `trim()` and the not-blank rule see it, or only a comment) and
+/// Rejected: an unclosed quote, a command with no words (blank, or only a comment) or
+/// only blank words (white space by Unicode's definition, as CEL's `trim()` and the
+/// not-blank rule see it, e.g. `"\u{2028}"`, `"\r # x"` or `"' '"`) and
 /// a command ending with a backslash outside quotes. `shell-words`, like `sh -c`, keeps
 /// such a backslash as a literal character (`locust -f x.py \` would give the container
 /// a last argument `\`), but it is almost always a line continuation cut short, e.g. a
 /// command copied from a multi-line shell script. A complete line continuation
 /// (backslash, newline) and a backslash inside quotes are accepted.
 pub fn split_command(command: &str, field: &'static str) -> Result<Vec<String>, CommandError> {
-    // A shell splits on ASCII blanks only: "\u{2028}" would be one word, yet the
-    // not-blank rule (CEL `trim()`, Rust `str::trim`) calls it blank.
-    if command.trim().is_empty() {
-        return Err(CommandError::Empty { field });
-    }
     let words = shell_words::split(command).map_err(|_| CommandError::Unbalanced { field })?;
-    if words.is_empty() {
+    // A shell splits on ASCII blanks only: "\u{2028}" or "\r" would be one word,
+    // yet the not-blank rule (CEL `trim()`, Rust `str::trim`) calls such a word
+    // blank. A command of blank words only has no program to run.
+    if words.iter().all(|w| w.trim().is_empty()) {
         return Err(CommandError::Empty { field });
     }
     if ends_with_lone_backslash(command, &words) {
@@ -327,6 +326,16 @@ mod tests {
             "\n \u{200a}",
         ] {
             assert!(command.trim().is_empty());
+            assert_eq!(
+                split_command(command, WORKER_COMMAND_FIELD),
+                Err(CommandError::Empty {
+                    field: WORKER_COMMAND_FIELD
+                }),
+                "{command:?}"
+            );
+        }
+        // Blank words only, whatever the quoting or comments around them.
+        for command in ["\r # a comment", "' '", "''", "\"\u{2028}\" ''"] {
             assert_eq!(
                 split_command(command, WORKER_COMMAND_FIELD),
                 Err(CommandError::Empty {
