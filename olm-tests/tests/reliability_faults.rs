@@ -495,69 +495,47 @@ async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
             wait_phase(&tests, name, Phase::Running, PHASE_TIMEOUT).await?;
         }
 
-        // Evicted worker: replaced, the test keeps running.
-        let workers = cluster.job_pods(ns, "evict-worker-worker").await?;
-        ensure!(workers.len() == 2, "{} worker pods", workers.len());
-        let victim = workers[0].name_any();
-        pods.evict(&victim, &EvictParams::default()).await?;
-        let evicted_at = Instant::now();
-        wait_for(
-            Duration::from_secs(60),
-            Duration::from_millis(250),
-            || async {
-                let now = cluster.job_pods(ns, "evict-worker-worker").await?;
-                let running = now
-                    .iter()
-                    .filter(|p| p.name_any() != victim && olm_tests::cluster::pod_running(p))
-                    .count();
-                Ok((running == 2).then_some(()))
-            },
-        )
-        .await
-        .context("the evicted worker is replaced")?;
-        eprintln!(
-            "FIGURE evicted worker pod replaced after {:?}",
-            evicted_at.elapsed()
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let t = tests.get("evict-worker").await?;
-        ensure!(
-            checks::phase_of(&t) == Some(Phase::Running),
-            "after a worker eviction: {:?}",
-            t.status
-        );
-
-        // Deleted worker: a worker failure, within the worker Job's
-        // backoffLimit (= replicas): replaced, the test keeps running.
-        let workers = cluster.job_pods(ns, "delete-worker-worker").await?;
-        let victim = workers[0].name_any();
-        pods.delete(&victim, &DeleteParams::default()).await?;
-        let replaced_at = Instant::now();
-        wait_for(
-            Duration::from_secs(60),
-            Duration::from_millis(250),
-            || async {
-                let now = cluster.job_pods(ns, "delete-worker-worker").await?;
-                let running = now
-                    .iter()
-                    .filter(|p| p.name_any() != victim && olm_tests::cluster::pod_running(p))
-                    .count();
-                Ok((running == 2).then_some(()))
-            },
-        )
-        .await
-        .context("the deleted worker is replaced")?;
-        eprintln!(
-            "FIGURE deleted worker pod replaced after {:?}",
-            replaced_at.elapsed()
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let t = tests.get("delete-worker").await?;
-        ensure!(
-            checks::phase_of(&t) == Some(Phase::Running),
-            "after a worker deletion: {:?}",
-            t.status
-        );
+        // A lost worker pod (evicted, or deleted: a worker failure within the
+        // worker Job's backoffLimit = replicas) is replaced; the test keeps
+        // running.
+        for (test, evict) in [("evict-worker", true), ("delete-worker", false)] {
+            let job = format!("{test}-worker");
+            let workers = cluster.job_pods(ns, &job).await?;
+            ensure!(workers.len() == 2, "{} worker pods", workers.len());
+            let victim = workers[0].name_any();
+            let what = if evict { "evicted" } else { "deleted" };
+            if evict {
+                pods.evict(&victim, &EvictParams::default()).await?;
+            } else {
+                pods.delete(&victim, &DeleteParams::default()).await?;
+            }
+            let lost_at = Instant::now();
+            wait_for(
+                Duration::from_secs(60),
+                Duration::from_millis(250),
+                || async {
+                    let now = cluster.job_pods(ns, &job).await?;
+                    let running = now
+                        .iter()
+                        .filter(|p| p.name_any() != victim && olm_tests::cluster::pod_running(p))
+                        .count();
+                    Ok((running == 2).then_some(()))
+                },
+            )
+            .await
+            .with_context(|| format!("the {what} worker is replaced"))?;
+            eprintln!(
+                "FIGURE {what} worker pod replaced after {:?}",
+                lost_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let t = tests.get(test).await?;
+            ensure!(
+                checks::phase_of(&t) == Some(Phase::Running),
+                "after a worker {what}: {:?}",
+                t.status
+            );
+        }
         complete_master(&cluster, ns, "delete-worker").await?;
         wait_phase(&tests, "delete-worker", Phase::Succeeded, PHASE_TIMEOUT).await?;
 
