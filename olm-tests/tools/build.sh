@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the pinned Go tools the OLM tests need (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok, kwokctl, opm, operator-sdk,
-# olm, catalog) plus OLM's CRD YAMLs into a content-addressed cache directory
-# and prints that directory as the LAST line of stdout:
+# olm, catalog), the ones a real kubelet node needs (kubelet, kube-proxy,
+# containerd, ctr, containerd-shim-runc-v2, runc, coredns, CNI plugins) plus
+# OLM's CRD YAMLs into a content-addressed cache directory and prints that
+# directory as the LAST line of stdout:
 #
 #   dir=$(olm-tests/tools/build.sh)        # build if needed, then print
 #   olm-tests/tools/build.sh --print-dir   # print only; exit 1 if not built
@@ -11,25 +13,34 @@
 #   ${LOCUST_TOOLS_CACHE:-$HOME/.cache/locust-k8s-operator/tools}/
 #     .lock                 flock(1) lock serialising builds
 #     <key>/                key = sha256(tool go.mod/go.sum/main.go, this
-#       .complete             script, `go version`)[:16]
+#       .complete             script, host-packages.sh, `go version`)[:16]
 #       bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,
-#            kwok,kwokctl,opm,operator-sdk,olm,catalog}
+#            kubelet,kube-proxy,kwok,kwokctl,opm,operator-sdk,olm,catalog,
+#            containerd,ctr,containerd-shim-runc-v2,runc,coredns}
+#       cni/{bridge,host-local,loopback,portmap}   (a CNI bin dir: plugins only)
 #       crds/olm/*.yaml
 #       versions.txt
 #
-# Only Go (and gcc, for opm's sqlite cgo) is required. All module versions
-# come from the committed go.mod/go.sum files of the wrapper modules in this
-# directory (read-only module mode: nothing is re-resolved).
+# Requires Go (1.26); the Debian packages (gcc for cgo, libseccomp-dev +
+# pkg-config for runc; iptables for the kubelet and kube-proxy at run time;
+# a few for the real-node tests and images, see host-packages.sh) are
+# installed by host-packages.sh, which runs first on a cache miss (as root,
+# or it fails with a clear message). All module versions come from the committed
+# go.mod/go.sum files of the wrapper modules in this directory (read-only
+# module mode: nothing is re-resolved).
 set -euo pipefail
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPT="$TOOLS_DIR/$(basename "${BASH_SOURCE[0]}")"
 CACHE_ROOT=${LOCUST_TOOLS_CACHE:-$HOME/.cache/locust-k8s-operator/tools}
-MODULES=(kube etcd kwok opm operator-sdk olm)
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl opm operator-sdk olm catalog)
+MODULES=(kube etcd kwok opm operator-sdk olm containerd runc cni coredns)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+          kwok kwokctl opm operator-sdk olm catalog
+          containerd ctr containerd-shim-runc-v2 runc coredns)
+CNI_PLUGINS=(bridge host-local loopback portmap)
 
 usage() {
-  sed -n '2,12p' "$SCRIPT" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$SCRIPT" | sed 's/^# \{0,1\}//'
 }
 
 PRINT_ONLY=0
@@ -73,6 +84,7 @@ compute_key() {
       done
     done
     printf 'build.sh %s\n' "$(sha256sum <"$SCRIPT" | cut -c1-64)"
+    printf 'host-packages.sh %s\n' "$(sha256sum <"$TOOLS_DIR/host-packages.sh" | cut -c1-64)"
     printf '%s\n' "$GO_VERSION"
   } | sha256sum | cut -c1-16
 }
@@ -111,12 +123,18 @@ cleanup() { rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 chmod 755 "$TMP"  # mktemp -d creates 0700
-mkdir -p "$TMP/bin" "$TMP/crds/olm"
+mkdir -p "$TMP/bin" "$TMP/cni" "$TMP/crds/olm"
 BIN="$TMP/bin"
 
 TOTAL_START=$(date +%s)
 log "cache miss: building tools into $TARGET (key $KEY, $GO_VERSION, $(nproc) cpus)"
 log "GOMODCACHE=$(go env GOMODCACHE) GOCACHE=$(go env GOCACHE)"
+
+# Debian packages first (fail fast, before any long build): gcc/libc6-dev
+# for cgo (opm, runc), libseccomp-dev + pkg-config for runc, iptables for
+# the kubelet and kube-proxy at run time, iproute2, mmdebstrap and musl-tools
+# for the real-node tests and their images (see host-packages.sh).
+"$TOOLS_DIR/host-packages.sh" >&2
 
 # mod_field MODULE_DIR MODULE_PATH TEMPLATE: a field of a dependency as
 # selected by the wrapper module's committed go.mod.
@@ -127,7 +145,8 @@ mod_version() { mod_field "$1" "$2" '{{.Version}}'; }
 mod_time() { mod_field "$1" "$2" '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}'; }
 
 # gobuild MODULE CGO TAGS LDFLAGS-X... -- PACKAGES...: one `go build` per
-# module so the main packages of a module share compilation.
+# module so the main packages of a module share compilation. Binaries go to
+# $OUT (default: $BIN).
 gobuild() {
   local mod=$1 cgo=$2 tags=$3; shift 3
   local ldx=()
@@ -137,12 +156,12 @@ gobuild() {
   (
     cd "$TOOLS_DIR/$mod"
     CGO_ENABLED=$cgo go build -trimpath ${tags:+-tags "$tags"} \
-      -ldflags "-s -w ${ldx[*]}" -o "$BIN/" "$@"
+      -ldflags "-s -w ${ldx[*]}" -o "${OUT:-$BIN}/" "$@"
   )
   log "  done in $((SECONDS - start))s"
 }
 
-# --- kube-apiserver, kube-controller-manager, kube-scheduler -----------------
+# --- kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
 K8S_VERSION=$(mod_version kube k8s.io/kubernetes)
 K8S_DATE=$(mod_time kube k8s.io/kubernetes)
 [[ $K8S_VERSION =~ ^v([0-9]+)\.([0-9]+)\. ]] || { echo "bad k8s version $K8S_VERSION" >&2; exit 1; }
@@ -154,11 +173,13 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     "$p.gitCommit=unknown" "$p.gitTreeState=clean" "$p.buildDate=${K8S_DATE:-1970-01-01T00:00:00Z}"
   )
 done
-log "building kube-apiserver kube-controller-manager kube-scheduler $K8S_VERSION ... (first build takes ~6-9 minutes on 2 cores)"
+log "building kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy $K8S_VERSION ... (first build takes ~4-9 minutes on 2 cores)"
 gobuild kube 0 "" "${k8s_version_x[@]}" -- \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubelet \
+  k8s.io/kubernetes/cmd/kube-proxy
 
 # --- etcd --------------------------------------------------------------------
 ETCD_VERSION=$(mod_version etcd go.etcd.io/etcd/server/v3)
@@ -218,10 +239,63 @@ cp "$API_DIR"/crds/*.yaml "$TMP/crds/olm/"
 chmod -R u+w,a+r "$TMP/crds"
 log "copied $(ls "$TMP/crds/olm" | wc -l) OLM CRDs from github.com/operator-framework/api@$API_VERSION"
 
+# --- containerd, ctr, containerd-shim-runc-v2 -------------------------------------
+# Tags as upstream's Makefile (urfave_cli_no_docs; the shim adds no_grpc) plus
+# no_btrfs: the btrfs snapshotter (cmd/containerd/builtins/btrfs_linux.go,
+# `!no_btrfs && cgo`) needs cgo and btrfs headers; CGO_ENABLED=0 drops it
+# anyway, the tag says so explicitly. Stamped as upstream's Makefile does;
+# there is no git revision in a module zip.
+CTRD_VERSION=$(mod_version containerd github.com/containerd/containerd/v2)
+ctrd_version_x=(
+  "github.com/containerd/containerd/v2/version.Version=$CTRD_VERSION"
+  "github.com/containerd/containerd/v2/version.Revision=unknown"
+  "github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
+)
+log "building containerd ctr $CTRD_VERSION ... (first build takes ~1 minute)"
+gobuild containerd 0 urfave_cli_no_docs,no_btrfs "${ctrd_version_x[@]}" -- \
+  github.com/containerd/containerd/v2/cmd/containerd \
+  github.com/containerd/containerd/v2/cmd/ctr
+log "building containerd-shim-runc-v2 $CTRD_VERSION ..."
+gobuild containerd 0 urfave_cli_no_docs,no_btrfs,no_grpc "${ctrd_version_x[@]}" -- \
+  github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+
+# --- runc (cgo: libcontainer/nsenter, libseccomp) ------------------------------------
+# Upstream's default tags minus libpathrs (a Rust C library, not packaged in
+# Debian 12; without the tag runc uses its Go pathrs-lite). The version is
+# embedded from the module's VERSION file (go:embed), so nothing to stamp.
+RUNC_VERSION=$(mod_version runc github.com/opencontainers/runc)
+log "building runc $RUNC_VERSION ... (cgo + libseccomp; first build takes ~10-30 seconds)"
+gobuild runc 1 seccomp,urfave_cli_no_docs -- github.com/opencontainers/runc
+
+# --- CNI plugins (a directory of their own: a CNI bin dir holds only plugins) ---------
+CNI_VERSION=$(mod_version cni github.com/containernetworking/plugins)
+log "building CNI plugins ${CNI_PLUGINS[*]} $CNI_VERSION ... (first build takes ~5-30 seconds)"
+OUT="$TMP/cni" gobuild cni 0 "" \
+  "github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_VERSION" -- \
+  github.com/containernetworking/plugins/plugins/main/bridge \
+  github.com/containernetworking/plugins/plugins/ipam/host-local \
+  github.com/containernetworking/plugins/plugins/main/loopback \
+  github.com/containernetworking/plugins/plugins/meta/portmap
+
+# --- CoreDNS (default plugin set) --------------------------------------------------------
+# Tag grpcnotrace and CGO_ENABLED=0 as upstream's Makefile; gitTag makes
+# `coredns -version` say the release (CoreDNS-1.15.0).
+COREDNS_VERSION=$(mod_version coredns github.com/coredns/coredns)
+log "building coredns $COREDNS_VERSION ... (first build takes ~2 minutes)"
+gobuild coredns 0 grpcnotrace \
+  "github.com/coredns/coredns/coremain.gitTag=$COREDNS_VERSION" \
+  "github.com/coredns/coredns/coremain.GitCommit=unknown" -- \
+  github.com/coredns/coredns
+
 # --- check, record, publish ------------------------------------------------------
 for b in "${BINARIES[@]}"; do
   [[ -x "$BIN/$b" ]] || { echo "build.sh: missing binary $b" >&2; exit 1; }
 done
+for p in "${CNI_PLUGINS[@]}"; do
+  [[ -x "$TMP/cni/$p" ]] || { echo "build.sh: missing CNI plugin $p" >&2; exit 1; }
+done
+extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}") || true)
+[[ -z $extra ]] || { echo "build.sh: unexpected files in cni/: $extra" >&2; exit 1; }
 {
   echo "# Built by olm-tests/tools/build.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); key $KEY"
   echo "go                      $GO_VERSION"
@@ -229,6 +303,8 @@ done
   echo "kube-apiserver          k8s.io/kubernetes $K8S_VERSION"
   echo "kube-controller-manager k8s.io/kubernetes $K8S_VERSION"
   echo "kube-scheduler          k8s.io/kubernetes $K8S_VERSION"
+  echo "kubelet                 k8s.io/kubernetes $K8S_VERSION"
+  echo "kube-proxy              k8s.io/kubernetes $K8S_VERSION"
   echo "kwok                    sigs.k8s.io/kwok $KWOK_VERSION"
   echo "kwokctl                 sigs.k8s.io/kwok $KWOK_VERSION"
   echo "opm                     github.com/operator-framework/operator-registry $OPM_VERSION"
@@ -236,6 +312,15 @@ done
   echo "olm                     github.com/operator-framework/operator-lifecycle-manager $OLM_VERSION"
   echo "catalog                 github.com/operator-framework/operator-lifecycle-manager $OLM_VERSION"
   echo "crds/olm                github.com/operator-framework/api $API_VERSION"
+  echo "containerd              github.com/containerd/containerd/v2 $CTRD_VERSION"
+  echo "ctr                     github.com/containerd/containerd/v2 $CTRD_VERSION"
+  echo "containerd-shim-runc-v2 github.com/containerd/containerd/v2 $CTRD_VERSION"
+  echo "runc                    github.com/opencontainers/runc $RUNC_VERSION"
+  echo "# runc: cgo, dynamically linked against libseccomp $(pkg-config --modversion libseccomp) (Debian libseccomp-dev $(dpkg-query -W -f='${Version}' libseccomp-dev))"
+  for p in "${CNI_PLUGINS[@]}"; do
+    printf 'cni/%-19s github.com/containernetworking/plugins %s\n' "$p" "$CNI_VERSION"
+  done
+  echo "coredns                 github.com/coredns/coredns $COREDNS_VERSION"
 } >"$TMP/versions.txt"
 touch "$TMP/.complete"
 mv -T "$TMP" "$TARGET"

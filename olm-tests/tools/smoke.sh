@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke-tests the tools built by build.sh: every binary answers its version or
-# help flag, and etcd starts on random 127.0.0.1 ports, reports /health, and
-# stops. Every process started here is killed before exit.
+# help flag (the real-node tools too: kubelet, kube-proxy, containerd, ctr,
+# containerd-shim-runc-v2, runc with seccomp, coredns, and each CNI plugin
+# answers CNI_COMMAND=VERSION), and etcd starts on random 127.0.0.1 ports,
+# reports /health, and stops. Every process started here is killed before exit.
 #
 #   olm-tests/tools/smoke.sh [TOOLS_DIR]   # default: build.sh --print-dir
 set -euo pipefail
@@ -17,7 +19,7 @@ check() {
   local out
   out=$("$@" 2>&1) || fail "$name: '$*' exited $?: $out"
   grep -qF -- "$want" <<<"$out" || fail "$name: '$*' output lacks '$want': $out"
-  echo "smoke: ok   $name: $(head -n1 <<<"$out")"
+  echo "smoke: ok   $name: $(grep -m1 -F -- "$want" <<<"$out")"
 }
 ver() { awk -v b="$1" '$1 == b { print $NF }' "$DIR/versions.txt"; }
 
@@ -31,6 +33,31 @@ check opm                     "$(ver opm)" "$BIN/opm" version
 check operator-sdk            "$(ver operator-sdk)" "$BIN/operator-sdk" version
 check olm                     "$(ver olm)" "$BIN/olm" --version
 check catalog                 "Usage" "$BIN/catalog" --help
+
+# --- real-node tools ----------------------------------------------------------
+check kubelet                 "Kubernetes $(ver kubelet)" "$BIN/kubelet" --version
+check kube-proxy              "Kubernetes $(ver kube-proxy)" "$BIN/kube-proxy" --version
+check containerd              "containerd github.com/containerd/containerd/v2 $(ver containerd)" "$BIN/containerd" --version
+check ctr                     "ctr github.com/containerd/containerd/v2 $(ver ctr)" "$BIN/ctr" --version
+check containerd-shim-runc-v2 "Version:  $(ver containerd-shim-runc-v2)" "$BIN/containerd-shim-runc-v2" -v
+check runc                    "runc version $(ver runc | sed 's/^v//')" "$BIN/runc" --version
+check runc-libseccomp         "libseccomp: " "$BIN/runc" --version
+# `runc features` (JSON): the seccomp section must say "enabled": true, which
+# only a build with the seccomp tag and libseccomp does.
+out=$("$BIN/runc" features 2>&1) || fail "runc features exited $?: $out"
+tr -d ' \n\t' <<<"$out" | grep -q '"seccomp":{"enabled":true' ||
+  fail "runc features: seccomp not enabled: $out"
+echo "smoke: ok   runc features: seccomp enabled, $(tr -d ' \n\t' <<<"$out" | grep -o '"io.github.seccomp.libseccomp.version":"[^"]*"')"
+check coredns                 "CoreDNS-$(ver coredns | sed 's/^v//')" "$BIN/coredns" -version
+for p in bridge host-local loopback portmap; do
+  [[ -x "$DIR/cni/$p" ]] || fail "missing CNI plugin $DIR/cni/$p"
+  # CNI_COMMAND=VERSION: the spec's version handshake (JSON on stdout).
+  check "cni/$p VERSION"      '"supportedVersions":' env CNI_COMMAND=VERSION "$DIR/cni/$p"
+  # No CNI_COMMAND: the "about" line with the stamped release on stderr.
+  check "cni/$p about"        "CNI $p plugin $(ver "cni/$p")" env -u CNI_COMMAND "$DIR/cni/$p"
+done
+extra=$(find "$DIR/cni" -mindepth 1 -maxdepth 1 ! -name bridge ! -name host-local ! -name loopback ! -name portmap)
+[[ -z $extra ]] || fail "cni/ holds more than the plugins: $extra"
 n=$(find "$DIR/crds/olm" -name '*.yaml' | wc -l)
 [[ $n -ge 8 ]] || fail "only $n OLM CRDs in $DIR/crds/olm"
 echo "smoke: ok   crds/olm: $n CRDs"
