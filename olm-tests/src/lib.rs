@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod demo;
+pub mod images;
 pub mod tools;
 pub mod wait;
 
