@@ -34,7 +34,7 @@ use locust_operator::config::OperatorConfig;
 use locust_operator::resources::{self, labels};
 use serde::Deserialize;
 
-use crate::cluster::process::spawn_logged;
+use crate::cluster::ClusterNet;
 use crate::cluster::{
     AuditOptions, Cluster, ClusterOptions, Component, NodeCapacity, Throughput,
     client_from_kubeconfig, pod_running,
@@ -855,7 +855,8 @@ pub struct BenchOperator {
     pid: u32,
     started: Instant,
     exited: Arc<Mutex<Option<ExitStatus>>>,
-    /// Health port on 127.0.0.1.
+    net: ClusterNet,
+    /// Health port on 127.0.0.1 in the cluster.
     pub health_port: u16,
     /// The operator's log (stdout and stderr).
     pub log_path: PathBuf,
@@ -883,31 +884,30 @@ impl BenchOperator {
         let log = log_path.clone();
         let status = Arc::clone(&exited);
         let started = Instant::now();
-        // The thread that forks the operator waits for it: PR_SET_PDEATHSIG
-        // fires when that thread ends, i.e. only if the bench process dies.
+        // Forked in the cluster's network namespace by its spawner thread
+        // (PR_SET_PDEATHSIG: it dies with the cluster); a thread of its own
+        // waits for it.
+        let net = cluster.net();
+        let mut child = net
+            .spawn(cmd, &log)
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
         std::thread::Builder::new()
             .name(format!("operator-{tag}"))
-            .spawn(move || match spawn_logged(cmd, &log) {
-                Ok(mut child) => {
-                    let _ = tx.send(Ok(child.id()));
-                    let result = child.wait().ok();
-                    if let Ok(mut s) = status.lock() {
-                        *s = result;
-                    }
+            .spawn(move || {
+                let result = child.wait().ok();
+                if let Ok(mut s) = status.lock() {
+                    *s = result;
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
+                let _ = tx.send(());
             })
             .context("starting the operator's waiter thread")?;
-        let pid = rx
-            .recv()
-            .context("the operator's waiter thread ended")?
-            .with_context(|| format!("starting {}", bin.display()))?;
+        drop(rx);
         Ok(Self {
             pid,
             started,
             exited,
+            net,
             health_port,
             log_path,
         })
@@ -959,7 +959,7 @@ impl BenchOperator {
             }
             if synced
                 && matches!(
-                    op::http_get(self.health_port, "/readyz").await,
+                    op::http_get(&self.net, self.health_port, "/readyz").await,
                     Ok((200, _))
                 )
             {

@@ -84,7 +84,7 @@ pub async fn wait_readyz(
 ) -> Result<(Duration, String)> {
     let start = Instant::now();
     let body = wait_for(timeout, Duration::from_millis(100), || async {
-        let (c, body) = operator::http_get(op.health_port, "/readyz").await?;
+        let (c, body) = op.health("/readyz").await?;
         Ok((c == code && body.contains(needle)).then_some(body))
     })
     .await

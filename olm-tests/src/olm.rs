@@ -20,12 +20,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -34,8 +33,8 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::cluster::Cluster;
-use crate::operator::{self, OperatorProcess};
+use crate::cluster::{Cluster, ClusterNet};
+use crate::operator;
 use crate::wait::wait_for;
 
 /// Namespace of OLM itself and of global CatalogSources.
@@ -186,71 +185,6 @@ impl Drop for ChildProcess {
     }
 }
 
-struct SpawnRequest {
-    command: Command,
-    log: PathBuf,
-    reply: mpsc::Sender<io::Result<Child>>,
-}
-
-/// A thread that forks children with `PR_SET_PDEATHSIG=SIGKILL` (which fires
-/// when the forking *thread* ends, so it must outlive the children).
-struct Spawner {
-    requests: Option<mpsc::Sender<SpawnRequest>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Spawner {
-    fn new() -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        let thread = std::thread::Builder::new()
-            .name("olm-spawner".into())
-            .spawn(move || {
-                while let Ok(request) = rx.recv() {
-                    let _ = request.reply.send(crate::cluster::process::spawn_logged(
-                        request.command,
-                        &request.log,
-                    ));
-                }
-            })
-            .context("starting the OLM spawner thread")?;
-        Ok(Self {
-            requests: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn spawn(&self, name: &str, command: Command, log: &Path) -> Result<ChildProcess> {
-        let log = log.to_path_buf();
-        let (reply, response) = mpsc::channel();
-        self.requests
-            .as_ref()
-            .context("spawner stopped")?
-            .send(SpawnRequest {
-                command,
-                log,
-                reply,
-            })
-            .map_err(|_| anyhow!("spawner thread is gone"))?;
-        let child = response
-            .recv()
-            .map_err(|_| anyhow!("spawner thread is gone"))?
-            .with_context(|| format!("starting {name}"))?;
-        Ok(ChildProcess {
-            name: name.to_owned(),
-            child: Some(child),
-        })
-    }
-}
-
-impl Drop for Spawner {
-    fn drop(&mut self) {
-        self.requests = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// The last lines of a log file.
 pub fn log_tail(path: &Path, max_lines: usize) -> String {
     const MAX_BYTES: u64 = 24 * 1024;
@@ -280,7 +214,7 @@ pub struct Olm {
     catalogs: BTreeMap<String, (ChildProcess, u16)>,
     operators: Vec<(ChildProcess, PathBuf)>,
     tools: crate::Tools,
-    spawner: Spawner,
+    net: ClusterNet,
 }
 
 impl std::fmt::Debug for Olm {
@@ -342,7 +276,7 @@ impl Olm {
             catalogs: BTreeMap::new(),
             operators: Vec::new(),
             tools: tools.clone(),
-            spawner: Spawner::new()?,
+            net: cluster.net(),
         };
         let kubeconfig = cluster.kubeconfig_path().to_path_buf();
         let mut cmd = Command::new(tools.bin("olm"));
@@ -380,9 +314,21 @@ impl Olm {
 
     fn spawn_operator(&mut self, name: &str, cmd: Command) -> Result<()> {
         let log = self.logs_dir.join(format!("{name}.log"));
-        let process = self.spawner.spawn(name, cmd, &log)?;
+        let process = self.spawn(name, cmd, &log)?;
         self.operators.push((process, log));
         Ok(())
+    }
+
+    /// Starts `command` in the cluster's network namespace.
+    fn spawn(&self, name: &str, command: Command, log: &Path) -> Result<ChildProcess> {
+        let child = self
+            .net
+            .spawn(command, log)
+            .with_context(|| format!("starting {name}"))?;
+        Ok(ChildProcess {
+            name: name.to_owned(),
+            child: Some(child),
+        })
     }
 
     /// Fails (with the logs) if `olm`, `catalog` or an `opm serve` exited.
@@ -448,13 +394,12 @@ impl Olm {
                     .join(format!("opm-{name}.termination"))
                     .display()
             ));
-        let process = self.spawner.spawn(&format!("opm-{name}"), cmd, &log)?;
+        let process = self.spawn(&format!("opm-{name}"), cmd, &log)?;
         let previous = self.catalogs.insert(name.to_owned(), (process, port));
+        let net = &self.net;
         let waited = wait_for(Duration::from_secs(60), POLL, || async move {
-            Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ()))
+            let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+            Ok(net.connect(addr).await.ok().map(drop))
         })
         .await;
         if let Err(e) = waited {
@@ -872,233 +817,141 @@ async fn create_or_keep(api: &Api<DynamicObject>, obj: &DynamicObject) -> Result
     }
 }
 
-struct WebhookMaterial {
-    ip: String,
-    port: i32,
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
+/// The label OLM's Deployment gives the operator's pods.
+pub const OPERATOR_POD_SELECTOR: &str = "app.kubernetes.io/name=locust-k8s-operator";
+
+/// The operator image a release's CSV names (`manifests-gen`'s default:
+/// the repository and the release version as the tag).
+pub fn operator_image(version: &str) -> String {
+    format!("{}:{version}", manifests_gen::OPERATOR_IMAGE_REPO)
 }
 
-/// The webhook Service's address and OLM's certificate for it, once the
-/// certificate verifies against the CRD's CA bundle (`None` until then).
-async fn webhook_material(client: &Client) -> Result<Option<WebhookMaterial>> {
-    let services: Api<Service> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let Some(service) = services.get_opt(WEBHOOK_SERVICE).await? else {
-        return Ok(None);
-    };
-    let Some(secret) = secrets.get_opt(WEBHOOK_CERT_SECRET).await? else {
-        return Ok(None);
-    };
-    let spec = service.spec.context("Service without spec")?;
-    let ip = spec
-        .cluster_ip
-        .filter(|ip| !ip.is_empty() && ip != "None")
-        .context("webhook Service without ClusterIP")?;
-    let port = spec
-        .ports
-        .unwrap_or_default()
-        .first()
-        .map(|p| p.port)
-        .context("webhook Service without ports")?;
-    let data = secret.data.unwrap_or_default();
-    let (Some(cert), Some(key)) = (data.get("tls.crt"), data.get("tls.key")) else {
-        return Ok(None);
-    };
-    let ca = crds
-        .get(CRD_NAME)
-        .await?
-        .spec
-        .conversion
-        .and_then(|c| c.webhook)
-        .and_then(|w| w.client_config)
-        .and_then(|c| c.ca_bundle)
-        .map(|b| b.0)
-        .unwrap_or_default();
-    let dns = format!("{WEBHOOK_SERVICE}.{OPERATORS_NAMESPACE}.svc");
-    if !cert_verifies(&cert.0, &ca, &dns) {
-        return Ok(None);
+/// Makes the operator image built here available on the real node under the
+/// reference of every release in `versions` (hypothetical releases of the
+/// upgrade tests name images that no registry holds: they are the same
+/// build, tagged as each release). The image is already there under the
+/// current release's reference.
+pub fn tag_operator_image(cluster: &Cluster, versions: &[&str]) -> Result<()> {
+    let built = crate::images::operator_image();
+    for version in versions {
+        let reference = operator_image(version);
+        if reference != built {
+            cluster
+                .node_ctr(&["images", "tag", "--force", &built, &reference])
+                .with_context(|| format!("tagging {built} as {reference} on the real node"))?;
+        }
     }
-    Ok(Some(WebhookMaterial {
-        ip,
-        port,
-        cert_pem: cert.0.clone(),
-        key_pem: key.0.clone(),
-    }))
-}
-
-/// Whether the PEM chain `cert_pem` is valid for `dns` under the PEM roots `ca_pem`.
-fn cert_verifies(cert_pem: &[u8], ca_pem: &[u8], dns: &str) -> bool {
-    use rustls::client::danger::ServerCertVerifier;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(ca_pem).flatten() {
-        let _ = roots.add(ca);
-    }
-    if roots.is_empty() {
-        return false;
-    }
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(cert_pem).flatten().collect();
-    let Some((leaf, intermediates)) = chain.split_first() else {
-        return false;
-    };
-    let Ok(name) = ServerName::try_from(dns.to_owned()) else {
-        return false;
-    };
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let Ok(verifier) = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        std::sync::Arc::new(roots),
-        provider,
-    )
-    .build() else {
-        return false;
-    };
-    verifier
-        .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
-        .is_ok()
-}
-
-/// The real operator binary serving the conversion and validating webhooks
-/// that OLM registered for the (fake, kwok) operator pods: it binds the
-/// webhook Service's ClusterIP and port (kube-apiserver dials webhook
-/// Services by ClusterIP unless `--enable-aggregator-routing` is set; the
-/// local cluster's ClusterIPs are loopback addresses) with the certificate
-/// from the Secret OLM created for the Service.
-pub struct WebhookServer {
-    /// The operator process (`--leader-elect=false`).
-    pub process: OperatorProcess,
-    /// `ClusterIP:port` it serves on.
-    pub address: String,
-    sync: tokio::task::JoinHandle<()>,
-    _cert_dir: tempfile::TempDir,
-}
-
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        self.sync.abort();
-    }
-}
-
-/// Writes `bytes` to `dir/name` atomically (temp file + rename), as the
-/// kubelet updates a Secret volume.
-fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dir.join(name))?;
     Ok(())
 }
 
-impl WebhookServer {
-    /// Starts it under the operator's ServiceAccount (which OLM created with
-    /// the CSV's permissions) and waits until it is ready.
-    pub async fn start(cluster: &Cluster, tag: &str) -> Result<Self> {
-        let client = cluster.admin_client();
-        wait_webhooks_wired(&client, Duration::from_secs(120)).await?;
-        // OLM rotates the certificate when a CSV replaces another (the
-        // Secret belongs to the old CSV and is re-issued): wait until the
-        // Secret's certificate verifies, for the Service's DNS name, against
-        // the CA OLM injected into the CRD.
-        let material = wait_for(Duration::from_secs(120), POLL, || {
-            let client = client.clone();
-            async move { webhook_material(&client).await }
-        })
-        .await
-        .context("waiting for OLM's webhook certificate to match the CA in the CRD")?;
-        let cert_dir = tempfile::tempdir()?;
-        std::fs::write(cert_dir.path().join("tls.crt"), &material.cert_pem)?;
-        std::fs::write(cert_dir.path().join("tls.key"), &material.key_pem)?;
-        let (ip, port) = (material.ip, material.port);
-        // Play the kubelet's part: keep the files in step with the Secret
-        // (OLM re-issues it when a CSV replaces another); the operator
-        // reloads a changed pair without a restart.
-        let sync = {
-            let client = client.clone();
-            let dir = cert_dir.path().to_path_buf();
-            let mut current = material.cert_pem.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    if let Ok(Some(m)) = webhook_material(&client).await
-                        && m.cert_pem != current
-                        && replace_file(&dir, "tls.key", &m.key_pem).is_ok()
-                        && replace_file(&dir, "tls.crt", &m.cert_pem).is_ok()
-                    {
-                        current = m.cert_pem;
-                    }
-                }
-            })
-        };
-        let kubeconfig = cluster
-            .service_account_kubeconfig(OPERATORS_NAMESPACE, DEPLOYMENT, Duration::from_secs(3600))
-            .await?;
-        let process = OperatorProcess::spawn(
-            cluster,
-            &kubeconfig,
-            tag,
-            &[
-                "--leader-elect=false".into(),
-                format!("--webhook-bind-address={ip}"),
-                format!("--webhook-port={port}"),
-                format!("--webhook-cert-dir={}", cert_dir.path().display()),
-            ],
-        )?;
-        process.wait_ready(Duration::from_secs(60)).await?;
-        Ok(Self {
-            process,
-            address: format!("{ip}:{port}"),
-            sync,
-            _cert_dir: cert_dir,
-        })
+/// Waits until the operator OLM installed runs for real: its Deployment
+/// Available with every replica ready, each of its pods Running and Ready
+/// with `image` (the CSV's), on the real node, and the webhooks wired
+/// (OLM's CA in the CRD and the validating webhook configuration). The
+/// webhooks are then served by those pods through the webhook Service.
+pub async fn wait_operator_running(
+    client: &Client,
+    image: &str,
+    timeout: Duration,
+) -> Result<Vec<Pod>> {
+    wait_webhooks_wired(client, timeout).await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    let waited = wait_for(timeout, POLL, || {
+        let deployments = deployments.clone();
+        let pods = pods.clone();
+        async move {
+            let Some(d) = deployments.get_opt(DEPLOYMENT).await? else {
+                return Ok(None);
+            };
+            let status = d.status.unwrap_or_default();
+            let want = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+            let available = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Available" && c.status == "True");
+            if !available
+                || status.ready_replicas != Some(want)
+                || status.updated_replicas != Some(want)
+                || status.replicas != Some(want)
+            {
+                return Ok(None);
+            }
+            let listed = pods
+                .list(&ListParams::default().labels(OPERATOR_POD_SELECTOR))
+                .await?
+                .items;
+            let ready: Vec<Pod> = listed
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| {
+                    let spec_image = p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.containers.first())
+                        .and_then(|c| c.image.as_deref());
+                    let is_ready = p
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
+                    spec_image == Some(image) && is_ready
+                })
+                .collect();
+            Ok((ready.len() == usize::try_from(want).unwrap_or(0)).then_some(ready))
+        }
+    })
+    .await;
+    match waited {
+        Ok(pods) => Ok(pods),
+        Err(e) => Err(e.context(format!(
+            "waiting for the operator Deployment to run {image}; pods:\n{}",
+            operator_logs(client, 20).await
+        ))),
     }
+}
+
+/// The last `lines` log lines of every operator pod (with its status), for
+/// failure messages.
+pub async fn operator_logs(client: &Client, lines: i64) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    let listed = match pods
+        .list(&ListParams::default().labels(OPERATOR_POD_SELECTOR))
+        .await
+    {
+        Ok(l) => l.items,
+        Err(e) => return format!("<cannot list the operator pods: {e}>"),
+    };
+    let mut out = String::new();
+    for pod in listed {
+        let name = pod.name_any();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let params = kube::api::LogParams {
+            tail_lines: Some(lines),
+            ..Default::default()
+        };
+        let log = pods
+            .logs(&name, &params)
+            .await
+            .unwrap_or_else(|e| format!("<no log: {e}>"));
+        out.push_str(&format!("--- pod {name} ({phase}) ---\n{log}\n"));
+    }
+    if out.is_empty() {
+        out.push_str("<no operator pods>");
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
-        KeyPair, KeyUsagePurpose,
-    };
-
-    fn ca() -> CertifiedIssuer<'static, KeyPair> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-    }
-
-    fn serving_cert(ca: &CertifiedIssuer<'static, KeyPair>, dns: &str) -> String {
-        let mut params = CertificateParams::new(vec![dns.to_owned()]).unwrap();
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        params
-            .signed_by(&KeyPair::generate().unwrap(), ca)
-            .unwrap()
-            .pem()
-    }
-
-    #[test]
-    fn a_certificate_verifies_only_under_its_ca_and_for_its_name() {
-        let dns = "locust-k8s-operator-service.operators.svc";
-        let (ca1, ca2) = (ca(), ca());
-        let cert = serving_cert(&ca1, dns);
-        assert!(cert_verifies(cert.as_bytes(), ca1.pem().as_bytes(), dns));
-        // A rotated CA (the CRD updated, the Secret not yet) does not match.
-        assert!(!cert_verifies(cert.as_bytes(), ca2.pem().as_bytes(), dns));
-        assert!(!cert_verifies(
-            cert.as_bytes(),
-            ca1.pem().as_bytes(),
-            "other.operators.svc"
-        ));
-        assert!(!cert_verifies(cert.as_bytes(), b"", dns));
-        assert!(!cert_verifies(b"", ca1.pem().as_bytes(), dns));
-    }
 
     #[test]
     fn names_and_log_tails() {
@@ -1108,14 +961,5 @@ mod tests {
         std::fs::write(&log, "a\nb\nc\n").unwrap();
         assert_eq!(log_tail(&log, 2), "b\nc");
         assert!(log_tail(&dir.path().join("missing"), 2).contains("cannot read"));
-    }
-
-    #[test]
-    fn replace_file_swaps_the_content() {
-        let dir = tempfile::tempdir().unwrap();
-        replace_file(dir.path(), "tls.crt", b"one").unwrap();
-        replace_file(dir.path(), "tls.crt", b"two").unwrap();
-        assert_eq!(std::fs::read(dir.path().join("tls.crt")).unwrap(), b"two");
-        assert!(!dir.path().join(".tls.crt.tmp").exists());
     }
 }

@@ -3,11 +3,8 @@
 //! ServiceAccount), and running the real operator binary as a process under
 //! that ServiceAccount's token.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,7 +16,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterNet};
 use crate::wait::wait_for;
 
 /// Namespace the operator runs in (its Lease lives there).
@@ -232,21 +229,23 @@ pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str
     }
 }
 
-/// A free loopback TCP port (bound and released; fine for tests).
+/// A port for a listener inside a cluster (see [`crate::cluster::network::free_port`]).
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    crate::cluster::network::free_port()
 }
 
-/// The operator binary running as a child process.
+/// The operator binary running as a child process inside the cluster's
+/// network namespace (where it reaches the apiserver, the pods and, for the
+/// apiserver, its webhooks), killed with the cluster.
 pub struct OperatorProcess {
     child: Option<Child>,
-    log: Arc<Mutex<Vec<String>>>,
-    /// Health probe port (`/healthz`, `/readyz`) on 127.0.0.1.
+    net: ClusterNet,
+    /// Health probe port (`/healthz`, `/readyz`) on 127.0.0.1 in the cluster.
     pub health_port: u16,
-    /// Metrics port (`/metrics`) on 127.0.0.1.
+    /// Metrics port (`/metrics`) on 127.0.0.1 in the cluster.
     pub metrics_port: u16,
-    /// The log file (stderr of the process), kept in the cluster directory.
+    /// The log file (stdout and stderr of the process), kept in the cluster
+    /// directory.
     pub log_path: PathBuf,
 }
 
@@ -291,37 +290,14 @@ impl OperatorProcess {
                 "--health-probe-bind-address=127.0.0.1:{health_port}"
             ))
             .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
+            .args(args);
+        let net = cluster.net();
+        let child = net
+            .spawn(cmd, &log_path)
             .with_context(|| format!("starting {}", bin.display()))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let log = Arc::clone(&log);
-            let path = log_path.clone();
-            std::thread::spawn(move || {
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .ok();
-                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                    if let Some(f) = file.as_mut() {
-                        use std::io::Write;
-                        let _ = writeln!(f, "{line}");
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        l.push(line);
-                    }
-                }
-            });
-        }
         Ok(Self {
             child: Some(child),
-            log,
+            net,
             health_port,
             metrics_port,
             log_path,
@@ -335,27 +311,31 @@ impl OperatorProcess {
 
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// The last `n` log lines (for failure messages).
     pub fn log_tail(&self, n: usize) -> String {
-        self.log
-            .lock()
-            .map(|l| l[l.len().saturating_sub(n)..].join("\n"))
-            .unwrap_or_default()
+        crate::cluster::log_tail(&self.log_path, n)
     }
 
     /// GET a path on the health port; returns the status code.
     pub async fn probe(&self, path: &str) -> Result<u16> {
-        http_get(self.health_port, path).await.map(|(code, _)| code)
+        http_get(&self.net, self.health_port, path)
+            .await
+            .map(|(code, _)| code)
     }
 
     /// GET /metrics.
     pub async fn metrics(&self) -> Result<String> {
-        http_get(self.metrics_port, "/metrics")
+        http_get(&self.net, self.metrics_port, "/metrics")
             .await
             .map(|(_, body)| body)
+    }
+
+    /// GET a path on the health port; the status code and body.
+    pub async fn health(&self, path: &str) -> Result<(u16, String)> {
+        http_get(&self.net, self.health_port, path).await
     }
 
     /// Waits until `/readyz` answers 200.
@@ -366,7 +346,8 @@ impl OperatorProcess {
         })
         .await;
         if let Err(e) = res {
-            let why = http_get(self.health_port, "/readyz")
+            let why = self
+                .health("/readyz")
                 .await
                 .map(|(_, b)| b)
                 .unwrap_or_default();
@@ -416,15 +397,14 @@ impl Drop for OperatorProcess {
     }
 }
 
-/// A minimal HTTP/1.0 GET on 127.0.0.1:`port` (status code, body).
-pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+/// A minimal HTTP/1.0 GET on 127.0.0.1:`port` in the cluster's network
+/// namespace (status code, body).
+pub async fn http_get(net: &ClusterNet, port: u16, path: &str) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .context("connect timeout")??;
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    let mut stream = tokio::time::timeout(Duration::from_secs(2), net.connect(addr))
+        .await
+        .context("connect timeout")??;
     let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();

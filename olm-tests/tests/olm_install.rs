@@ -1,8 +1,10 @@
 //! Installing the operator from its catalog through a real OLM (the `olm` and
-//! `catalog` operators of operator-lifecycle-manager) on a local cluster:
-//! Subscription → InstallPlan → CSV `Succeeded`, with OLM's webhook wiring,
-//! then uninstalling. Sequential on one cluster: a package can only be
-//! installed once per OperatorGroup.
+//! `catalog` operators of operator-lifecycle-manager) on a local cluster
+//! with a real node: Subscription → InstallPlan → CSV `Succeeded`, with
+//! OLM's webhook wiring, the operator Deployment's pods running the operator
+//! image built here on the real node and serving conversion and admission
+//! through the webhook Service, then uninstalling. Sequential on one
+//! cluster: a package can only be installed once per OperatorGroup.
 
 use std::time::Duration;
 
@@ -15,9 +17,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use locust_operator::api::LocustTest;
-use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, WebhookServer, csv_name};
-use olm_tests::operator;
+use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
 use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::{images, operator};
 
 const INSTALL: Duration = Duration::from_secs(180);
 const CATALOG: &str = "locust-catalog";
@@ -27,11 +29,13 @@ fn sample_v2(name: &str) -> Result<LocustTest> {
     let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
     t.metadata.name = Some(name.to_owned());
     t.metadata.namespace = None;
+    // Pods really start here: the Locust image built here, not Docker Hub's.
+    t.spec.image = images::locust_image();
     Ok(t)
 }
 
 /// Checks what OLM created for the CSV.
-async fn check_install(cluster: &Cluster, olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> {
+async fn check_install(olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> {
     let client = olm.client().clone();
     let ns = OPERATORS_NAMESPACE;
 
@@ -105,7 +109,7 @@ async fn check_install(cluster: &Cluster, olm: &Olm, csv: &kube::api::DynamicObj
     );
 
     // The Deployment: 2 replicas, Available through the real controllers and
-    // kwok, OLM's certificate mounted where the operator reads it.
+    // the real node, OLM's certificate mounted where the operator reads it.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let dep = wait_for(INSTALL, Duration::from_millis(250), || {
         let deployments = deployments.clone();
@@ -158,10 +162,17 @@ async fn check_install(cluster: &Cluster, olm: &Olm, csv: &kube::api::DynamicObj
         "OLM's certificate is not mounted at /tmp/k8s-webhook-server/serving-certs: {:?}",
         container.volume_mounts
     );
-    let pods = cluster
-        .wait_for_running_pods(ns, "app.kubernetes.io/name=locust-k8s-operator", 2, INSTALL)
-        .await?;
+    let version = olm::current_version()?;
+    let pods = olm::wait_operator_running(&client, &olm::operator_image(&version), INSTALL).await?;
     ensure!(pods.len() == 2);
+    for pod in &pods {
+        ensure!(
+            pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                == Some(olm_tests::cluster::REAL_NODE_NAME),
+            "operator pod {} not on the real node",
+            pod.name_any()
+        );
+    }
 
     // ServiceAccount and RBAC as the CSV describes.
     Api::<ServiceAccount>::namespaced(client.clone(), ns)
@@ -193,12 +204,7 @@ async fn check_install(cluster: &Cluster, olm: &Olm, csv: &kube::api::DynamicObj
     Ok(())
 }
 
-async fn install_channel(
-    cluster: &Cluster,
-    olm: &Olm,
-    channel: &str,
-    full_checks: bool,
-) -> Result<()> {
+async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<()> {
     let version = olm::current_version()?;
     let sub = format!("locust-{channel}");
     olm.subscribe(&sub, CATALOG, channel, Approval::Automatic, None)
@@ -219,26 +225,35 @@ async fn install_channel(
         jobs.list(&ListParams::default()).await?.items.is_empty(),
         "OLM created bundle unpack Jobs"
     );
-    if let Err(e) = check_install(cluster, olm, &csv).await {
+    if let Err(e) = check_install(olm, &csv).await {
         return Err(olm.fail(e).await);
     }
     if !full_checks {
         return olm.uninstall(&sub).await;
     }
 
-    // A user's LocustTest, created through the real webhook server.
-    let webhook = WebhookServer::start(cluster, "webhook-install").await?;
+    // A user's LocustTest, admitted by the operator pods' webhook and
+    // reconciled by their leader.
     operator::create_namespace(olm.client(), "team-a", &[]).await?;
     let tests: Api<LocustTest> = Api::namespaced(olm.client().clone(), "team-a");
-    tests
+    let created = tests
         .create(&PostParams::default(), &sample_v2("kept")?)
-        .await
-        .with_context(|| {
-            format!(
-                "creating a LocustTest; webhook log:\n{}",
-                webhook.process.log_tail(20)
-            )
-        })?;
+        .await;
+    if let Err(e) = created {
+        return Err(anyhow::anyhow!(
+            "creating a LocustTest: {e}; operator pods:\n{}",
+            olm::operator_logs(olm.client(), 20).await
+        ));
+    }
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(olm.client().clone(), "team-a");
+    wait_for(INSTALL, Duration::from_millis(250), || {
+        let services = services.clone();
+        let name = locust_operator::resources::names::service_name("kept");
+        async move { Ok(services.get_opt(&name).await?.map(drop)) }
+    })
+    .await
+    .context("the operator pods' leader reconciles the LocustTest (master Service)")?;
     let mut invalid = sample_v2("invalid")?;
     invalid.spec.worker.replicas = 0;
     ensure!(
@@ -250,7 +265,6 @@ async fn install_channel(
     );
 
     olm.uninstall(&sub).await?;
-    drop(webhook);
     // The CRD and users' LocustTests stay.
     Api::<CustomResourceDefinition>::all(olm.client().clone())
         .get(olm::CRD_NAME)
@@ -276,10 +290,13 @@ async fn install_from_catalog_alpha_then_stable() -> Result<()> {
     };
     let out = tempfile::tempdir()?;
     let catalog = olm::generate_catalog(out.path(), &[])?;
+    let Some(_images) = images::images_or_skip("install_from_catalog_alpha_then_stable") else {
+        return Ok(());
+    };
     let cluster = Cluster::start(ClusterOptions {
         tools: Some(tools.clone()),
         name: "olm-install".into(),
-        ..ClusterOptions::default()
+        ..ClusterOptions::real_node()
     })
     .await?;
     let mut olm = Olm::start(&cluster, &tools).await?;
@@ -287,8 +304,8 @@ async fn install_from_catalog_alpha_then_stable() -> Result<()> {
     let result = async {
         // Alpha first: once LocustTests exist, reinstalling needs the
         // conversion webhook (OLM lists them in every served version).
-        install_channel(&cluster, &olm, "alpha", false).await?;
-        install_channel(&cluster, &olm, "stable", true).await
+        install_channel(&olm, "alpha", false).await?;
+        install_channel(&olm, "stable", true).await
     }
     .await;
     if result.is_err() {

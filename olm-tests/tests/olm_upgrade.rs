@@ -1,10 +1,10 @@
 //! Upgrading through OLM along the `stable` and `alpha` channels, from a
 //! catalog with the current release and generated next releases (patch in
 //! alpha+stable, minor in alpha only), with LocustTests (v1 and v2) created
-//! before the upgrade and read in both versions after it. Conversion is
-//! served by the real operator binary bound on the webhook Service's
-//! ClusterIP with OLM's certificate ([`WebhookServer`]), since the operator
-//! pods themselves are kwok fakes.
+//! before the upgrade and read in both versions after it. Conversion and
+//! admission are served by the operator Deployment's pods on the real node
+//! (the operator image built here, tagged as each hypothetical release),
+//! through the webhook Service with the certificate OLM issued.
 
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
 use kube::{Client, ResourceExt};
-use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, WebhookServer, csv_name};
-use olm_tests::operator;
+use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
 use olm_tests::{Cluster, ClusterOptions};
+use olm_tests::{images, operator};
 use serde_json::{Value, json};
 
 const STEP: Duration = Duration::from_secs(180);
@@ -62,53 +62,62 @@ fn sample(version: &str, name: &str) -> Result<DynamicObject> {
     let mut obj: DynamicObject = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
     obj.metadata.name = Some(name.to_owned());
     obj.metadata.namespace = None;
+    // Pods really start here: the Locust image built here (v1 and v2 both
+    // name it `spec.image`).
+    obj.data["spec"]["image"] = json!(images::locust_image());
     Ok(obj)
 }
 
+/// Waits until the operator of release `version` runs (its pods Ready on the
+/// real node, serving the webhooks).
+async fn wait_running(client: &Client, version: &str) -> Result<()> {
+    olm::wait_operator_running(client, &olm::operator_image(version), STEP)
+        .await
+        .map(drop)
+}
+
 /// Creates a v1 and a v2 LocustTest in `ns` (needs the webhooks).
-async fn create_tests(client: &Client, ns: &str, prefix: &str, hook: &WebhookServer) -> Result<()> {
+async fn create_tests(client: &Client, ns: &str, prefix: &str) -> Result<()> {
     operator::create_namespace(client, ns, &[]).await?;
     for version in ["v1", "v2"] {
         let name = format!("{prefix}-{version}");
-        locust_api(client, ns, version)
+        let created = locust_api(client, ns, version)
             .create(&PostParams::default(), &sample(version, &name)?)
             .await
-            .with_context(|| {
-                format!(
-                    "creating {version} LocustTest {name}; webhook log:\n{}",
-                    hook.process.log_tail(20)
-                )
-            })?;
+            .map_err(anyhow::Error::from);
+        if let Err(e) = created {
+            return Err(e.context(format!(
+                "creating {version} LocustTest {name}; operator pods:\n{}",
+                olm::operator_logs(client, 20).await
+            )));
+        }
     }
     Ok(())
 }
 
 /// Both tests are readable in both versions (retried, bounded: the webhook
 /// certificate may be in the middle of a rotation).
-async fn read_tests(client: &Client, ns: &str, prefix: &str, hook: &WebhookServer) -> Result<()> {
-    olm_tests::wait_for(STEP, Duration::from_secs(1), || async move {
-        read_tests_once(client, ns, prefix, hook).await.map(Some)
+async fn read_tests(client: &Client, ns: &str, prefix: &str) -> Result<()> {
+    let read = olm_tests::wait_for(STEP, Duration::from_secs(1), || async move {
+        read_tests_once(client, ns, prefix).await.map(Some)
     })
-    .await
+    .await;
+    match read {
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.context(format!(
+            "operator pods:\n{}",
+            olm::operator_logs(client, 20).await
+        ))),
+    }
 }
 
 /// Both tests are readable in both versions, with the fields of each.
-async fn read_tests_once(
-    client: &Client,
-    ns: &str,
-    prefix: &str,
-    hook: &WebhookServer,
-) -> Result<()> {
+async fn read_tests_once(client: &Client, ns: &str, prefix: &str) -> Result<()> {
     let lp = ListParams::default();
     let v1 = locust_api(client, ns, "v1")
         .list(&lp)
         .await
-        .with_context(|| {
-            format!(
-                "listing v1 LocustTests; webhook log:\n{}",
-                hook.process.log_tail(20)
-            )
-        })?;
+        .context("listing v1 LocustTests (served through the conversion webhook)")?;
     let v2 = locust_api(client, ns, "v2").list(&lp).await?;
     for version in ["v1", "v2"] {
         let name = format!("{prefix}-{version}");
@@ -202,7 +211,6 @@ async fn sub_field(olm: &Olm, sub: &str, pointer: &str) -> Result<String> {
 /// head (not alpha's) and the old CSV is replaced; then switched back to
 /// alpha it moves to the alpha head. LocustTests survive every step.
 async fn automatic_and_channel_switches(
-    cluster: &Cluster,
     olm: &mut Olm,
     v: &Versions,
     next: &std::path::Path,
@@ -212,8 +220,8 @@ async fn automatic_and_channel_switches(
     olm.subscribe(sub, CATALOG, "alpha", Approval::Automatic, None)
         .await?;
     olm.wait_installed(sub, &csv_name(&v.current), STEP).await?;
-    let hook = WebhookServer::start(cluster, "webhook-auto").await?;
-    create_tests(&client, "team-auto", "before", &hook).await?;
+    wait_running(&client, &v.current).await?;
+    create_tests(&client, "team-auto", "before").await?;
 
     // alpha → stable: the current release is in both, nothing to install.
     olm.patch_subscription(sub, json!({"channel": "stable"}))
@@ -229,31 +237,27 @@ async fn automatic_and_channel_switches(
         "stable must not install the alpha-only {}",
         v.minor
     );
-    read_tests(&client, "team-auto", "before", &hook).await?;
+    wait_running(&client, &v.patch).await?;
+    read_tests(&client, "team-auto", "before").await?;
 
     // stable → alpha: moves on to alpha's head.
     olm.patch_subscription(sub, json!({"channel": "alpha"}))
         .await?;
     olm.wait_installed(sub, &csv_name(&v.minor), STEP).await?;
     wait_replaced(olm, &csv_name(&v.patch)).await?;
-    read_tests(&client, "team-auto", "before", &hook).await?;
+    wait_running(&client, &v.minor).await?;
+    read_tests(&client, "team-auto", "before").await?;
 
     // Clean up while conversion is served (a reinstall lists every version).
     delete_tests(&client, "team-auto").await?;
     olm.uninstall(sub).await?;
-    drop(hook);
     Ok(())
 }
 
 /// A Manual subscription on an old release in alpha: the next InstallPlan
 /// waits for approval and goes to the alpha head in one step (skipRange),
 /// never through the patch release.
-async fn manual_with_skip_range(
-    cluster: &Cluster,
-    olm: &mut Olm,
-    v: &Versions,
-    next: &std::path::Path,
-) -> Result<()> {
+async fn manual_with_skip_range(olm: &mut Olm, v: &Versions, next: &std::path::Path) -> Result<()> {
     let client = olm.client().clone();
     olm.serve_catalog(CATALOG, next).await?;
     let sub = "locust-manual";
@@ -268,8 +272,8 @@ async fn manual_with_skip_range(
     ensure!(!csv_exists(olm, &start).await?, "installed before approval");
     olm.approve(&first.name_any()).await?;
     olm.wait_installed(sub, &start, STEP).await?;
-    let hook = WebhookServer::start(cluster, "webhook-manual").await?;
-    create_tests(&client, "team-manual", "old", &hook).await?;
+    wait_running(&client, &v.current).await?;
+    create_tests(&client, "team-manual", "old").await?;
 
     let head = csv_name(&v.minor);
     let plan = olm.wait_install_plan(sub, &head, STEP).await?;
@@ -296,10 +300,10 @@ async fn manual_with_skip_range(
         !csv_exists(olm, &csv_name(&v.patch)).await?,
         "the patch release was installed on the way"
     );
-    read_tests(&client, "team-manual", "old", &hook).await?;
+    wait_running(&client, &v.minor).await?;
+    read_tests(&client, "team-manual", "old").await?;
     delete_tests(&client, "team-manual").await?;
     olm.uninstall(sub).await?;
-    drop(hook);
     Ok(())
 }
 
@@ -319,19 +323,24 @@ async fn upgrade_along_stable_and_alpha() -> Result<()> {
             &format!("{}:alpha", v.minor),
         ],
     )?;
+    let Some(_images) = images::images_or_skip("upgrade_along_stable_and_alpha") else {
+        return Ok(());
+    };
     let cluster = Cluster::start(ClusterOptions {
         tools: Some(tools.clone()),
         name: "olm-upgrade".into(),
-        ..ClusterOptions::default()
+        ..ClusterOptions::real_node()
     })
     .await?;
+    // The next releases are the same build, tagged as each of them.
+    olm::tag_operator_image(&cluster, &[&v.current, &v.patch, &v.minor])?;
     let mut olm = Olm::start(&cluster, &tools).await?;
     olm.serve_catalog(CATALOG, &current).await?;
-    let mut result = automatic_and_channel_switches(&cluster, &mut olm, &v, &next)
+    let mut result = automatic_and_channel_switches(&mut olm, &v, &next)
         .await
         .context("scenario: automatic upgrade and channel switches");
     if result.is_ok() {
-        result = manual_with_skip_range(&cluster, &mut olm, &v, &next)
+        result = manual_with_skip_range(&mut olm, &v, &next)
             .await
             .context("scenario: manual approval and skipRange");
     }

@@ -143,7 +143,7 @@ async fn scenario(
         .complete_pod(ns, &kube::ResourceExt::name_any(&master[0]), 0)
         .await?;
     wait_phase(&tests, "t", Phase::Succeeded, SCENARIO_TIMEOUT).await?;
-    let (code, body) = operator::http_get(op.health_port, "/readyz").await?;
+    let (code, body) = op.health("/readyz").await?;
     ensure!(code == 200, "/readyz {code}: {body}");
     // Some verbs only cost retries when missing (a watch that is refused is
     // retried by re-listing): the operator must never have been refused.

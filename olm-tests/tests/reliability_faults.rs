@@ -74,7 +74,7 @@ async fn outage(
     let left = down.saturating_sub(killed.elapsed());
     tokio::time::sleep(left).await;
     // Still honest at the end of the outage.
-    let (code, body) = operator::http_get(op.health_port, "/readyz").await?;
+    let (code, body) = op.health("/readyz").await?;
     ensure!(
         code == 503,
         "/readyz {code} {body:?} while {component} is down"

@@ -11,7 +11,7 @@ use olm_tests::{Cluster, ClusterOptions, Tools};
 #[derive(Parser, Debug)]
 #[command(
     name = "local-cluster",
-    about = "A real local Kubernetes control plane with kwok nodes"
+    about = "A real local Kubernetes control plane with kwok nodes and, optionally, a real node"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,9 +34,6 @@ struct DemoArgs {
     /// OLM (the faster development path).
     #[arg(long)]
     operator_process: bool,
-    /// Seconds the sample test "runs" before the demo ends its master pod.
-    #[arg(long, default_value_t = 15)]
-    run_for: u64,
     /// Keep the cluster up after the test until Ctrl-C.
     #[arg(long)]
     keep: bool,
@@ -47,6 +44,11 @@ struct UpArgs {
     /// Number of fake (kwok) nodes.
     #[arg(long, default_value_t = 2)]
     nodes: usize,
+    /// Also run the real node (kubelet, containerd, kube-proxy, CoreDNS):
+    /// pods scheduled there are real containers (needs root and the
+    /// images: `make images`).
+    #[arg(long)]
+    real_node: bool,
     /// Build the tools first if they are not built yet (slow the first time).
     #[arg(long)]
     build: bool,
@@ -84,7 +86,6 @@ async fn main() -> Result<()> {
                 tools,
                 olm_tests::demo::DemoOptions {
                     olm: !args.operator_process,
-                    run_for: Duration::from_secs(args.run_for),
                     keep: args.keep,
                 },
             )
@@ -103,6 +104,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let cluster = Cluster::start(ClusterOptions {
         tools: Some(tools),
         nodes: args.nodes,
+        real_node: args.real_node,
         startup_timeout: Duration::from_secs(args.timeout),
         base_dir: args.dir,
         ..ClusterOptions::default()
@@ -117,10 +119,15 @@ async fn up(args: UpArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| cluster.kubeconfig_path().to_path_buf());
     println!(
-        "local-cluster: ready in {:.1}s: {} with {} kwok node(s); logs in {}",
+        "local-cluster: ready in {:.1}s: {} with {} kwok node(s){}; logs in {}",
         cluster.startup_duration().as_secs_f64(),
         cluster.api_url(),
         cluster.node_names().len(),
+        if args.real_node {
+            format!(" and the real node {}", olm_tests::cluster::REAL_NODE_NAME)
+        } else {
+            String::new()
+        },
         cluster.dir().join("logs").display()
     );
     println!("export KUBECONFIG={}", kubeconfig.display());

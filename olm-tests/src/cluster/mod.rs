@@ -14,7 +14,10 @@
 //! `PR_SET_PDEATHSIG=SIGKILL`, armed from a spawner thread owned by the
 //! cluster (see [`process`]).
 
+mod cgroups;
 mod kubeconfig;
+pub mod network;
+mod node;
 mod nodes;
 mod pki;
 mod pods;
@@ -23,7 +26,7 @@ pub(crate) mod process;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,9 +48,14 @@ pub use pods::{
     running_status_patch, terminated_status_patch, waiting_status_patch,
 };
 
+pub use network::{ClusterNet, NODE_IP, REAL_NODE_NAME};
+pub use node::{KUBELET_SYSCTLS, NodeComponent, NodeImages, NodeTimings, REAL_NODE_LABEL};
+
 use crate::tools::Tools;
 use crate::wait::wait_for;
-use process::{ManagedProcess, ProcessSpec, Spawner, log_tail};
+pub use network::Forwarder;
+pub use process::log_tail;
+use process::{ManagedProcess, ProcessSpec, Spawner};
 
 /// Environment variable: when `1`, a failed cluster's directory (logs, PKI,
 /// kubeconfigs, etcd data) is kept and its path printed.
@@ -111,14 +119,16 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// Capacity of each fake node.
     pub node_capacity: NodeCapacity,
+    /// Also run a real node ([`REAL_NODE_NAME`]: kubelet, containerd, runc,
+    /// kube-proxy, CoreDNS) whose pods are real containers; needs root and
+    /// the node tools and images (default false: kwok nodes only). See
+    /// `docs/local-cluster.md`.
+    pub real_node: bool,
+    /// Images for the real node (default `None`: the project's images, see
+    /// `olm_tests::images`).
+    pub node_images: Option<NodeImages>,
     /// `--authorization-mode` of the apiserver (default `Node,RBAC`).
     pub authorization_mode: String,
-    /// Service ClusterIP range (default `127.64.0.0/16`: loopback, so an
-    /// accidental connection to a ClusterIP stays on this machine).
-    pub service_cidr: String,
-    /// Pod IP range kwok assigns from (default `127.128.0.0/16`, loopback for
-    /// the same reason; nothing ever connects to a fake pod).
-    pub pod_cidr: String,
     /// Bound on the whole start-up (default 180 s).
     pub startup_timeout: Duration,
     /// Extra `--flag=value` arguments for kube-apiserver (appended last).
@@ -183,15 +193,27 @@ pub struct AuditOptions {
 /// Name of the audit log in the cluster's `logs/` directory.
 pub const AUDIT_LOG: &str = "audit.log";
 
+impl ClusterOptions {
+    /// A cluster with the real node only (no kwok nodes), for tests whose
+    /// pods must really run.
+    pub fn real_node() -> Self {
+        Self {
+            nodes: 0,
+            real_node: true,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for ClusterOptions {
     fn default() -> Self {
         Self {
             tools: None,
             nodes: 2,
             node_capacity: NodeCapacity::default(),
+            real_node: false,
+            node_images: None,
             authorization_mode: "Node,RBAC".into(),
-            service_cidr: "127.64.0.0/16".into(),
-            pod_cidr: "127.128.0.0/16".into(),
             startup_timeout: Duration::from_secs(180),
             extra_apiserver_args: Vec::new(),
             extra_controller_manager_args: Vec::new(),
@@ -219,24 +241,17 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Picks five distinct free ports (holding all listeners until all are
-    /// chosen, so they differ; another process may still grab one before the
-    /// component binds it, which [`Cluster::start`] retries).
+    /// Picks five distinct ports free on the host's loopback and below
+    /// the cluster namespace's ephemeral range ([`network::free_port`];
+    /// another process may still grab one on the host before the forwarder
+    /// binds it, which [`Cluster::start`] retries).
     fn pick() -> Result<Self> {
-        let listeners = (0..5)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-            .collect::<std::io::Result<Vec<_>>>()
-            .context("reserving loopback ports")?;
-        let ports = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()))
-            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Self {
-            etcd_client: ports[0],
-            etcd_peer: ports[1],
-            apiserver: ports[2],
-            controller_manager: ports[3],
-            scheduler: ports[4],
+            etcd_client: network::free_port()?,
+            etcd_peer: network::free_port()?,
+            apiserver: network::free_port()?,
+            controller_manager: network::free_port()?,
+            scheduler: network::free_port()?,
         })
     }
 }
@@ -289,6 +304,11 @@ pub struct Cluster {
     tls: Arc<rustls::ClientConfig>,
     node_names: Vec<String>,
     processes: Mutex<BTreeMap<Component, ManagedProcess>>,
+    /// The real node, when [`ClusterOptions::real_node`] is set.
+    node: Option<node::RealNode>,
+    /// The host's door to the apiserver (dropped before the spawner).
+    _forwarder: Forwarder,
+    net: ClusterNet,
     spawner: Spawner,
     failed: AtomicBool,
     startup: Duration,
@@ -361,7 +381,7 @@ impl Cluster {
 
         let ports = Ports::pick()?;
         let api_url = format!("https://127.0.0.1:{}", ports.apiserver);
-        let service_ip = first_service_ip(&options.service_cidr)?;
+        let service_ip = first_service_ip(network::SERVICE_CIDR)?;
         let pki = pki::Pki::generate(Some(service_ip))?;
         let pki_files = pki.write(&root.join("pki"))?;
         let layout = Layout {
@@ -433,6 +453,37 @@ impl Cluster {
             .map(|(c, spec)| (c, ManagedProcess::new(spec)))
             .collect();
 
+        let spawner = Spawner::new(&options.name)?;
+        for args in network::setup_commands() {
+            let mut command = std::process::Command::new(&args[0]);
+            command.args(&args[1..]);
+            spawner
+                .run(command)
+                .context("setting up the cluster's network namespace")?;
+        }
+        let net = ClusterNet::new(spawner.handle());
+        let forwarder = Forwarder::start(net.clone(), ports.apiserver, loopback(ports.apiserver))?;
+        let node = if options.real_node {
+            let images = match &options.node_images {
+                Some(images) => images.clone(),
+                None => project_node_images()?,
+            };
+            Some(node::RealNode::prepare(
+                &node::NodeInputs {
+                    tools,
+                    root: &root,
+                    pki: &pki,
+                    api_url: &api_url,
+                    cluster_name: &options.name,
+                    images,
+                },
+                &net,
+                spawner.netns(),
+            )?)
+        } else {
+            None
+        };
+
         let client = client_from_kubeconfig(&layout.admin_kubeconfig).await?;
         let node_names = (0..options.nodes).map(node_name).collect();
         let cluster = Cluster {
@@ -444,7 +495,10 @@ impl Cluster {
             client,
             node_names,
             processes: Mutex::new(processes),
-            spawner: Spawner::new(&options.name)?,
+            node,
+            _forwarder: forwarder,
+            net,
+            spawner,
             failed: AtomicBool::new(false),
             startup: Duration::ZERO,
             layout,
@@ -494,6 +548,13 @@ impl Cluster {
         for c in rest {
             self.wait_ready(c, deadline).await?;
             tracing::debug!(elapsed = ?t0.elapsed(), component = %c, "ready");
+        }
+        if let Some(node) = &self.node {
+            let timings = node
+                .start(&self.client, deadline)
+                .await
+                .context("starting the real node")?;
+            tracing::info!(?timings, "real node ready");
         }
         self.wait_until(
             Component::ControllerManager,
@@ -583,7 +644,8 @@ impl Cluster {
             Component::Etcd => {
                 let addr = loopback(self.ports.etcd_client);
                 self.wait_until(component, deadline, &what, || async move {
-                    let r = probe::http_get(addr, "/health", Duration::from_secs(5)).await?;
+                    let r =
+                        probe::http_get(&self.net, addr, "/health", Duration::from_secs(5)).await?;
                     Ok((r.status == 200 && r.body.contains("true")).then_some(()))
                 })
                 .await
@@ -600,8 +662,14 @@ impl Cluster {
                 self.wait_until(component, deadline, &what, || {
                     let tls = tls.clone();
                     async move {
-                        let r = probe::https_get(loopback(port), path, tls, Duration::from_secs(5))
-                            .await?;
+                        let r = probe::https_get(
+                            &self.net,
+                            loopback(port),
+                            path,
+                            tls,
+                            Duration::from_secs(5),
+                        )
+                        .await?;
                         if r.status == 200 {
                             Ok(Some(()))
                         } else {
@@ -680,7 +748,10 @@ impl Cluster {
 
     /// Stops every component gracefully, in reverse start order, and removes
     /// the cluster directory.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
+        if let Some(mut node) = self.node.take() {
+            node.stop();
+        }
         let mut processes = self.lock();
         for component in Component::ALL.iter().rev() {
             if let Some(process) = processes.get_mut(component)
@@ -689,6 +760,44 @@ impl Cluster {
                 tracing::debug!(%component, %status, "stopped");
             }
         }
+    }
+
+    /// The host PID of the real node's PID-namespace init (while the node
+    /// runs): every process of the node dies with it.
+    pub fn node_init_pid(&self) -> Option<u32> {
+        self.node.as_ref().and_then(node::RealNode::init_pid)
+    }
+
+    /// The log file of a component of the real node.
+    pub fn node_log_path(&self, component: NodeComponent) -> PathBuf {
+        self.layout.logs.join(format!("{}.log", component.name()))
+    }
+
+    /// The real node's `ctr` (namespace `k8s.io`), e.g. to list or tag images.
+    pub fn node_ctr(&self, args: &[&str]) -> Result<String> {
+        self.node
+            .as_ref()
+            .context("this cluster has no real node")?
+            .ctr(args, None)
+    }
+
+    /// `GET path` over plain HTTP to `addr` inside the cluster (a pod's IP,
+    /// say); the status code and body (bounded: 10 s).
+    pub async fn http_get(&self, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+        let r = probe::http_get(&self.net, addr, path, Duration::from_secs(10)).await?;
+        Ok((r.status, r.body))
+    }
+
+    /// Forwards a free port on the host's 127.0.0.1 to `target` inside the
+    /// cluster (a pod's IP, say), until the returned value is dropped.
+    pub fn forward(&self, target: SocketAddr) -> Result<Forwarder> {
+        Forwarder::start(self.net.clone(), 0, target)
+    }
+
+    /// The cluster's network namespace: connect to or listen on its
+    /// addresses, start processes in it.
+    pub fn net(&self) -> ClusterNet {
+        self.net.clone()
     }
 
     /// A client authenticated as cluster admin (O=system:masters).
@@ -796,6 +905,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if let Some(mut node) = self.node.take() {
+            node.stop();
+        }
         {
             let mut processes = self.lock();
             for component in Component::ALL.iter().rev() {
@@ -816,6 +928,17 @@ impl Drop for Cluster {
             );
         }
     }
+}
+
+/// The project's images (`olm-tests/images/build.sh`), every one imported
+/// into the real node, pause as its sandbox image.
+fn project_node_images() -> Result<NodeImages> {
+    use crate::images::{Image, Images};
+    let images = Images::locate().context("the real node needs the project's images")?;
+    Ok(NodeImages {
+        sandbox: images.reference(Image::Pause).to_owned(),
+        archives: Image::ALL.iter().map(|i| images.archive(*i)).collect(),
+    })
 }
 
 fn keep_requested() -> bool {
@@ -931,8 +1054,12 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
 
     let mut apiserver = vec![
         flag("etcd-servers", &etcd_client),
-        flag("bind-address", "127.0.0.1"),
-        flag("advertise-address", "127.0.0.1"),
+        // Every address of the cluster's own network namespace: 127.0.0.1
+        // (the host's forwarder, processes in the namespace) and the node
+        // address (pods, through the `kubernetes` Service, whose endpoint
+        // is the advertised address).
+        flag("bind-address", "0.0.0.0"),
+        flag("advertise-address", network::NODE_IP.to_string()),
         flag("secure-port", ports.apiserver.to_string()),
         flag("tls-cert-file", &pki.apiserver_cert),
         flag("tls-private-key-file", &pki.apiserver_key),
@@ -947,10 +1074,14 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
         flag("api-audiences", SERVICE_ACCOUNT_ISSUER),
         flag("service-account-key-file", &pki.sa_pub),
         flag("service-account-signing-key-file", &pki.sa_key),
-        flag("service-cluster-ip-range", &options.service_cidr),
-        // The advertise address is loopback, which Endpoints may not carry:
-        // do not publish endpoints for the `kubernetes` Service.
-        flag("endpoint-reconciler-type", "none"),
+        flag("service-cluster-ip-range", network::SERVICE_CIDR),
+        // `kubectl logs/exec` and the apiserver's health checks of the
+        // real node's kubelet: by its IP, with a client certificate,
+        // verifying the kubelet's serving certificate.
+        flag("kubelet-preferred-address-types", "InternalIP"),
+        flag("kubelet-client-certificate", &pki.kubelet_client_cert),
+        flag("kubelet-client-key", &pki.kubelet_client_key),
+        flag("kubelet-certificate-authority", &pki.ca_cert),
         flag("requestheader-client-ca-file", &pki.front_proxy_ca_cert),
         flag("requestheader-allowed-names", "front-proxy-client"),
         flag("requestheader-username-headers", "X-Remote-User"),
@@ -996,7 +1127,7 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
         flag("root-ca-file", &pki.ca_cert),
         flag("cluster-signing-cert-file", &pki.ca_cert),
         flag("cluster-signing-key-file", &pki.ca_key),
-        flag("service-cluster-ip-range", &options.service_cidr),
+        flag("service-cluster-ip-range", network::SERVICE_CIDR),
         flag("cluster-name", &options.name),
         // Node health is checked every second (default 5 s), so a test that
         // stops kwok sees its nodes go NotReady sooner.
@@ -1034,7 +1165,7 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
             format!("{KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}"),
         ),
         flag("node-lease-duration-seconds", "40"),
-        flag("cidr", &options.pod_cidr),
+        flag("cidr", network::KWOK_POD_CIDR),
         flag("node-ip", "127.0.0.1"),
     ];
 

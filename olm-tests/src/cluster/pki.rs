@@ -52,6 +52,18 @@ pub(crate) struct Pki {
     /// Front-proxy client (CN=front-proxy-client), used by the apiserver when
     /// proxying to aggregated API servers.
     pub front_proxy_client: CertAndKey,
+    /// The apiserver's client certificate towards kubelets
+    /// (`--kubelet-client-certificate`; O=system:masters).
+    pub apiserver_kubelet_client: CertAndKey,
+    /// The real node's kubelet: serving certificate (its IP and name) ...
+    pub kubelet_serving: CertAndKey,
+    /// ... and client certificate (CN=system:node:<node>, O=system:nodes),
+    /// so the Node authorizer and NodeRestriction apply to it.
+    pub kubelet_client: CertAndKey,
+    /// kube-proxy client (CN=system:kube-proxy, bound to system:node-proxier).
+    pub kube_proxy: CertAndKey,
+    /// CoreDNS client (CN=system:coredns; the harness binds its ClusterRole).
+    pub coredns: CertAndKey,
     /// ServiceAccount token signing key (PKCS#8 PEM).
     pub sa_private_key_pem: String,
     /// ServiceAccount token verification key (SPKI PEM).
@@ -72,6 +84,10 @@ pub(crate) struct PkiFiles {
     pub front_proxy_client_key: PathBuf,
     pub sa_key: PathBuf,
     pub sa_pub: PathBuf,
+    pub kubelet_client_cert: PathBuf,
+    pub kubelet_client_key: PathBuf,
+    pub kubelet_serving_cert: PathBuf,
+    pub kubelet_serving_key: PathBuf,
 }
 
 struct Ca {
@@ -160,11 +176,13 @@ fn leaf(
 impl Pki {
     /// Generates a fresh PKI. `service_ip` (the first address of the service
     /// range, i.e. the `kubernetes` Service's ClusterIP) is added to the
-    /// apiserver's serving certificate.
+    /// apiserver's serving certificate, with the node address the apiserver
+    /// advertises and the real node's kubelet serves on ([`super::network::NODE_IP`]).
     pub fn generate(service_ip: Option<IpAddr>) -> Result<Self> {
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let node_ip = IpAddr::V4(super::network::NODE_IP);
         let ca = new_ca("locust-local-cluster-ca")?;
-        let mut apiserver_ips = vec![localhost];
+        let mut apiserver_ips = vec![localhost, node_ip];
         apiserver_ips.extend(service_ip);
         let apiserver = leaf(
             &ca,
@@ -222,8 +240,33 @@ impl Pki {
             &[],
             &[],
         )?;
+        let node = super::network::REAL_NODE_NAME;
+        let apiserver_kubelet_client = leaf(
+            &ca,
+            "kube-apiserver-kubelet-client",
+            Some("system:masters"),
+            Usage::Client,
+            &[],
+            &[],
+        )?;
+        let kubelet_serving = leaf(&ca, node, None, Usage::Server, &[node], &[node_ip])?;
+        let kubelet_client = leaf(
+            &ca,
+            &format!("system:node:{node}"),
+            Some("system:nodes"),
+            Usage::Client,
+            &[],
+            &[],
+        )?;
+        let kube_proxy = leaf(&ca, "system:kube-proxy", None, Usage::Client, &[], &[])?;
+        let coredns = leaf(&ca, "system:coredns", None, Usage::Client, &[], &[])?;
         let sa_key = KeyPair::generate().context("generating the ServiceAccount signing key")?;
         Ok(Self {
+            apiserver_kubelet_client,
+            kubelet_serving,
+            kubelet_client,
+            kube_proxy,
+            coredns,
             ca: ca.pair,
             apiserver,
             components_serving,
@@ -253,8 +296,32 @@ impl Pki {
             front_proxy_client_key: dir.join("front-proxy-client.key"),
             sa_key: dir.join("sa.key"),
             sa_pub: dir.join("sa.pub"),
+            kubelet_client_cert: dir.join("apiserver-kubelet-client.crt"),
+            kubelet_client_key: dir.join("apiserver-kubelet-client.key"),
+            kubelet_serving_cert: dir.join("kubelet.crt"),
+            kubelet_serving_key: dir.join("kubelet.key"),
         };
-        let writes: [(&Path, &str, bool); 11] = [
+        let writes: [(&Path, &str, bool); 15] = [
+            (
+                &files.kubelet_client_cert,
+                &self.apiserver_kubelet_client.cert_pem,
+                false,
+            ),
+            (
+                &files.kubelet_client_key,
+                &self.apiserver_kubelet_client.key_pem,
+                true,
+            ),
+            (
+                &files.kubelet_serving_cert,
+                &self.kubelet_serving.cert_pem,
+                false,
+            ),
+            (
+                &files.kubelet_serving_key,
+                &self.kubelet_serving.key_pem,
+                true,
+            ),
             (&files.ca_cert, &self.ca.cert_pem, false),
             (&files.ca_key, &self.ca.key_pem, true),
             (&files.apiserver_cert, &self.apiserver.cert_pem, false),

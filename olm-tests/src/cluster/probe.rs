@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::network::ClusterNet;
 
 /// The status code and body of a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,30 +36,32 @@ pub(crate) fn tls_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// `GET path` over plain HTTP.
-pub(crate) async fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
+/// `GET path` over plain HTTP, to `addr` in the cluster's network namespace.
+pub(crate) async fn http_get(
+    net: &ClusterNet,
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<Response> {
     tokio::time::timeout(timeout, async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
+        let stream = net.connect(addr).await?;
         exchange(stream, addr, path).await
     })
     .await
     .with_context(|| format!("GET http://{addr}{path} timed out"))?
 }
 
-/// `GET path` over HTTPS, verifying the server against `tls`'s roots for the
-/// server's IP address.
+/// `GET path` over HTTPS, to `addr` in the cluster's network namespace,
+/// verifying the server against `tls`'s roots for the server's IP address.
 pub(crate) async fn https_get(
+    net: &ClusterNet,
     addr: SocketAddr,
     path: &str,
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Response> {
     tokio::time::timeout(timeout, async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
+        let stream = net.connect(addr).await?;
         let name = ServerName::IpAddress(addr.ip().into());
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, stream)
@@ -152,9 +155,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn http_get_against_a_local_listener() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    async fn http_get_against_a_listener_in_a_network_namespace() {
+        let spawner = super::super::process::Spawner::new("t").unwrap();
+        let net = ClusterNet::new(spawner.handle());
+        let listener = net.listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
+        // Not on the host's loopback: the namespace is a network of its own.
+        assert!(std::net::TcpStream::connect(addr).is_err());
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];
@@ -165,7 +172,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let r = http_get(addr, "/health", Duration::from_secs(5))
+        let r = http_get(&net, addr, "/health", Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(r.status, 200);

@@ -10,10 +10,11 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,50 +33,222 @@ pub(crate) struct ProcessSpec {
     pub log: PathBuf,
 }
 
-struct SpawnRequest {
-    spec: ProcessSpec,
-    reply: mpsc::Sender<io::Result<Child>>,
+enum Request {
+    /// Fork and exec a command (stdout and stderr appended to `log`).
+    Spawn {
+        command: Box<Command>,
+        log: PathBuf,
+        reply: mpsc::Sender<io::Result<Child>>,
+    },
+    /// Create a TCP socket in the thread's network namespace.
+    Socket {
+        reply: mpsc::Sender<io::Result<OwnedFd>>,
+    },
+    /// End the thread (even while handles to it live on).
+    Shutdown,
 }
 
-/// The thread that forks every child of one cluster.
+/// A cheap handle to a [`Spawner`] thread: spawn in its namespaces, or get
+/// a socket in its network namespace. Fails once the spawner is gone.
+#[derive(Clone)]
+pub(crate) struct SpawnerHandle {
+    requests: mpsc::Sender<Request>,
+}
+
+impl SpawnerHandle {
+    fn send(&self, request: Request) -> Result<()> {
+        self.requests
+            .send(request)
+            .map_err(|_| anyhow!("the cluster's spawner thread is gone (cluster stopped?)"))
+    }
+
+    /// Starts `command` from the spawner thread, in its namespaces, with
+    /// stdout and stderr appended to `log` (see [`spawn_logged`]).
+    pub fn spawn_command(&self, command: Command, log: &Path) -> Result<Child> {
+        let (reply, response) = mpsc::channel();
+        let program = command.get_program().to_owned();
+        self.send(Request::Spawn {
+            command: Box::new(command),
+            log: log.to_path_buf(),
+            reply,
+        })?;
+        response
+            .recv()
+            .map_err(|_| anyhow!("spawner thread is gone"))?
+            .with_context(|| format!("starting {}", Path::new(&program).display()))
+    }
+
+    /// A TCP (IPv4) socket created in the spawner's network namespace:
+    /// connecting or binding it reaches that namespace's addresses, whatever
+    /// thread uses it afterwards.
+    pub fn tcp_socket(&self) -> Result<OwnedFd> {
+        let (reply, response) = mpsc::channel();
+        self.send(Request::Socket { reply })?;
+        response
+            .recv()
+            .map_err(|_| anyhow!("spawner thread is gone"))?
+            .context("creating a socket in the cluster's network namespace")
+    }
+}
+
+/// The namespaces a [`Spawner`] thread enters before it forks anything.
+pub(crate) enum Isolation {
+    /// A new network namespace of its own: only `lo` at first, so nothing
+    /// its children do on the network can reach the host or beyond.
+    NewNetwork,
+    /// The network namespace `net` (another spawner's), plus a new mount
+    /// namespace (every mount private to it) and a new PID namespace whose
+    /// init is `init`, forked first. When init dies, the kernel kills every
+    /// process of the PID namespace, daemonised container shims included.
+    /// `init` must create `ready` once its set-up is done and then stay.
+    Node {
+        net: Arc<OwnedFd>,
+        init: Box<Command>,
+        init_log: PathBuf,
+        ready: PathBuf,
+    },
+}
+
+/// The thread that forks every child of one cluster, inside the cluster's
+/// namespaces (see [`Isolation`]).
 pub(crate) struct Spawner {
-    requests: Option<mpsc::Sender<SpawnRequest>>,
+    handle: SpawnerHandle,
     thread: Option<JoinHandle<()>>,
+    netns: Arc<OwnedFd>,
+    /// PID-namespace init of a node spawner (in the host's PID numbering).
+    init_pid: Option<u32>,
 }
 
 impl Spawner {
-    /// Starts the spawner thread.
+    /// Starts a spawner thread in a new network namespace (with `lo` up).
     pub fn new(cluster_name: &str) -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let spawner = Self::with_isolation(cluster_name, Isolation::NewNetwork)?;
+        let mut up = Command::new("ip");
+        up.args(["link", "set", "lo", "up"]);
+        spawner.run(up)?;
+        Ok(spawner)
+    }
+
+    /// Starts a spawner thread in the given namespaces.
+    pub fn with_isolation(name: &str, isolation: Isolation) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<(OwnedFd, Option<u32>)>>();
+        let wait_for = match &isolation {
+            Isolation::Node { ready, .. } => Some(ready.clone()),
+            Isolation::NewNetwork => None,
+        };
         let thread = std::thread::Builder::new()
-            .name(format!("{cluster_name}-spawner"))
+            .name(format!("{name}-spawner"))
             .spawn(move || {
+                let mut init = None;
+                let entered = enter(isolation, &mut init);
+                let failed = entered.is_err();
+                let _ = ready_tx.send(entered);
+                if failed {
+                    return;
+                }
                 while let Ok(request) = rx.recv() {
-                    let _ = request.reply.send(spawn(&request.spec));
+                    match request {
+                        Request::Spawn {
+                            command,
+                            log,
+                            reply,
+                        } => {
+                            let _ = reply.send(spawn_logged(*command, &log));
+                        }
+                        Request::Socket { reply } => {
+                            let _ = reply.send(tcp_socket());
+                        }
+                        Request::Shutdown => break,
+                    }
+                }
+                // Closing the channel ends the thread; the init of a node
+                // spawner goes with it (PR_SET_PDEATHSIG), and with it every
+                // process of its PID namespace.
+                if let Some(mut init) = init {
+                    stop_child(&mut init);
                 }
             })
             .context("starting the spawner thread")?;
-        Ok(Self {
-            requests: Some(tx),
+        let (netns, init_pid) = ready_rx
+            .recv()
+            .map_err(|_| anyhow!("the spawner thread died while entering its namespaces"))?
+            .context("entering the cluster's namespaces (this needs root: CAP_SYS_ADMIN)")?;
+        let spawner = Self {
+            handle: SpawnerHandle { requests: tx },
             thread: Some(thread),
-        })
+            netns: Arc::new(netns),
+            init_pid,
+        };
+        if let Some(ready) = wait_for {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !ready.exists() {
+                if Instant::now() > deadline {
+                    anyhow::bail!(
+                        "the node's PID-namespace init did not finish its set-up in 30 s (no {})",
+                        ready.display()
+                    );
+                }
+                if init_pid.is_some_and(|pid| !process_alive(pid)) {
+                    anyhow::bail!("the node's PID-namespace init exited during its set-up");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(spawner)
+    }
+
+    /// The network namespace of this spawner's children (an open
+    /// `/proc/<tid>/ns/net`).
+    pub fn netns(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.netns)
+    }
+
+    /// The init of the node's PID namespace (host PID), for a node spawner.
+    pub fn init_pid(&self) -> Option<u32> {
+        self.init_pid
+    }
+
+    /// A handle for spawning and sockets that can be cloned and moved.
+    pub fn handle(&self) -> SpawnerHandle {
+        self.handle.clone()
     }
 
     /// Starts `spec` from the spawner thread.
     pub fn spawn(&self, spec: &ProcessSpec) -> Result<Child> {
-        let (reply, response) = mpsc::channel();
-        self.requests
-            .as_ref()
-            .context("spawner already stopped")?
-            .send(SpawnRequest {
-                spec: spec.clone(),
-                reply,
-            })
-            .map_err(|_| anyhow!("spawner thread is gone"))?;
-        response
-            .recv()
-            .map_err(|_| anyhow!("spawner thread is gone"))?
+        let mut command = Command::new(&spec.program);
+        command
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&spec.cwd);
+        self.spawn_command(command, &spec.log)
             .with_context(|| format!("starting {} ({})", spec.name, spec.program.display()))
+    }
+
+    /// See [`SpawnerHandle::spawn_command`].
+    pub fn spawn_command(&self, command: Command, log: &Path) -> Result<Child> {
+        self.handle.spawn_command(command, log)
+    }
+
+    /// Runs `command` to completion in the spawner's namespaces (output
+    /// captured); fails unless it exits 0.
+    pub fn run(&self, command: Command) -> Result<String> {
+        let dir = tempfile::tempdir().context("a directory for a command's output")?;
+        let log = dir.path().join("output");
+        let shown = format!("{command:?}");
+        let mut child = self.spawn_command(command, &log)?;
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for {shown}"))?;
+        let output = std::fs::read_to_string(&log).unwrap_or_default();
+        let output = output
+            .split_once('\n')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default();
+        if !status.success() {
+            anyhow::bail!("{shown} failed with {status}: {}", output.trim());
+        }
+        Ok(output)
     }
 }
 
@@ -84,20 +257,97 @@ impl Drop for Spawner {
         // Closing the channel ends the thread. The cluster stops its children
         // before dropping the spawner; any survivor gets SIGKILL from the
         // kernel as the thread exits.
-        self.requests = None;
+        let _ = self.handle.send(Request::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn spawn(spec: &ProcessSpec) -> io::Result<Child> {
-    let mut command = Command::new(&spec.program);
-    command
-        .args(&spec.args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd);
-    spawn_logged(command, &spec.log)
+/// Enters the namespaces of `isolation` on the calling thread; returns the
+/// thread's network namespace and, for a node, the host PID of its init.
+fn enter(isolation: Isolation, init_out: &mut Option<Child>) -> io::Result<(OwnedFd, Option<u32>)> {
+    fn check(rc: libc::c_int) -> io::Result<()> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    let mut init_pid = None;
+    match isolation {
+        Isolation::NewNetwork => {
+            // SAFETY: unshare only changes this thread's namespaces.
+            check(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
+        }
+        Isolation::Node {
+            net,
+            init,
+            init_log,
+            ready: _,
+        } => {
+            // SAFETY: setns/unshare/mount only change this thread's
+            // namespaces; the fd is a valid open namespace file.
+            check(unsafe { libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) })?;
+            check(unsafe { libc::unshare(libc::CLONE_NEWNS | libc::CLONE_FS) })?;
+            // No mount made in here may propagate to the host.
+            check(unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                )
+            })?;
+            check(unsafe { libc::unshare(libc::CLONE_NEWPID) })?;
+            // Opened before the init starts: it shares this thread's mount
+            // namespace and mounts its PID namespace's /proc over /proc,
+            // where this thread (outside that PID namespace) has no
+            // `thread-self` any more (ENOENT when the init won the race).
+            let netns = std::fs::File::open("/proc/thread-self/ns/net")?;
+            let child = spawn_logged(*init, &init_log)?;
+            init_pid = Some(child.id());
+            *init_out = Some(child);
+            return Ok((netns.into(), init_pid));
+        }
+    }
+    let netns = std::fs::File::open("/proc/thread-self/ns/net")?;
+    Ok((netns.into(), init_pid))
+}
+
+fn tcp_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) returns a new descriptor we own, or -1.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn stop_child(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+}
+
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Starts `command` with stdout and stderr appended to `log`, in its own
@@ -132,8 +382,10 @@ pub fn spawn_logged(mut command: Command, log: &Path) -> io::Result<Child> {
             {
                 return Err(io::Error::last_os_error());
             }
-            // The parent may have died between fork and prctl.
-            if libc::getppid() as u32 != parent {
+            // The parent may have died between fork and prctl. A child in a
+            // new PID namespace sees its parent (outside) as 0.
+            let ppid = libc::getppid() as u32;
+            if ppid != parent && ppid != 0 {
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
@@ -257,7 +509,7 @@ impl Drop for ManagedProcess {
 
 /// The last `max_lines` lines (at most 16 KiB) of a log file, for error
 /// messages.
-pub(crate) fn log_tail(path: &Path, max_lines: usize) -> String {
+pub fn log_tail(path: &Path, max_lines: usize) -> String {
     const MAX_BYTES: u64 = 16 * 1024;
     let read = || -> io::Result<String> {
         let mut file = std::fs::File::open(path)?;
@@ -365,6 +617,115 @@ mod tests {
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    fn command(program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    }
+
+    #[test]
+    fn a_spawner_has_a_network_namespace_of_its_own() {
+        let spawner = Spawner::new("t").unwrap();
+        let inside = spawner.run(command("ip", &["-o", "link"])).unwrap();
+        assert!(inside.contains("lo:"), "{inside}");
+        assert_eq!(inside.lines().count(), 1, "only lo: {inside}");
+        assert!(inside.contains("UP"), "lo is up: {inside}");
+        let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let theirs = spawner
+            .run(command("readlink", &["/proc/self/ns/net"]))
+            .unwrap();
+        assert_ne!(theirs.trim(), host.to_string_lossy());
+        // A socket from the spawner binds in its namespace: the host does
+        // not see the port.
+        let fd = spawner.handle().tcp_socket().unwrap();
+        let socket = std::net::TcpListener::from(fd);
+        drop(socket);
+    }
+
+    #[test]
+    fn a_node_spawner_kills_its_whole_pid_namespace_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = Spawner::new("t").unwrap();
+        let ready = dir.path().join("ready");
+        let mut init = Command::new("bash");
+        init.arg("-c").arg(format!(
+            "mount -t proc proc /proc && touch {} && while :; do sleep 3600 & wait $!; done",
+            ready.display()
+        ));
+        let node = Spawner::with_isolation(
+            "n",
+            Isolation::Node {
+                net: net.netns(),
+                init: Box::new(init),
+                init_log: dir.path().join("init.log"),
+                ready,
+            },
+        )
+        .unwrap();
+        let init_pid = node.init_pid().unwrap();
+        assert!(process_alive(init_pid));
+        // A daemon that leaves its parent behind (as container shims do).
+        let pidfile = dir.path().join("daemon.pid");
+        let out = node
+            .run(command(
+                "bash",
+                &[
+                    "-c",
+                    &format!(
+                        "setsid sleep 300 & echo $! > {}; echo $$; readlink /proc/self/ns/net",
+                        pidfile.display()
+                    ),
+                ],
+            ))
+            .unwrap();
+        let mut lines = out.lines();
+        let pid_inside: u32 = lines.next().unwrap().trim().parse().unwrap();
+        assert!(
+            pid_inside < 100,
+            "a fresh PID namespace numbers from 1: {pid_inside}"
+        );
+        let net_of_node = lines.next().unwrap().trim().to_owned();
+        let net_of_cluster = net
+            .run(command("readlink", &["/proc/self/ns/net"]))
+            .unwrap();
+        assert_eq!(
+            net_of_node,
+            net_of_cluster.trim(),
+            "the node shares the cluster's network"
+        );
+        // The daemon's host PID: find the sleep whose PID-namespace PID is the one written.
+        let inner: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let host_pid = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                    s.lines().any(|l| {
+                        l.starts_with("NSpid:")
+                            && l.split_whitespace().nth(2) == Some(inner.to_string().as_str())
+                    }) && s.lines().any(|l| {
+                        l.starts_with("PPid:") && !l.ends_with(&format!("\t{}", std::process::id()))
+                    })
+                })
+            })
+            .expect("the daemon's host pid");
+        assert!(process_alive(host_pid));
+        drop(node);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (process_alive(host_pid) || process_alive(init_pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!process_alive(init_pid), "init is gone");
+        assert!(
+            !process_alive(host_pid),
+            "the daemon died with the PID namespace"
+        );
     }
 
     #[test]
