@@ -1,5 +1,5 @@
 # Locust Kubernetes Operator — developer entry points.
-#   make demo   boots the embedded local cluster and runs a LocustTest through the operator
+#   make demo   boots the embedded local cluster with a real node and runs real Locust tests through the operator
 #   make test   everything CI proves (lint, generated-manifest drift, unit and end-to-end tests)
 #   make bench  the operator benchmark at scale (release build, N = 100, 500, 1000); writes docs/performance.md
 #   make reliability  the fault tests at full length (50 SIGKILLs, 10 failovers; docs/reliability.md)
@@ -9,16 +9,23 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build tools generate check-manifests fmt lint unit test demo demo-dev cluster bench clean reliability fuzz
+.PHONY: all build tools images generate check-manifests fmt lint unit test demo demo-dev cluster bench clean reliability fuzz
 
 all: build
 
 build:
 	$(CARGO) build --workspace --bins
 
-## Go tools (etcd, kube-apiserver, controller-manager, scheduler, kwok, opm, operator-sdk, OLM), cached outside the repo.
+## Go tools (etcd, kube-apiserver, controller-manager, scheduler, kwok, opm, operator-sdk, OLM, and the real
+## node's kubelet, kube-proxy, containerd, runc, CNI plugins, CoreDNS), cached outside the repo; installs the
+## few Debian packages Go cannot replace (olm-tests/tools/host-packages.sh).
 tools:
 	bash olm-tests/tools/build.sh
+
+## Container images for the real node (pause, Locust, HTTP target, operator), built without a daemon as OCI
+## archives, cached outside the repo (olm-tests/images/README.md).
+images: tools
+	bash olm-tests/images/build.sh
 
 ## Regenerate bundle/, catalog/ and bundle.Dockerfile from the Rust types.
 generate:
@@ -39,21 +46,21 @@ unit:
 	$(CARGO) test --workspace --lib --bins
 
 ## The README's test command, and what CI runs.
-test: lint check-manifests tools build
+test: lint check-manifests tools images build
 	LOCUST_REQUIRE_TOOLS=1 $(CARGO) test --workspace -- --test-threads=2
 
-## Boot the local cluster, install the operator through OLM (catalog -> Subscription), run the sample LocustTest, tear down.
-demo: tools build
-	@echo "make demo: the first run builds the pinned Kubernetes tools from Go modules (see olm-tests/tools/README.md for the measured time); later runs reuse them"
+## Boot the local cluster with a real node, install the operator through OLM (catalog -> Subscription -> operator pods),
+## run the sample LocustTest and a threshold-breaking copy in real containers, tear down.
+demo: tools images build
 	$(CARGO) run -q -p olm-tests --bin local-cluster -- demo
 
-## Faster path for development: the operator as a local process, no OLM.
-demo-dev: tools build
+## Faster path for development: the operator as a process in the cluster's network namespace, no OLM.
+demo-dev: tools images build
 	$(CARGO) run -q -p olm-tests --bin local-cluster -- demo --operator-process
 
-## Just the cluster, until Ctrl-C (prints the KUBECONFIG to use).
-cluster: tools
-	$(CARGO) run -q -p olm-tests --bin local-cluster -- up
+## Just the cluster (kwok nodes and the real node), until Ctrl-C (prints the KUBECONFIG to use).
+cluster: tools images
+	$(CARGO) run -q -p olm-tests --bin local-cluster -- up --real-node
 
 ## Benchmark the release-built operator on fresh local clusters (about 15 minutes;
 ## not part of `make test`, whose bench_smoke test runs it at N = 20).

@@ -29,8 +29,6 @@ ROOT=$(dirname "$OLM_TESTS")
 CACHE_ROOT=${LOCUST_IMAGES_CACHE:-$HOME/.cache/locust-k8s-operator/images}
 CARGO_TARGET=${LOCUST_IMAGES_CARGO_TARGET_DIR:-$ROOT/target/musl}
 RUST_TARGET=x86_64-unknown-linux-musl
-OPERATOR_BIN="$CARGO_TARGET/$RUST_TARGET/release/locust-k8s-operator"
-OPERATOR_STAMP="$CARGO_TARGET/locust-k8s-operator.checked"
 IMAGES_RS="$OLM_TESTS/src/images.rs"
 REQUIREMENTS="$OLM_TESTS/locust-requirements.txt"
 CSV="$ROOT/bundle/manifests/locust-k8s-operator.clusterserviceversion.yaml"
@@ -112,46 +110,62 @@ KEY[locust]=$({
   printf 'debian %s amd64 python%s\n' "$DEBIAN_SUITE" "$DEBIAN_PYTHON"
 } | sha | cut -c1-16)
 
-# The operator image is keyed by the binary itself; cargo decides whether it
-# must be rebuilt. --print-dir cannot run cargo, so it asks whether any file
-# of cargo's dep-info for the binary (the workspace sources it was built
-# from), or a manifest/lock file, changed since cargo last built or confirmed
-# the binary (the binary's mtime, or OPERATOR_STAMP's, which build.sh touches
-# after every successful cargo run: a no-op build leaves the binary alone).
-operator_fresh() {
-  local dep="${OPERATOR_BIN}.d" line since=$OPERATOR_BIN
-  [[ -x $OPERATOR_BIN && -f $dep ]] || return 1
-  [[ $OPERATOR_STAMP -nt $OPERATOR_BIN ]] && since=$OPERATOR_STAMP
-  line=$(head -n 1 "$dep")
-  local -a files
-  read -r -a files <<<"${line#*: }"
-  files+=("$ROOT/Cargo.lock" "$ROOT/Cargo.toml" "$ROOT/operator/Cargo.toml")
-  local newer
-  newer=$(find "${files[@]}" -maxdepth 0 -newer "$since" -print -quit 2>/dev/null) || return 1
-  [[ -z $newer ]]
+# The operator binary is keyed by its sources: the content of every file
+# git knows (tracked, or untracked and not ignored) under operator/ (the
+# fuzz crate aside: not part of the binary) plus the workspace manifest and
+# lock file, the toolchain (`rustc -Vv`) and this script (its build flags).
+# A fresh clone of the same commit finds the binary built for it in the
+# cache and needs no cargo run; a change to any source builds a new one.
+operator_src_key() {
+  command -v rustc >/dev/null 2>&1 || die "rustc not found in PATH"
+  {
+    printf 'build.sh %s\n' "$SCRIPT_SHA"
+    printf 'target %s\n' "$RUST_TARGET"
+    rustc -Vv
+    (
+      cd "$ROOT"
+      git ls-files -z --cached --others --exclude-standard -- \
+        Cargo.toml Cargo.lock operator ':!operator/fuzz' |
+        sort -z -u | xargs -0 -r sha256sum
+    ) || die "cannot list the operator's sources with git (a git checkout is needed)"
+  } | sha | cut -c1-16
 }
+OPERATOR_SRC_KEY=$(operator_src_key)
+OPERATOR_CACHED="$CACHE_ROOT/operator-bin-$OPERATOR_SRC_KEY/locust-k8s-operator"
 build_operator_binary() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found in PATH"
   command -v musl-gcc >/dev/null 2>&1 || die "musl-gcc not found (apt-get install musl-tools)"
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$RUST_TARGET"; then
+    log "rustup target add $RUST_TARGET"
+    rustup target add "$RUST_TARGET" >&2
+  fi
   local start=$SECONDS
-  log "cargo build --release --target $RUST_TARGET (CARGO_TARGET_DIR=$CARGO_TARGET; a cold build takes ~10 minutes on 2 cores)"
+  log "cargo build --release --target $RUST_TARGET (CARGO_TARGET_DIR=$CARGO_TARGET; a cold build takes ~5-10 minutes on 2 cores)"
   (
     cd "$ROOT"
     CARGO_TARGET_DIR="$CARGO_TARGET" CC_x86_64_unknown_linux_musl=musl-gcc \
       cargo build --release --locked --quiet -p locust-k8s-operator --bin locust-k8s-operator \
       --target "$RUST_TARGET" >&2
   )
-  touch "$OPERATOR_STAMP"
   log "  cargo done in $((SECONDS - start))s"
+  local built="$CARGO_TARGET/$RUST_TARGET/release/locust-k8s-operator"
+  local dir tmp
+  dir=$(dirname "$OPERATOR_CACHED")
+  mkdir -p "$CACHE_ROOT"
+  tmp=$(mktemp -d "$CACHE_ROOT/.tmp-operator-bin.XXXXXX")
+  cp "$built" "$tmp/locust-k8s-operator"
+  chmod 755 "$tmp"
+  rm -rf "$dir"
+  mv -T "$tmp" "$dir"
 }
-if [[ $MODE == print-dir ]]; then
-  if ! operator_fresh; then
-    echo "build.sh: the static operator binary $OPERATOR_BIN is missing or older than its sources (run $SCRIPT)" >&2
+if [[ ! -x $OPERATOR_CACHED ]]; then
+  if [[ $MODE == print-dir ]]; then
+    echo "build.sh: no operator binary built from the current sources yet (run $SCRIPT)" >&2
     exit 1
   fi
-else
   build_operator_binary
 fi
+OPERATOR_BIN=$OPERATOR_CACHED
 KEY[operator]=$({
   printf 'image operator %s\n' "${REF[operator]}"
   printf 'build.sh %s\n' "$SCRIPT_SHA"
