@@ -124,6 +124,7 @@ async fn real_node_runs_containers_that_reach_each_other_through_services() -> R
                     "name": "target",
                     "image": images.reference(Image::Target),
                     "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
                     "securityContext": restricted,
                 }]},
             }),
@@ -138,9 +139,34 @@ async fn real_node_runs_containers_that_reach_each_other_through_services() -> R
             .create(&PostParams::default(), &service)
             .await?;
         wait_pod_phase(&client, "target", &["Running"], Duration::from_secs(90)).await?;
+        // Ready (the kubelet probed it), and kube-proxy told: the Service's
+        // EndpointSlice lists the pod as ready.
+        let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+            Api::namespaced(client.clone(), NS);
+        wait_for(Duration::from_secs(60), POLL, || async {
+            let listed = slices
+                .list(&kube::api::ListParams::default().labels("kubernetes.io/service-name=target"))
+                .await?;
+            let ready = listed.items.iter().any(|s| {
+                s.endpoints.iter().any(|e| {
+                    e.conditions.as_ref().and_then(|c| c.ready) == Some(true)
+                })
+            });
+            Ok(ready.then_some(()))
+        })
+        .await
+        .context("the target's EndpointSlice never listed a ready endpoint")?;
 
-        // Python from the Locust image: DNS name → ClusterIP → pod, five times.
-        let script = "import urllib.request\n\
+        // Python from the Locust image: DNS name → ClusterIP → pod, five
+        // times (the first attempts retried for up to 10 s: kube-proxy may
+        // still be writing the Service's rules).
+        let script = "import time, urllib.request\n\
+                      for i in range(20):\n    \
+                      try:\n        \
+                      urllib.request.urlopen('http://target/healthz', timeout=5)\n        \
+                      break\n    \
+                      except OSError:\n        \
+                      time.sleep(0.5)\n\
                       for i in range(5):\n    \
                       r = urllib.request.urlopen('http://target.default.svc.cluster.local/', timeout=5)\n    \
                       print(r.status, r.read().decode())\n\

@@ -130,6 +130,11 @@ async fn up(args: UpArgs) -> Result<()> {
         },
         cluster.dir().join("logs").display()
     );
+    if let Some(pid) = cluster.node_init_pid() {
+        println!(
+            "local-cluster: the real node's processes live in the PID namespace of pid {pid} (they all end with it)"
+        );
+    }
     println!("export KUBECONFIG={}", kubeconfig.display());
     println!("kubectl get nodes -o wide   # then: kubectl get pods -A");
     println!("local-cluster: press Ctrl-C to stop");

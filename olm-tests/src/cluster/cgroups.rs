@@ -27,7 +27,8 @@ pub(crate) const ROOT_PREFIX: &str = "locust-k8s-operator-node.";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Hierarchy {
     /// cgroup v1 (possibly hybrid): one directory per mounted hierarchy
-    /// (`cpu`, `memory`, `systemd`, …); the unified one is left alone.
+    /// (`cpu`, `memory`, `systemd`, …, and the hybrid layout's `unified`
+    /// cgroup2 mount, where the kubelet's cgroup library mirrors its tree).
     V1(Vec<PathBuf>),
     /// cgroup v2 only: one tree.
     V2(PathBuf),
@@ -44,8 +45,7 @@ impl Hierarchy {
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| {
-                p.file_name().is_some_and(|n| n != "unified")
-                    && p.join("cgroup.procs").is_file()
+                p.join("cgroup.procs").is_file()
                     // Skip the symlinks of co-mounted controllers (cpu,cpuacct).
                     && !p.is_symlink()
             })
@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn detects_v1_without_the_unified_hierarchy_and_v2() {
+    fn detects_v1_with_the_hybrid_unified_mount_and_v2() {
         let dir = tempfile::tempdir().unwrap();
         fake_v1(dir.path());
         let h = Hierarchy::detect(dir.path()).unwrap();
@@ -233,7 +233,7 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["cpu", "cpuset", "memory", "systemd"]);
+        assert_eq!(names, ["cpu", "cpuset", "memory", "systemd", "unified"]);
         let v2 = tempfile::tempdir().unwrap();
         std::fs::write(v2.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
         assert_eq!(
@@ -256,10 +256,9 @@ mod tests {
         let mut root = CgroupRoot::create(dir.path()).unwrap();
         let name = root.kubelet_root();
         let rel = name.trim_start_matches('/');
-        for h in ["cpu", "cpuset", "memory", "systemd"] {
+        for h in ["cpu", "cpuset", "memory", "systemd", "unified"] {
             assert!(dir.path().join(h).join(rel).is_dir(), "{h}");
         }
-        assert!(!dir.path().join("unified").join(rel).exists());
         assert_eq!(
             std::fs::read_to_string(dir.path().join("cpuset").join(rel).join("cpuset.cpus"))
                 .unwrap(),
@@ -278,8 +277,15 @@ mod tests {
         for f in ["cpuset.cpus", "cpuset.mems"] {
             std::fs::remove_file(dir.path().join("cpuset").join(rel).join(f)).unwrap();
         }
+        std::fs::create_dir_all(
+            dir.path()
+                .join("unified")
+                .join(rel)
+                .join("kubepods/besteffort"),
+        )
+        .unwrap();
         root.remove(Duration::from_millis(100)).unwrap();
-        for h in ["cpu", "cpuset", "memory", "systemd"] {
+        for h in ["cpu", "cpuset", "memory", "systemd", "unified"] {
             assert!(!dir.path().join(h).join(rel).exists(), "{h}");
         }
     }
@@ -291,12 +297,12 @@ mod tests {
         // pid 0 never names a running test process; our own pid does.
         let dead = format!("{ROOT_PREFIX}999999999.0");
         let live = format!("{ROOT_PREFIX}{}.77", std::process::id());
-        for h in ["cpu", "memory"] {
+        for h in ["cpu", "memory", "unified"] {
             std::fs::create_dir_all(dir.path().join(h).join(&dead).join("kubepods")).unwrap();
             std::fs::create_dir_all(dir.path().join(h).join(&live)).unwrap();
         }
         let root = CgroupRoot::create(dir.path()).unwrap();
-        for h in ["cpu", "memory"] {
+        for h in ["cpu", "memory", "unified"] {
             assert!(!dir.path().join(h).join(&dead).exists());
             assert!(dir.path().join(h).join(&live).exists());
         }
