@@ -392,6 +392,13 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
             now,
         ),
         None => {
+            // No read this time (the next one is not due yet): the last
+            // successful read's worker count stands until the next read,
+            // rather than flapping to the running pods in between (which
+            // differ from the master's count with `processesPerPod` > 1).
+            if is_true(&prev.conditions, ct::STATS_AVAILABLE) {
+                master_workers = prev.connected_workers;
+            }
             if find(&st.conditions, ct::STATS_AVAILABLE).is_none() {
                 set_condition(
                     &mut st.conditions,
@@ -925,6 +932,45 @@ mod tests {
         assert_eq!(cond(&d.status, ct::STATS_AVAILABLE).status, "True");
         assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
         assert_eq!(d.status.result, None);
+    }
+
+    #[test]
+    fn master_worker_count_stands_between_reads() {
+        // The master counts 2 worker processes; 1 worker pod runs.
+        let first = derive(
+            &view(None),
+            &Observed {
+                stats: Some(read(None)),
+                ..running_obs()
+            },
+            t(6),
+            GRACE,
+        );
+        assert_eq!(first.status.connected_workers, Some(2));
+        // A reconcile between two reads (a pod or Job event, the status
+        // write itself) keeps the master's count and writes nothing new.
+        let between = derive(&view(Some(&first.status)), &running_obs(), t(7), GRACE);
+        assert_eq!(between.status.connected_workers, Some(2));
+        assert_eq!(between.status, first.status);
+        // Once a read fails, the running pods count again.
+        let failed = derive(
+            &view(Some(&first.status)),
+            &Observed {
+                stats: Some(StatsObservation::Failed {
+                    reason: "MasterUnreachable",
+                    message: "cannot connect".into(),
+                }),
+                ..running_obs()
+            },
+            t(8),
+            GRACE,
+        );
+        assert_eq!(failed.status.connected_workers, Some(1));
+        let after_failure = derive(&view(Some(&failed.status)), &running_obs(), t(9), GRACE);
+        assert_eq!(after_failure.status.connected_workers, Some(1));
+        // Before any read, the running pods count.
+        let before = derive(&view(None), &running_obs(), t(6), GRACE);
+        assert_eq!(before.status.connected_workers, Some(1));
     }
 
     #[test]
