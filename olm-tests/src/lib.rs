@@ -21,6 +21,7 @@ pub use wait::wait_for;
 
 pub mod bench;
 pub mod checks;
+pub mod fixture;
 pub mod load;
 pub mod locust;
 pub mod olm;

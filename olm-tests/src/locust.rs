@@ -9,8 +9,7 @@
 //! - the worker's `--master-host=<service>` is replaced by the master's
 //!   loopback address (there is no cluster DNS here);
 //! - the master gets `--master-bind-host=<ip> --web-host=<ip>` appended so it
-//!   listens on one loopback address only (a pod's IP in the e2e harness)
-//!   instead of every interface;
+//!   listens on one loopback address only instead of every interface;
 //! - the image entrypoint (`locust`) is the venv's `locust`, and a command that
 //!   names `locust` itself runs the venv's `locust`.
 //!

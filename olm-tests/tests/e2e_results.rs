@@ -1,201 +1,159 @@
-//! End to end with REAL Locust: the operator (a process, under its
-//! ServiceAccount) reads a real Locust master's statistics over the master
-//! pod's IP and writes them to the status, then applies the thresholds.
+//! End to end with REAL Locust on a REAL node: the operator (a process in
+//! the cluster's network namespace, under its ServiceAccount) runs a
+//! LocustTest whose master and workers are real containers of the Locust
+//! image built here (`olm_tests::images::locust_image`) on the real kubelet
+//! node, the locustfile from a ConfigMap (`spec.testFiles.configMapRef`),
+//! aiming at the HTTP target image behind a Service (`http://target`). The
+//! workers reach the master by the master Service's DNS name exactly as the
+//! operator renders it (`--master-host=<test>-master`); nothing plays the
+//! kubelet.
 //!
-//! The harness is the kubelet: once kwok shows the master and worker pods
-//! running (with loopback pod IPs from 127.128.0.0/16), the test starts a real
-//! master bound to the master pod's IP (ports 5557 and 8089) and two real
-//! workers pointed at it, with the command lines and environment of the Jobs
-//! the operator created (host mapping as in `olm_tests::locust`). When the
-//! processes exit, the harness completes the pods with their real exit codes.
+//! Checked, for a healthy target and for one answering every 4th request
+//! with a 500 (`-fail-every 4`):
+//! - live numbers in `status.live` while the run is under way, with the
+//!   master counting both workers;
+//! - `status.result` equals the master's own final statistics, which the test
+//!   reads itself from the master pod (`cluster.forward` to its port 8089)
+//!   while the master lingers under `--autoquit`;
+//! - `Succeeded` when the thresholds hold; `Failed` with `ThresholdsBreached`
+//!   and the breach in the message when they do not;
+//! - the master container's real exit code from the pod status: 0, and 1
+//!   (Locust's `--exit-code-on-error`) when requests failed.
 //!
-//! Checked: `status.result` equals the master's final statistics (read by the
-//! test itself while the master lingers under `--autoquit`), `Succeeded` when
-//! the thresholds hold, `Failed` with `ThresholdsBreached` when they do not.
-//!
-//! Skips without the cluster tools or Locust, unless `CI`/`LOCUST_REQUIRE_TOOLS`.
+//! Skips without the cluster tools or images, unless `CI`/`LOCUST_REQUIRE_TOOLS`.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use anyhow::{Context, Result, ensure};
 use locust_operator::api::status::TestResult;
-use locust_operator::api::v2::{LocustTest, LocustTestSpec, ThresholdsSpec};
-use locust_operator::api::{Phase, condition_type as ct};
-use locust_operator::resources::{labels, names};
+use locust_operator::api::v2::ThresholdsSpec;
+use locust_operator::api::{LocustTest, Phase, condition_type as ct};
+use locust_operator::resources::names;
 use locust_operator::stats;
-use olm_tests::locust::{self, LOCUSTFILE, Target};
-use olm_tests::operator::{self, OperatorProcess};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::fixture::{self, RealNodeFixture, locust_spec};
+use olm_tests::locust::LOCUSTFILE;
+use olm_tests::wait_for;
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(200);
+const T: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(300);
+const NAME: &str = "results";
 
-fn test_object(name: &str, dir: &Path, target: SocketAddr, th: ThresholdsSpec) -> LocustTest {
-    let locustfile = dir.join("locustfile.py");
-    let spec: LocustTestSpec = serde_json::from_value(json!({
-        "image": format!("locustio/locust:{}", locust::locust_version()),
-        // Autoquit (15 s) exceeds the operator's stats interval (10 s), so the
-        // operator reads the stopped run before the master exits.
-        "master": {
-            "command": format!(
-                "locust -f {} --host http://{target} --users 5 --spawn-rate 5 --run-time 8s",
-                locustfile.display()
-            ),
-            "autoquit": {"enabled": true, "timeout": 15}
-        },
-        "worker": {"command": format!("locust -f {}", locustfile.display()), "replicas": 2},
-        "thresholds": th,
-    }))
-    .unwrap();
-    LocustTest::new(name, spec)
+/// What one scenario ended with: the final object, the master's final result
+/// as the test read it, the master container's exit code, and the worker
+/// count the master reported while running.
+struct Outcome {
+    test: LocustTest,
+    own: TestResult,
+    exit_code: Option<i32>,
+    workers_seen: Option<i64>,
 }
 
-/// Runs one test; returns its final object and the master's final result as
-/// the test itself read it.
+/// Runs one test in namespace `ns` against a target failing every
+/// `fail_every`-th request (when set).
 async fn scenario(
-    cluster: &Cluster,
-    bin: &Path,
+    fx: &RealNodeFixture,
     ns: &str,
     fail_every: Option<u64>,
-    th: ThresholdsSpec,
-) -> Result<(LocustTest, TestResult, Option<i32>)> {
-    let client = cluster.admin_client();
-    operator::create_namespace(&client, ns, &[]).await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("locustfile.py"), LOCUSTFILE)?;
-    let target = Target::start(fail_every).await?;
-    let name = "results";
-    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
-    tests
-        .create(
-            &PostParams::default(),
-            &test_object(name, dir.path(), target.addr, th),
-        )
-        .await?;
+    th: &ThresholdsSpec,
+) -> Result<Outcome> {
+    fx.namespace(ns, &[]).await?;
+    fx.start_target(ns, fail_every).await?;
+    fx.locustfile(ns, "locustfile", LOCUSTFILE).await?;
+    let spec = locust_spec(
+        "locustfile",
+        "8s",
+        json!({
+            "master": {"command": format!(
+                "locust -f {} --host http://{} --users 5 --spawn-rate 5 --run-time 8s",
+                fixture::LOCUSTFILE_PATH,
+                fixture::TARGET_SERVICE
+            )},
+            "thresholds": th,
+        }),
+    );
+    fx.create_test(ns, NAME, spec).await?;
 
-    let sel = |component: &str| {
-        format!(
-            "{}={},{}={component}",
-            labels::LABEL_TEST_NAME,
-            names::label_value(name),
-            labels::LABEL_COMPONENT
-        )
-    };
-    let masters = cluster
-        .wait_for_running_pods(ns, &sel("master"), 1, T)
-        .await?;
-    let workers = cluster
-        .wait_for_running_pods(ns, &sel("worker"), 2, T)
-        .await?;
-    let master_pod = &masters[0];
-    let ip: IpAddr = master_pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_deref())
-        .context("master pod IP")?
-        .parse()?;
-    ensure!(ip.is_loopback(), "pod IP {ip} is not loopback");
-
-    // The commands of the Jobs the operator created.
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-    let master_cmd = locust::rendered_command(&jobs.get(&names::master_job_name(name)).await?)?;
-    let worker_cmd = locust::rendered_command(&jobs.get(&names::worker_job_name(name)).await?)?;
-    let replace: BTreeMap<String, String> = [(
-        format!("--master-host={}", names::service_name(name)),
-        format!("--master-host={ip}"),
-    )]
-    .into();
-    let mut m = locust::spawn(
-        bin,
-        &master_cmd,
-        &BTreeMap::new(),
-        &locust::master_bind_args(ip),
-        dir.path(),
-        dir.path().join("master.log"),
-    )?;
-    let mut ws = Vec::new();
-    for i in 0..2 {
-        ws.push(locust::spawn(
-            bin,
-            &worker_cmd,
-            &replace,
-            &[],
-            dir.path(),
-            dir.path().join(format!("worker-{i}.log")),
-        )?);
-    }
-
-    // While running, the operator reports live numbers from the master.
-    let live = wait_for(Duration::from_secs(40), POLL, || async {
-        let t = tests.get(name).await?;
-        Ok(t.status
+    let masters = fx.wait_role_running(ns, NAME, "master", 1, T).await?;
+    let workers = fx.wait_role_running(ns, NAME, "worker", 2, T).await?;
+    for w in &workers {
+        let args = w
+            .spec
             .as_ref()
-            .and_then(|s| s.live.clone())
-            .filter(|l| l.state.as_deref() == Some("running")))
-    })
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.args.clone())
+            .unwrap_or_default();
+        let want = format!("--master-host={}", names::service_name(NAME));
+        ensure!(
+            args.contains(&want),
+            "{ns}: worker args {args:?} lack {want}"
+        );
+    }
+    let master_pod = kube::ResourceExt::name_any(&masters[0]);
+    let ip = fixture::pod_ip(&masters[0])?;
+    let forward = fx.cluster.forward(SocketAddr::new(ip, 8089))?;
+    let web = forward.host_addr();
+
+    // While running, the operator reports live numbers from the master, and
+    // the master has both workers (connected through the Service's name).
+    let tests = fx.tests(ns);
+    let live = wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let t = tests.get(NAME).await?;
+            Ok(t.status
+                .as_ref()
+                .and_then(|s| s.live.clone())
+                .filter(|l| l.state.as_deref() == Some("running")))
+        },
+    )
     .await
-    .with_context(|| format!("{ns}: live stats; master log:\n{}", m.output()))?;
+    .with_context(|| format!("{ns}: live stats"))?;
     ensure!(live.requests_per_second.is_some(), "{live:?}");
+    let running = stats::read_stats(web, "", stats::DEFAULT_TIMEOUT).await?;
+    let workers_seen = running.worker_count;
 
-    // The test reads the stopped master itself, for comparison.
-    let web = SocketAddr::new(ip, 8089);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let own = loop {
-        if Instant::now() > deadline {
-            bail!("{ns}: run never stopped; master log:\n{}", m.output());
-        }
-        if let Ok(r) = stats::read_master(web, "", stats::DEFAULT_TIMEOUT).await
-            && let Some(result) = r.final_result
-        {
-            break result;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-
-    // Late worker reports may still land right after `stopped`: keep reading
-    // until the master exits; the last read is the master's final word.
-    let mut own = own;
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while Instant::now() < deadline && m.child.try_wait()?.is_none() {
-        if let Ok(r) = stats::read_master(web, "", stats::DEFAULT_TIMEOUT).await
-            && let Some(result) = r.final_result
-        {
-            own = result;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-
-    // Kubelet stand-in: the processes exit, the pods end with their exit codes.
-    let status = m.wait(Duration::from_secs(40)).await?;
-    let mut worker_codes = Vec::new();
-    for w in &mut ws {
-        worker_codes.push(w.wait(Duration::from_secs(20)).await?.code().unwrap_or(1));
-    }
-    for (pod, code) in workers.iter().zip(worker_codes) {
-        cluster.complete_pod(ns, &pod.name_any(), code).await?;
-    }
-    let code = status.code();
-    cluster
-        .complete_pod(ns, &master_pod.name_any(), code.unwrap_or(137))
-        .await?;
-
-    let done = wait_for(T, POLL, || async {
-        let t = tests.get(name).await?;
-        Ok(t.status
-            .as_ref()
-            .is_some_and(|s| s.phase.is_some_and(Phase::is_terminal))
-            .then_some(t))
+    // The test reads the stopped master itself, for comparison...
+    let first = wait_for(Duration::from_secs(60), POLL, || async {
+        Ok(stats::read_master(web, "", stats::DEFAULT_TIMEOUT)
+            .await
+            .ok()
+            .and_then(|r| r.final_result))
     })
     .await
-    .with_context(|| format!("{ns}: terminal phase"))?;
-    Ok((done, own, code))
+    .with_context(|| format!("{ns}: the run never stopped"))?;
+    // ...and keeps reading while the master lingers (late worker reports may
+    // land right after `stopped`): the last read before its container ends
+    // is the master's final word.
+    let own = std::sync::Mutex::new(first);
+    let (own_ref, pods, master_pod) = (&own, &fx.pods(ns), &master_pod);
+    let exit_code = wait_for(Duration::from_secs(60), POLL, || async move {
+        if let Ok(r) = stats::read_master(web, "", stats::DEFAULT_TIMEOUT).await
+            && let Some(result) = r.final_result
+        {
+            *own_ref
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = result;
+        }
+        let pod = pods.get(master_pod).await?;
+        Ok(fixture::exit_code(&pod).map(Some))
+    })
+    .await
+    .with_context(|| format!("{ns}: the master container never ended"))?;
+    let own = own
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    drop(forward);
+
+    let test = fx.wait_terminal(ns, NAME, T).await?;
+    Ok(Outcome {
+        test,
+        own,
+        exit_code,
+        workers_seen,
+    })
 }
 
 /// Equal results: counts and state exactly, times and rates to 1e-12 relative
@@ -219,82 +177,91 @@ fn same(a: &TestResult, b: &TestResult) -> bool {
         && close(a.requests_per_second, b.requests_per_second)
 }
 
+fn check(pass: Result<Outcome>, breach: Result<Outcome>) -> Result<()> {
+    let o = pass.context("passing scenario")?;
+    let st = o.test.status.context("status")?;
+    ensure!(
+        o.workers_seen == Some(2),
+        "the master counted {:?} workers",
+        o.workers_seen
+    );
+    ensure!(o.exit_code == Some(0), "master exit code {:?}", o.exit_code);
+    ensure!(st.phase == Some(Phase::Succeeded), "{st:?}");
+    let r = st.result.context("status.result")?;
+    ensure!(
+        same(&r, &o.own),
+        "status.result {r:?} != master's final stats {:?}",
+        o.own
+    );
+    ensure!(
+        r.total_requests.unwrap_or(0) > 0 && r.failed_requests == Some(0),
+        "{r:?}"
+    );
+    eprintln!(
+        "passing run: Succeeded, master exit 0, {} requests, p95 {:?} ms",
+        r.total_requests.unwrap_or(0),
+        r.p95_response_time
+    );
+
+    let o = breach.context("breaching scenario")?;
+    let st = o.test.status.context("status")?;
+    ensure!(
+        o.workers_seen == Some(2),
+        "the master counted {:?} workers",
+        o.workers_seen
+    );
+    ensure!(
+        o.exit_code == Some(1),
+        "Locust exits 1 on failed requests: {:?}",
+        o.exit_code
+    );
+    ensure!(st.phase == Some(Phase::Failed), "{st:?}");
+    let r = st.result.clone().context("status.result")?;
+    ensure!(
+        same(&r, &o.own),
+        "status.result {r:?} != master's final stats {:?}",
+        o.own
+    );
+    ensure!(r.fail_ratio.unwrap_or(0.0) > 0.01, "{r:?}");
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ct::TEST_COMPLETED)
+        .context("TestCompleted")?;
+    ensure!(c.reason == "ThresholdsBreached", "{c:?}");
+    ensure!(
+        c.message.starts_with("thresholds breached: fail ratio 0.") && c.message.contains("> 0.01"),
+        "{}",
+        c.message
+    );
+    eprintln!(
+        "breaching run: Failed/ThresholdsBreached, master exit 1, fail ratio {:?}: {}",
+        r.fail_ratio, c.message
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_reads_real_locust_results() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("operator_reads_real_locust_results") else {
+    let started = std::time::Instant::now();
+    let Some(fx) = RealNodeFixture::start("e2e-results", &[]).await? else {
         return Ok(());
     };
-    let Some(bin) = locust::ensure_locust().await? else {
-        return Ok(());
-    };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-results".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let op = OperatorProcess::spawn(
-        &cluster,
-        &kubeconfig,
-        "results",
-        &["--leader-elect=false".into(), "--disable-webhooks".into()],
-    )?;
-    op.wait_ready(Duration::from_secs(30)).await?;
-
     let th = ThresholdsSpec {
         max_fail_ratio: Some(0.01),
         max_p95_response_time: Some(5000.0),
         ..Default::default()
     };
+    let (pass_ns, breach_ns) = ("e2e-results-pass", "e2e-results-breach");
     let (pass, breach) = tokio::join!(
-        scenario(&cluster, &bin, "e2e-results-pass", None, th.clone()),
-        scenario(&cluster, &bin, "e2e-results-breach", Some(4), th.clone()),
+        scenario(&fx, pass_ns, None, &th),
+        scenario(&fx, breach_ns, Some(4), &th),
     );
-    let result = (|| -> Result<()> {
-        let (t, own, code) = pass.context("passing scenario")?;
-        let st = t.status.context("status")?;
-        ensure!(code == Some(0), "master exit code {code:?}");
-        ensure!(st.phase == Some(Phase::Succeeded), "{st:?}");
-        let r = st.result.context("status.result")?;
-        ensure!(
-            same(&r, &own),
-            "status.result {r:?} != master's final stats {own:?}"
-        );
-        ensure!(
-            r.total_requests.unwrap_or(0) > 0 && r.failed_requests == Some(0),
-            "{r:?}"
-        );
-
-        let (t, own, code) = breach.context("breaching scenario")?;
-        let st = t.status.context("status")?;
-        ensure!(
-            code == Some(1),
-            "Locust exits 1 on failed requests: {code:?}"
-        );
-        ensure!(st.phase == Some(Phase::Failed), "{st:?}");
-        let r = st.result.clone().context("status.result")?;
-        ensure!(
-            same(&r, &own),
-            "status.result {r:?} != master's final stats {own:?}"
-        );
-        ensure!(r.fail_ratio.unwrap_or(0.0) > 0.01, "{r:?}");
-        let c = st
-            .conditions
-            .iter()
-            .find(|c| c.type_ == ct::TEST_COMPLETED)
-            .context("TestCompleted")?;
-        ensure!(c.reason == "ThresholdsBreached", "{c:?}");
-        ensure!(
-            c.message.starts_with("thresholds breached: fail ratio 0.")
-                && c.message.contains("> 0.01"),
-            "{}",
-            c.message
-        );
-        Ok(())
-    })();
-    if result.is_err() {
-        eprintln!("operator log tail:\n{}", op.log_tail(80));
-    }
-    result
+    fx.finish(
+        "operator_reads_real_locust_results",
+        started,
+        &[pass_ns, breach_ns],
+        check(pass, breach),
+    )
+    .await
 }
