@@ -1215,8 +1215,8 @@ mod tests {
     #[test]
     fn first_service_ip_of_a_range() {
         assert_eq!(
-            first_service_ip("127.64.0.0/16").unwrap().to_string(),
-            "127.64.0.1"
+            first_service_ip("198.19.128.0/17").unwrap().to_string(),
+            "198.19.128.1"
         );
         assert_eq!(
             first_service_ip("10.96.12.0/12").unwrap().to_string(),
@@ -1307,11 +1307,13 @@ mod tests {
         assert!(etcd.contains(&"--listen-client-urls=http://127.0.0.1:1".to_string()));
         let api = args(Component::Apiserver);
         for expected in [
-            "--bind-address=127.0.0.1",
+            "--bind-address=0.0.0.0",
+            "--advertise-address=198.19.0.1",
             "--secure-port=3",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement,PodSecurity",
-            "--service-cluster-ip-range=127.64.0.0/16",
+            "--service-cluster-ip-range=198.19.128.0/17",
+            "--kubelet-preferred-address-types=InternalIP",
             "--etcd-servers=http://127.0.0.1:1",
         ] {
             assert!(
