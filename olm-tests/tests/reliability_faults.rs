@@ -438,8 +438,8 @@ fn secret_token() -> String {
 ///   test keeps Running;
 /// - a worker pod deleted outright counts as a worker failure, which the
 ///   worker Job's `backoffLimit` (= replicas) absorbs: it is replaced too;
-/// - the master pod evicted fails the test at once (`FailJob`), with the
-///   Job's reason in the condition.
+/// - the master pod evicted fails the test at once, `TestCompleted` reason
+///   `MasterLost` naming the eviction (the Job's `FailJob` adds its reason).
 ///
 /// Afterwards, the Secret's value appears nowhere in the operator's log, the
 /// Events or any status.
@@ -545,9 +545,15 @@ async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
             .await?;
         let failed = wait_phase(&tests, "evict-master", Phase::Failed, PHASE_TIMEOUT).await?;
         let text = serde_json::to_string(&failed.status)?;
+        let completed = failed
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "TestCompleted"))
+            .map(|c| c.reason.clone())
+            .unwrap_or_default();
         ensure!(
-            text.contains("PodFailurePolicy"),
-            "the master eviction is named in the status: {text}"
+            completed == "MasterLost" && text.contains("EvictionByEvictionAPI"),
+            "the master eviction is named in the status (TestCompleted reason MasterLost): {text}"
         );
         eprintln!("FIGURE evicted master -> Failed: {text}");
 

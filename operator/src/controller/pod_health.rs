@@ -3,6 +3,8 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::resources::DISRUPTION_TARGET;
+
 /// Why a pod is unhealthy, most actionable first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Problem {
@@ -130,6 +132,33 @@ fn pick(current: Option<PodProblem>, new: PodProblem) -> Option<PodProblem> {
         Some(c) if c.problem <= new.problem => Some(c),
         _ => Some(new),
     }
+}
+
+/// Why a pod is going away while its test runs, or `None`: the pod carries the
+/// `DisruptionTarget` condition (evicted, preempted, its node drained or lost) or
+/// has been deleted (`deletionTimestamp` set). Locust exits 0 on the SIGTERM that
+/// follows, so the pod ends `Succeeded` and its Job cannot tell the loss from a
+/// finished run; this is how the operator tells them apart.
+pub fn lost(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let disruption = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == DISRUPTION_TARGET && c.status == "True");
+    if let Some(c) = disruption {
+        let why = c.reason.as_deref().unwrap_or(DISRUPTION_TARGET);
+        return Some(match c.message.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => format!("pod {name} was disrupted ({why}: {m})"),
+            None => format!("pod {name} was disrupted ({why})"),
+        });
+    }
+    pod.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|_| format!("pod {name} was deleted"))
 }
 
 /// The summary of every unhealthy pod of a test.
@@ -332,5 +361,50 @@ mod tests {
         let r = assess(many.iter()).unwrap();
         assert!(r.message.len() < MAX_MESSAGE + 200, "{}", r.message.len());
         assert!(r.message.contains("more"));
+    }
+
+    #[test]
+    fn lost_pods_are_disrupted_or_deleted() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let running = PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        };
+        assert_eq!(lost(&pod("w", running.clone())), None);
+        let mut evicted = pod(
+            "w",
+            PodStatus {
+                phase: Some("Succeeded".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: DISRUPTION_TARGET.into(),
+                    status: "True".into(),
+                    reason: Some("EvictionByEvictionAPI".into()),
+                    message: Some("Eviction API: evicting".into()),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            },
+        );
+        assert_eq!(
+            lost(&evicted).as_deref(),
+            Some("pod w was disrupted (EvictionByEvictionAPI: Eviction API: evicting)")
+        );
+        // Disruption says more than the deletion that goes with it.
+        evicted.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        assert!(lost(&evicted).is_some_and(|m| m.contains("disrupted")));
+        let mut deleted = pod("w", running);
+        deleted.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        assert_eq!(lost(&deleted).as_deref(), Some("pod w was deleted"));
+        // A DisruptionTarget that is not True is no loss.
+        let mut cleared = pod("w", PodStatus::default());
+        cleared.status = Some(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: DISRUPTION_TARGET.into(),
+                status: "False".into(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        });
+        assert_eq!(lost(&cleared), None);
     }
 }

@@ -620,6 +620,7 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
         });
 
     obs.master_running_since = master_pods.iter().filter_map(|p| running_since(p)).min();
+    obs.master_lost = master_pods.iter().find_map(|p| pod_health::lost(p));
     obs.running_workers = i32::try_from(
         worker_pods
             .iter()

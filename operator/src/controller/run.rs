@@ -23,7 +23,7 @@ use crate::api::{LocustTest, Phase};
 use crate::config::OperatorConfig;
 use crate::health::Readiness;
 use crate::metrics::Metrics;
-use crate::resources::labels;
+use crate::resources::{DISRUPTION_TARGET, labels};
 
 use super::reconcile::{Context, error_policy, reconcile};
 
@@ -88,7 +88,12 @@ fn trim_pod(pod: &mut Pod) {
         status.resource_claim_statuses = None;
         status.ephemeral_container_statuses = None;
         if let Some(conditions) = status.conditions.as_mut() {
-            conditions.retain(|c| c.type_ == "PodScheduled" && c.status == "False");
+            // Kept: why a pod cannot be scheduled, and that it was disrupted
+            // (evicted, preempted), which tells a lost master from a finished one.
+            conditions.retain(|c| {
+                (c.type_ == "PodScheduled" && c.status == "False")
+                    || (c.type_ == DISRUPTION_TARGET && c.status == "True")
+            });
         }
         for cs in status
             .container_statuses
@@ -362,6 +367,12 @@ mod tests {
                         ..PodCondition::default()
                     },
                     PodCondition {
+                        type_: DISRUPTION_TARGET.into(),
+                        status: "True".into(),
+                        reason: Some("EvictionByEvictionAPI".into()),
+                        ..PodCondition::default()
+                    },
+                    PodCondition {
                         type_: "PodScheduled".into(),
                         status: "False".into(),
                         reason: Some("Unschedulable".into()),
@@ -395,8 +406,9 @@ mod tests {
         assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
         assert!(status.host_ip.is_none());
         let conditions = status.conditions.as_ref().unwrap();
-        assert_eq!(conditions.len(), 1);
-        assert_eq!(conditions[0].reason.as_deref(), Some("Unschedulable"));
+        assert_eq!(conditions.len(), 2);
+        assert_eq!(conditions[0].type_, DISRUPTION_TARGET);
+        assert_eq!(conditions[1].reason.as_deref(), Some("Unschedulable"));
         let cs = &status.container_statuses.as_ref().unwrap()[0];
         assert_eq!(cs.name, "locust");
         assert!(cs.state.as_ref().unwrap().running.is_some());

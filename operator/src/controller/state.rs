@@ -30,6 +30,7 @@ pub mod reason {
     pub const TEST_FAILED: &str = "TestFailed";
     pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
     pub const WORKERS_FAILED: &str = "WorkersFailed";
+    pub const MASTER_LOST: &str = "MasterLost";
     pub const ALL_PODS_HEALTHY: &str = "AllPodsHealthy";
     pub const NO_DRIFT: &str = "NoDrift";
     pub const SPEC_CHANGED: &str = "SpecChanged";
@@ -79,6 +80,9 @@ pub struct Observed {
     /// Set once the worker Job has finished (it fails after more worker
     /// failures than its `backoffLimit`; it completes when workers exit 0).
     pub worker_outcome: Option<JobOutcome>,
+    /// Set when the master pod was evicted, preempted or deleted before its Job
+    /// finished ([`super::pod_health::lost`]): how it went.
+    pub master_lost: Option<String>,
     /// When the (earliest) running master pod started, if one runs.
     pub master_running_since: Option<Timestamp>,
     /// Worker pods in phase Running.
@@ -424,8 +428,29 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
     };
 
     // Phase.
+    // A master lost mid-run exits 0 on SIGTERM like one that finished, so its
+    // Job may complete: the loss, seen on the pod, decides. A Job that failed
+    // (exit code, `podFailurePolicy`) adds its own words.
+    let master_lost = obs.master_lost.as_ref().map(|how| {
+        let job = match &obs.master_outcome {
+            Some(JobOutcome::Failed { reason: r, message }) if message.is_empty() => {
+                format!("; master Job failed: {r}")
+            }
+            Some(JobOutcome::Failed { reason: r, message }) => {
+                format!("; master Job failed: {r}: {message}")
+            }
+            _ => String::new(),
+        };
+        format!(
+            "the master was lost before the run ended: {how}; the master holds the run's state and is never restarted, so the run is incomplete (delete and recreate the test to run it again){job}"
+        )
+    });
     let (phase, completed): (Phase, Option<(bool, &'static str, String)>) =
         match (&obs.master_outcome, &unhealthy_too_long) {
+            _ if master_lost.is_some() => (
+                Phase::Failed,
+                master_lost.map(|m| (true, reason::MASTER_LOST, m)),
+            ),
             (Some(JobOutcome::Complete), _) => match completed_verdict(test.thresholds, &st) {
                 Ok(()) => (
                     Phase::Succeeded,
@@ -515,7 +540,10 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
                 warning: failed,
                 reason: if !failed {
                     "TestSucceeded"
-                } else if why == reason::THRESHOLDS_BREACHED || why == reason::RESULTS_UNAVAILABLE {
+                } else if why == reason::THRESHOLDS_BREACHED
+                    || why == reason::RESULTS_UNAVAILABLE
+                    || why == reason::MASTER_LOST
+                {
                     why
                 } else {
                     "TestFailed"
@@ -723,6 +751,67 @@ mod tests {
         assert_eq!(tc.reason, reason::TEST_FAILED);
         assert!(tc.message.contains("BackoffLimitExceeded"));
         assert!(d.events[0].warning);
+    }
+
+    #[test]
+    fn a_lost_master_fails_the_test_even_when_its_job_completes() {
+        let how = "pod t-master-x was disrupted (EvictionByEvictionAPI: Eviction API: evicting)";
+        for outcome in [None, Some(JobOutcome::Complete)] {
+            let lost = Observed {
+                master_lost: Some(how.into()),
+                master_outcome: outcome.clone(),
+                ..running_obs()
+            };
+            let d = derive(&view(None), &lost, t(1), GRACE);
+            assert_eq!(d.status.phase, Some(Phase::Failed), "{outcome:?}");
+            let tc = cond(&d.status, ct::TEST_COMPLETED);
+            assert_eq!(tc.reason, reason::MASTER_LOST);
+            assert!(tc.message.contains(how), "{}", tc.message);
+            assert_eq!(d.events.len(), 1);
+            assert!(d.events[0].warning);
+            assert_eq!(d.events[0].reason, reason::MASTER_LOST);
+        }
+        // A Job that failed adds its reason to the message.
+        let failed = Observed {
+            master_lost: Some(how.into()),
+            master_outcome: Some(JobOutcome::Failed {
+                reason: "PodFailurePolicy".into(),
+                message: "master container exited with code 137".into(),
+            }),
+            ..running_obs()
+        };
+        let d = derive(&view(None), &failed, t(1), GRACE);
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason::MASTER_LOST);
+        assert!(
+            tc.message.ends_with(
+                "; master Job failed: PodFailurePolicy: master container exited with code 137"
+            ),
+            "{}",
+            tc.message
+        );
+        // A finished test is not changed by its master pod going away afterwards
+        // (ttlSecondsAfterFinished, a manual clean-up).
+        let done = derive(
+            &view(None),
+            &Observed {
+                master_outcome: Some(JobOutcome::Complete),
+                ..running_obs()
+            },
+            t(1),
+            GRACE,
+        );
+        let after = derive(&view(Some(&done.status)), &lost_after(), t(2), GRACE);
+        assert_eq!(after.status.phase, Some(Phase::Succeeded));
+        assert!(after.events.is_empty());
+    }
+
+    fn lost_after() -> Observed {
+        Observed {
+            master_lost: Some("pod t-master-x was deleted".into()),
+            master_outcome: Some(JobOutcome::Complete),
+            ..running_obs()
+        }
     }
 
     #[test]
