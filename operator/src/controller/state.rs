@@ -69,6 +69,21 @@ pub enum JobOutcome {
     Failed { reason: String, message: String },
 }
 
+impl JobOutcome {
+    /// `<role> Job failed: <reason>[: <message>]` for a failed Job, else `None`.
+    fn failure(&self, role: &str) -> Option<String> {
+        match self {
+            JobOutcome::Complete => None,
+            JobOutcome::Failed { reason, message } if message.is_empty() => {
+                Some(format!("{role} Job failed: {reason}"))
+            }
+            JobOutcome::Failed { reason, message } => {
+                Some(format!("{role} Job failed: {reason}: {message}"))
+            }
+        }
+    }
+}
+
 /// What the reconciler saw (from its caches) after ensuring the children exist.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
@@ -417,30 +432,24 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         }
     }
 
-    let workers_failed = match &obs.worker_outcome {
-        Some(JobOutcome::Failed { reason: r, message }) if message.is_empty() => {
-            Some(format!("worker Job failed: {r}"))
-        }
-        Some(JobOutcome::Failed { reason: r, message }) => {
-            Some(format!("worker Job failed: {r}: {message}"))
-        }
-        _ => None,
-    };
+    let workers_failed = obs
+        .worker_outcome
+        .as_ref()
+        .and_then(|o| o.failure("worker"));
 
     // Phase.
     // A master lost mid-run exits 0 on SIGTERM like one that finished, so its
     // Job may complete: the loss, seen on the pod, decides. A Job that failed
     // (exit code, `podFailurePolicy`) adds its own words.
+    let master_failed = obs
+        .master_outcome
+        .as_ref()
+        .and_then(|o| o.failure("master"));
     let master_lost = obs.master_lost.as_ref().map(|how| {
-        let job = match &obs.master_outcome {
-            Some(JobOutcome::Failed { reason: r, message }) if message.is_empty() => {
-                format!("; master Job failed: {r}")
-            }
-            Some(JobOutcome::Failed { reason: r, message }) => {
-                format!("; master Job failed: {r}: {message}")
-            }
-            _ => String::new(),
-        };
+        let job = master_failed
+            .as_deref()
+            .map(|f| format!("; {f}"))
+            .unwrap_or_default();
         format!(
             "the master was lost before the run ended: {how}; the master holds the run's state and is never restarted, so the run is incomplete (delete and recreate the test to run it again){job}"
         )
@@ -462,12 +471,8 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
                 ),
                 Err((why, message)) => (Phase::Failed, Some((true, why, message))),
             },
-            (Some(JobOutcome::Failed { reason: r, message }), _) => {
-                let job = if message.is_empty() {
-                    format!("master Job failed: {r}")
-                } else {
-                    format!("master Job failed: {r}: {message}")
-                };
+            (Some(JobOutcome::Failed { .. }), _) => {
+                let job = master_failed.unwrap_or_default();
                 // A breach is the more useful reason (Locust exits non-zero on
                 // failed requests); the Job's failure stays in the message.
                 match completed_verdict(test.thresholds, &st) {
@@ -801,17 +806,14 @@ mod tests {
             t(1),
             GRACE,
         );
-        let after = derive(&view(Some(&done.status)), &lost_after(), t(2), GRACE);
-        assert_eq!(after.status.phase, Some(Phase::Succeeded));
-        assert!(after.events.is_empty());
-    }
-
-    fn lost_after() -> Observed {
-        Observed {
+        let gone = Observed {
             master_lost: Some("pod t-master-x was deleted".into()),
             master_outcome: Some(JobOutcome::Complete),
             ..running_obs()
-        }
+        };
+        let after = derive(&view(Some(&done.status)), &gone, t(2), GRACE);
+        assert_eq!(after.status.phase, Some(Phase::Succeeded));
+        assert!(after.events.is_empty());
     }
 
     #[test]
