@@ -2,9 +2,12 @@
 # Builds the pinned Go tools the OLM tests need (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok, kwokctl, opm, operator-sdk,
 # olm, catalog), the ones a real kubelet node needs (kubelet, kube-proxy,
-# containerd, ctr, containerd-shim-runc-v2, runc, coredns, CNI plugins) plus
-# OLM's CRD YAMLs into a content-addressed cache directory and prints that
-# directory as the LAST line of stdout:
+# containerd, ctr, containerd-shim-runc-v2, runc, coredns, CNI plugins), the
+# local OCI registry and its client (registry, crane), actionlint (the
+# GitHub workflows' linter), the static binaries
+# that go into the opm image (opm, grpc_health_probe, cpb) plus OLM's CRD
+# YAMLs into a content-addressed cache directory and prints that directory as
+# the LAST line of stdout:
 #
 #   dir=$(olm-tests/tools/build.sh)        # build if needed, then print
 #   olm-tests/tools/build.sh --print-dir   # print only; exit 1 if not built
@@ -16,8 +19,10 @@
 #       .complete             script, host-packages.sh, `go version`)[:16]
 #       bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,
 #            kubelet,kube-proxy,kwok,kwokctl,opm,operator-sdk,olm,catalog,
-#            containerd,ctr,containerd-shim-runc-v2,runc,coredns}
+#            containerd,ctr,containerd-shim-runc-v2,runc,coredns,registry,crane,
+#            actionlint}
 #       cni/{bridge,host-local,loopback,portmap}   (a CNI bin dir: plugins only)
+#       image-bin/{opm,grpc_health_probe,cpb}     (static, for the opm image)
 #       crds/olm/*.yaml
 #       versions.txt
 #
@@ -33,11 +38,12 @@ set -euo pipefail
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPT="$TOOLS_DIR/$(basename "${BASH_SOURCE[0]}")"
 CACHE_ROOT=${LOCUST_TOOLS_CACHE:-$HOME/.cache/locust-k8s-operator/tools}
-MODULES=(kube etcd kwok opm operator-sdk olm containerd runc cni coredns)
+MODULES=(kube etcd kwok opm operator-sdk olm containerd runc cni coredns registry crane grpc-health-probe actionlint)
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
           kwok kwokctl opm operator-sdk olm catalog
-          containerd ctr containerd-shim-runc-v2 runc coredns)
+          containerd ctr containerd-shim-runc-v2 runc coredns registry crane actionlint)
 CNI_PLUGINS=(bridge host-local loopback portmap)
+IMAGE_BINARIES=(opm grpc_health_probe cpb)
 
 usage() {
   sed -n '2,10p' "$SCRIPT" | sed 's/^# \{0,1\}//'
@@ -123,7 +129,7 @@ cleanup() { rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 chmod 755 "$TMP"  # mktemp -d creates 0700
-mkdir -p "$TMP/bin" "$TMP/cni" "$TMP/crds/olm"
+mkdir -p "$TMP/bin" "$TMP/cni" "$TMP/image-bin" "$TMP/crds/olm"
 BIN="$TMP/bin"
 
 TOTAL_START=$(date +%s)
@@ -202,6 +208,16 @@ gobuild opm 1 json1,containers_image_openpgp \
   "github.com/operator-framework/operator-registry/cmd/opm/version.opmVersion=$OPM_VERSION" \
   "github.com/operator-framework/operator-registry/cmd/opm/version.buildDate=$OPM_DATE" -- \
   github.com/operator-framework/operator-registry/cmd/opm
+# The opm of the opm image (OLM's registry and unpack pods, operator-sdk's
+# registry pod) must be static: CGO_ENABLED=0 drops mattn/go-sqlite3 (only
+# the deprecated sqlite index commands need it; `opm serve` of a file-based
+# catalog and `opm alpha bundle extract` do not), netgo/osusergo keep name
+# and user lookups in Go (a libc-less image has no NSS).
+log "building the static opm $OPM_VERSION for the opm image ..."
+OUT="$TMP/image-bin" gobuild opm 0 containers_image_openpgp,netgo,osusergo \
+  "github.com/operator-framework/operator-registry/cmd/opm/version.opmVersion=$OPM_VERSION" \
+  "github.com/operator-framework/operator-registry/cmd/opm/version.buildDate=$OPM_DATE" -- \
+  github.com/operator-framework/operator-registry/cmd/opm
 
 # --- operator-sdk -------------------------------------------------------------
 SDK_VERSION=$(mod_version operator-sdk github.com/operator-framework/operator-sdk)
@@ -222,6 +238,9 @@ gobuild olm 0 json1 \
   "github.com/operator-framework/operator-lifecycle-manager/pkg/version.OLMVersion=$OLM_VERSION" -- \
   github.com/operator-framework/operator-lifecycle-manager/cmd/olm \
   github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
+# cpb: what OLM's util image provides to the bundle-unpack Job (its `pull`
+# container runs /util/cpb to copy the bundle's files out of the bundle image).
+OUT="$TMP/image-bin" gobuild olm 0 "" -- github.com/operator-framework/operator-lifecycle-manager/util/cpb
 
 # The CRDs OLM ships are the ones of the operator-framework/api version that
 # OLM's own go.mod requires; insist that it is also the one selected here.
@@ -287,12 +306,42 @@ gobuild coredns 0 grpcnotrace \
   "github.com/coredns/coredns/coremain.GitCommit=unknown" -- \
   github.com/coredns/coredns
 
+# --- the local OCI registry, crane, grpc_health_probe ---------------------------------------
+REGISTRY_VERSION=$(mod_version registry github.com/distribution/distribution/v3)
+log "building registry $REGISTRY_VERSION ... (first build takes ~1 minute)"
+gobuild registry 0 "" \
+  "github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
+  "github.com/distribution/distribution/v3/version.mainpkg=github.com/distribution/distribution/v3" -- \
+  github.com/distribution/distribution/v3/cmd/registry
+CRANE_VERSION=$(mod_version crane github.com/google/go-containerregistry)
+log "building crane $CRANE_VERSION ..."
+gobuild crane 0 "" \
+  "github.com/google/go-containerregistry/cmd/crane/cmd.Version=$CRANE_VERSION" -- \
+  github.com/google/go-containerregistry/cmd/crane
+PROBE_VERSION=$(mod_version grpc-health-probe github.com/grpc-ecosystem/grpc-health-probe)
+log "building grpc_health_probe $PROBE_VERSION ..."
+OUT="$TMP/image-bin" gobuild grpc-health-probe 0 "" "main.versionTag=$PROBE_VERSION" -- \
+  github.com/grpc-ecosystem/grpc-health-probe
+mv "$TMP/image-bin/grpc-health-probe" "$TMP/image-bin/grpc_health_probe"
+
+# --- actionlint (lints .github/workflows; runs shellcheck on their scripts) ------------------
+ACTIONLINT_VERSION=$(mod_version actionlint github.com/rhysd/actionlint)
+log "building actionlint $ACTIONLINT_VERSION ..."
+gobuild actionlint 0 "" "github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" -- \
+  github.com/rhysd/actionlint/cmd/actionlint
+
 # --- check, record, publish ------------------------------------------------------
 for b in "${BINARIES[@]}"; do
   [[ -x "$BIN/$b" ]] || { echo "build.sh: missing binary $b" >&2; exit 1; }
 done
 for p in "${CNI_PLUGINS[@]}"; do
   [[ -x "$TMP/cni/$p" ]] || { echo "build.sh: missing CNI plugin $p" >&2; exit 1; }
+done
+for b in "${IMAGE_BINARIES[@]}"; do
+  [[ -x "$TMP/image-bin/$b" ]] || { echo "build.sh: missing image binary $b" >&2; exit 1; }
+  if command -v readelf >/dev/null 2>&1 && readelf -lW "$TMP/image-bin/$b" | grep -q INTERP; then
+    echo "build.sh: image-bin/$b is dynamically linked" >&2; exit 1
+  fi
 done
 extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}") || true)
 [[ -z $extra ]] || { echo "build.sh: unexpected files in cni/: $extra" >&2; exit 1; }
@@ -321,6 +370,12 @@ extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}
     printf 'cni/%-19s github.com/containernetworking/plugins %s\n' "$p" "$CNI_VERSION"
   done
   echo "coredns                 github.com/coredns/coredns $COREDNS_VERSION"
+  echo "registry                github.com/distribution/distribution/v3 $REGISTRY_VERSION"
+  echo "crane                   github.com/google/go-containerregistry $CRANE_VERSION"
+  echo "actionlint              github.com/rhysd/actionlint $ACTIONLINT_VERSION"
+  echo "image-bin/opm           github.com/operator-framework/operator-registry $OPM_VERSION (static, CGO_ENABLED=0)"
+  echo "image-bin/grpc_health_probe github.com/grpc-ecosystem/grpc-health-probe $PROBE_VERSION"
+  echo "image-bin/cpb           github.com/operator-framework/operator-lifecycle-manager $OLM_VERSION"
 } >"$TMP/versions.txt"
 touch "$TMP/.complete"
 mv -T "$TMP" "$TARGET"

@@ -35,6 +35,14 @@ PACKAGES=(
   # static musl binary. Neither is in a fresh Debian 12 / polyglot image.
   mmdebstrap
   musl-tools
+  # olm-tests/images/build.sh: the opm image (OLM's catalog, unpack and
+  # operator-sdk's registry pods run `sh -c`, `cp`, `gzip -d`) takes its
+  # static /bin/busybox from here.
+  busybox-static
+  # actionlint (olm-tests/tests/release_files.rs) runs shellcheck on the
+  # workflows' `run:` scripts when it is in PATH; without it those scripts
+  # would go unchecked.
+  shellcheck
 )
 # Deliberately not listed:
 # * conntrack: Kubernetes 1.36's kube-proxy clears conntrack entries through

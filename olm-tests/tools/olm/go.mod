@@ -1,7 +1,9 @@
 // Wrapper module that builds OLM's olm and catalog commands from
 // github.com/operator-framework/operator-lifecycle-manager at a pinned
 // version. OLM's CRDs come from the github.com/operator-framework/api module
-// version that OLM's go.mod requires (copied by ../build.sh).
+// version that OLM's go.mod requires (copied by ../build.sh). util/cpb is the
+// `cpb` of OLM's util image: the bundle-unpack Job copies it into the bundle
+// container (olm-tests/images/ puts it into the opm image).
 module locust-k8s-operator/olm-tests/tools/olm
 
 go 1.26.0
@@ -9,6 +11,7 @@ go 1.26.0
 tool (
 	github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
 	github.com/operator-framework/operator-lifecycle-manager/cmd/olm
+	github.com/operator-framework/operator-lifecycle-manager/util/cpb
 )
 
 require (
