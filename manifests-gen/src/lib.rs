@@ -25,6 +25,8 @@ pub mod crd;
 pub mod csv;
 pub mod description;
 pub mod gojson;
+pub mod images;
+pub mod oci;
 pub mod releases;
 pub mod samples;
 pub mod yaml;
@@ -38,10 +40,7 @@ use crate::releases::{ReleaseSpec, UpgradeGraph};
 
 /// OLM package name.
 pub const PACKAGE: &str = "locust-k8s-operator";
-/// Repository of the operator image; the tag is the version.
-pub const OPERATOR_IMAGE_REPO: &str = "ghcr.io/abdelrhmanhamouda/locust-k8s-operator";
-/// Repository of the bundle image; the tag is `v<version>`.
-pub const BUNDLE_IMAGE_REPO: &str = "ghcr.io/abdelrhmanhamouda/locust-k8s-operator-bundle";
+pub use releases::{BUNDLE_IMAGE_REPO, CATALOG_IMAGE_REPO, IMAGE_NAMESPACE, OPERATOR_IMAGE_REPO};
 /// The Locust image the examples and the description use.
 pub const DEFAULT_LOCUST_IMAGE: &str = "locustio/locust:2.43.1";
 /// Source repository.
@@ -97,6 +96,9 @@ pub enum Error {
     /// The description template failed to render.
     #[error("description template: {0}")]
     Template(String),
+    /// An image could not be built.
+    #[error("image: {0}")]
+    Image(String),
     /// A value could not be serialized.
     #[error("serialize: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -112,6 +114,7 @@ impl Error {
             Error::Input { .. } => "InvalidInput",
             Error::Crd(_) => "InvalidCrd",
             Error::Template(_) => "TemplateError",
+            Error::Image(_) => "ImageError",
             Error::Serialize(_) => "SerializeError",
         }
     }

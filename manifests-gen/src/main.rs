@@ -23,6 +23,103 @@ enum Command {
     Generate(Opts),
     /// Regenerate in memory; print a diff and exit 1 if the files on disk differ.
     Check(Opts),
+    /// Build a release image (operator, bundle, catalog) or the opm image as
+    /// an OCI image layout, deterministically and without a daemon; prints
+    /// `<reference> <digest>` (push the layout with `crane push`).
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// The operator image: one static binary per architecture (a multi-arch index when several).
+    Operator {
+        #[command(flatten)]
+        out: ImageOut,
+        /// ARCH=PATH of a static operator binary (amd64, arm64). Repeatable.
+        #[arg(long = "binary", value_name = "ARCH=PATH", required = true)]
+        binaries: Vec<String>,
+        /// The release version the image is tagged with [default: the highest release].
+        #[arg(long)]
+        version: Option<Version>,
+    },
+    /// The bundle image of the generated bundle (the same options as `generate`).
+    Bundle {
+        #[command(flatten)]
+        out: ImageOut,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// The catalog image of the generated catalog, served by opm (the same options as `generate`).
+    Catalog {
+        #[command(flatten)]
+        out: ImageOut,
+        #[command(flatten)]
+        opm: OpmArgs,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// The opm image the local cluster uses as OLM's opm and util image (not published).
+    Opm {
+        #[command(flatten)]
+        out: ImageOut,
+        #[command(flatten)]
+        opm: OpmArgs,
+        /// Its reference in the layout.
+        #[arg(long, default_value = "olm-tests/opm:latest")]
+        reference: String,
+    },
+}
+
+#[derive(Args)]
+struct ImageOut {
+    /// The OCI image layout directory to write (must not exist).
+    #[arg(long = "layout", value_name = "DIR")]
+    layout: PathBuf,
+}
+
+#[derive(Args)]
+struct OpmArgs {
+    /// Directory with the static opm, grpc_health_probe and cpb (the tools' image-bin/).
+    #[arg(long, value_name = "DIR")]
+    image_bin: PathBuf,
+    /// A static busybox.
+    #[arg(long, default_value = "/bin/busybox")]
+    busybox: PathBuf,
+    /// What the opm layer's history says it holds.
+    #[arg(long, default_value = "opm, grpc_health_probe, busybox")]
+    description: String,
+}
+
+impl OpmArgs {
+    fn load(&self) -> Result<manifests_gen::images::OpmInputs, manifests_gen::Error> {
+        let read = |p: PathBuf| {
+            std::fs::read(&p).map_err(|e| manifests_gen::Error::Io { path: p, source: e })
+        };
+        Ok(manifests_gen::images::OpmInputs {
+            opm: read(self.image_bin.join("opm"))?,
+            grpc_health_probe: read(self.image_bin.join("grpc_health_probe"))?,
+            cpb: read(self.image_bin.join("cpb"))?,
+            busybox: read(self.busybox.clone())?,
+            description: self.description.clone(),
+        })
+    }
+}
+
+fn write_image(
+    out: &ImageOut,
+    images: &[manifests_gen::oci::Image],
+    reference: &str,
+) -> Result<bool, manifests_gen::Error> {
+    if out.layout.exists() {
+        return Err(manifests_gen::Error::InvalidOption(format!(
+            "--layout {} exists",
+            out.layout.display()
+        )));
+    }
+    let digest = manifests_gen::oci::write_layout(&out.layout, images, reference)?;
+    println!("{reference} {digest}");
+    Ok(true)
 }
 
 #[derive(Args)]
@@ -97,6 +194,71 @@ fn run(cli: Cli) -> Result<bool, manifests_gen::Error> {
             let report = manifests_gen::check(&generated, &opts.out_dir)?;
             print!("{report}");
             Ok(report.is_clean())
+        }
+        Command::Image(image) => build_image(image),
+    }
+}
+
+fn build_image(command: ImageCommand) -> Result<bool, manifests_gen::Error> {
+    use manifests_gen::images;
+    match command {
+        ImageCommand::Operator {
+            out,
+            binaries,
+            version,
+        } => {
+            let version = match version {
+                Some(v) => v,
+                None => {
+                    manifests_gen::resolve_releases(&Options::new(manifests_gen::workspace_root()))?
+                        .1
+                }
+            };
+            let mut loaded = Vec::new();
+            for spec in binaries {
+                let Some((arch, path)) = spec.split_once('=') else {
+                    return Err(manifests_gen::Error::InvalidOption(format!(
+                        "--binary {spec:?}: expected ARCH=PATH"
+                    )));
+                };
+                let bytes = std::fs::read(path).map_err(|e| manifests_gen::Error::Io {
+                    path: path.into(),
+                    source: e,
+                })?;
+                loaded.push((arch.to_owned(), bytes));
+            }
+            let built = images::operator(&loaded, &version)?;
+            write_image(
+                &out,
+                &built,
+                &manifests_gen::bundle::operator_image(&version),
+            )
+        }
+        ImageCommand::Bundle { out, opts } => {
+            let opts = opts.into_options()?;
+            let version = manifests_gen::resolve_releases(&opts)?.1;
+            let generated = manifests_gen::generate(&opts)?;
+            let image = images::bundle(&generated)?;
+            write_image(
+                &out,
+                &[image],
+                &manifests_gen::bundle::bundle_image(&version),
+            )
+        }
+        ImageCommand::Catalog { out, opm, opts } => {
+            let opts = opts.into_options()?;
+            let version = manifests_gen::resolve_releases(&opts)?.1;
+            let generated = manifests_gen::generate(&opts)?;
+            let image = images::catalog(&opm.load()?, &generated, &version)?;
+            write_image(&out, &[image], &images::catalog_image(&version))
+        }
+        ImageCommand::Opm {
+            out,
+            opm,
+            reference,
+        } => {
+            let image = images::opm(&opm.load()?)?;
+            write_image(&out, &[image], &reference)
         }
     }
 }

@@ -17,6 +17,19 @@ use semver::Version;
 
 use crate::Error;
 
+/// Where the release's images are published: the GitHub Container Registry
+/// namespace of the repository's owner, which the release workflow's
+/// `GITHUB_TOKEN` can push to (`docs/release.md`).
+pub const IMAGE_NAMESPACE: &str = "ghcr.io/abdelrhmanhamouda";
+/// Repository of the operator image (multi-arch); the tag is the version.
+pub const OPERATOR_IMAGE_REPO: &str = "ghcr.io/abdelrhmanhamouda/locust-k8s-operator";
+/// Repository of the bundle image; the tag is `v<version>`.
+pub const BUNDLE_IMAGE_REPO: &str = "ghcr.io/abdelrhmanhamouda/locust-k8s-operator-bundle";
+/// Repository of the catalog image (the File-Based Catalog served by
+/// `opm`); the tag is `v<version>` of the newest release it lists, and
+/// `latest`.
+pub const CATALOG_IMAGE_REPO: &str = "ghcr.io/abdelrhmanhamouda/locust-k8s-operator-catalog";
+
 /// A release as declared in [`RELEASES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Release {
@@ -288,6 +301,19 @@ impl UpgradeGraph {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_image_repository_is_in_the_project_namespace() {
+        for repo in [OPERATOR_IMAGE_REPO, BUNDLE_IMAGE_REPO, CATALOG_IMAGE_REPO] {
+            let rest = repo
+                .strip_prefix(IMAGE_NAMESPACE)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or_else(|| panic!("{repo} is not under {IMAGE_NAMESPACE}"));
+            assert!(rest.starts_with(crate::PACKAGE), "{repo}");
+            assert!(!rest.contains('/') && !rest.contains(':'), "{repo}");
+        }
+    }
+
     use super::*;
 
     fn v(s: &str) -> Version {

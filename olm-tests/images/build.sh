@@ -143,7 +143,12 @@ build_operator_binary() {
   log "cargo build --release --target $RUST_TARGET (CARGO_TARGET_DIR=$CARGO_TARGET; a cold build takes ~5-10 minutes on 2 cores)"
   (
     cd "$ROOT"
+    # Paths into the binary (panic locations, debug info remnants) name
+    # neither this checkout nor CARGO_HOME: the same sources give the same
+    # binary in any clone, hence the same image digest.
+    local cargo_home=${CARGO_HOME:-$HOME/.cargo}
     CARGO_TARGET_DIR="$CARGO_TARGET" CC_x86_64_unknown_linux_musl=musl-gcc \
+      RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$ROOT=/src" \
       cargo build --release --locked --quiet -p locust-k8s-operator --bin locust-k8s-operator \
       --target "$RUST_TARGET" >&2
   )
@@ -170,6 +175,9 @@ KEY[operator]=$({
   printf 'image operator %s\n' "${REF[operator]}"
   printf 'build.sh %s\n' "$SCRIPT_SHA"
   printf 'binary %s\n' "$(file_sha "$OPERATOR_BIN")"
+  for f in oci.rs images.rs; do
+    printf 'manifests-gen/src/%s %s\n' "$f" "$(file_sha "$ROOT/manifests-gen/src/$f")"
+  done
 } | sha | cut -c1-16)
 
 SET_KEY=$(for n in "${NAMES[@]}"; do printf '%s %s\n' "$n" "${KEY[$n]}"; done | sha | cut -c1-16)
@@ -325,22 +333,28 @@ build_target() { go_image "$1" target 65532:65532; }
 
 build_operator() {
   local dir=$1
-  mkdir -p "$dir/rootfs"
   if command -v readelf >/dev/null 2>&1; then
     ! readelf -lW "$OPERATOR_BIN" | grep -q INTERP || die "$OPERATOR_BIN is dynamically linked"
   fi
-  cp "$OPERATOR_BIN" "$dir/rootfs/locust-k8s-operator"
-  chmod 0755 "$dir/rootfs/locust-k8s-operator"
   printf 'binary_sha256 %s\n' "$(file_sha "$OPERATOR_BIN")" >"$dir/info.txt"
-  tar_dir "$dir/layer.tar" "$dir/rootfs" --mtime=@0 --owner=0 --group=0
-  rm -rf "$dir/rootfs"
-  # Like operator/Dockerfile (distroless/static:nonroot): numeric non-root
-  # user, exec-form entrypoint, the same labels.
-  write_oci "$dir" operator "$dir/layer.tar" \
-    '{"Entrypoint":'"$(json_list /locust-k8s-operator)"',"Env":'"$(json_list "$DEFAULT_PATH")"',"Labels":{'\
-'"org.opencontainers.image.description":"Kubernetes operator for distributed Locust load tests",'\
-'"org.opencontainers.image.licenses":"Apache-2.0",'\
-'"org.opencontainers.image.source":"https://github.com/AbdelrhmanHamouda/locust-k8s-operator"},"User":"65532:65532"}'
+  # The release's definition of the image (manifests-gen/src/images.rs,
+  # written by manifests-gen/src/oci.rs), not a copy of it.
+  local out
+  out=$(cd "$ROOT" && cargo run -q --locked -p manifests-gen -- image operator \
+    --binary "amd64=$OPERATOR_BIN" --version "${REF[operator]##*:}" --layout "$dir/oci") ||
+    die "manifests-gen image operator failed"
+  [[ $out == "${REF[operator]} sha256:"* ]] || die "manifests-gen image operator printed: $out"
+  tar "${TAR_DET[@]}" --mtime=@0 --owner=0 --group=0 --mode=a+rX,go-w \
+    -C "$dir/oci" -cf "$dir/image.tar" oci-layout index.json blobs
+  rm -rf "$dir/oci"
+  printf '%s\n' "${REF[operator]}" >"$dir/reference"
+  printf '%s\n' "${out##* }" >"$dir/digest"
+  {
+    printf 'reference %s\n' "${REF[operator]}"
+    printf 'manifest %s\n' "${out##* }"
+    printf 'archive_bytes %s\n' "$(stat -c %s "$dir/image.tar")"
+  } >>"$dir/info.txt"
+  log "  ${REF[operator]}: manifest ${out##* }"
   local size
   size=$(stat -c %s "$dir/image.tar")
   ((size <= OPERATOR_MAX_BYTES)) || die "operator image is $size bytes (> $OPERATOR_MAX_BYTES)"
