@@ -26,3 +26,4 @@ pub mod load;
 pub mod locust;
 pub mod olm;
 pub mod operator;
+pub mod registry;

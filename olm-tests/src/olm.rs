@@ -1,16 +1,22 @@
 //! Operator Lifecycle Manager on a local [`Cluster`]: OLM's CRDs, the `olm`
-//! and `catalog` operators as child processes, file-based catalogs served by
-//! `opm serve` on loopback and registered as address-based (`grpc`)
-//! CatalogSources, plus helpers to subscribe, approve, wait and uninstall.
+//! and `catalog` operators as child processes in the cluster's network
+//! namespace, CatalogSources, plus helpers to subscribe, approve, wait and
+//! uninstall. Two ways to serve a catalog:
 //!
-//! No catalog pod, bundle-unpack Job or packageserver runs: the catalogs are
-//! generated with `manifests-gen generate --inline-catalog`, whose bundles
-//! carry no image, so OLM installs from their `olm.bundle.object` properties
-//! (operator-lifecycle-manager v0.38.0,
-//! `pkg/controller/registry/resolver/source_registry.go`: an entry whose
-//! `BundlePath` is empty keeps the inline bundle, and
-//! `step_resolver.go` then builds the steps from it instead of a
-//! `BundleLookup` that would need an unpack Job running the bundle image).
+//! * **From a catalog image** ([`Olm::catalog_from_image`]), as a cluster
+//!   does it: a CatalogSource with `spec.image`; OLM's registry pod runs the
+//!   image on the real node, pulled from the local registry
+//!   ([`crate::registry`]), and each bundle is unpacked by OLM's unpack Job
+//!   (util and opm images: the local opm image) from its bundle image. The
+//!   `catalog` operator resolves the registry pod's Service name through the
+//!   cluster's CoreDNS (it runs with a private `/etc/resolv.conf`).
+//! * **Inline** ([`Olm::serve_catalog`]), for clusters without a real node
+//!   (kwok scale): `opm serve` on loopback behind an address-based
+//!   CatalogSource, the catalog generated with `--inline-catalog`, whose
+//!   bundles carry no image, so OLM installs from their `olm.bundle.object`
+//!   properties (operator-lifecycle-manager v0.38.0,
+//!   `pkg/controller/registry/resolver/source_registry.go`: an entry whose
+//!   `BundlePath` is empty keeps the inline bundle) and no unpack Job runs.
 //!
 //! Every process runs in its own process group, logs to
 //! `<cluster dir>/logs/{olm,catalog,opm-<name>}.log`, is killed when its
@@ -291,20 +297,48 @@ impl Olm {
                 "--interval=30s",
             ]);
         olm.spawn_operator("olm", cmd)?;
-        let mut cmd = Command::new(tools.bin("catalog"));
-        cmd.env("KUBECONFIG", &kubeconfig)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args([
-                "--namespace",
-                OLM_NAMESPACE,
-                "--writeStatusName=",
-                // Placeholders: no registry pod or unpack Job is ever created.
-                "--configmapServerImage=olm-tests.invalid/configmap-operator-registry:none",
-                "--opmImage=olm-tests.invalid/opm:none",
-                "--util-image=olm-tests.invalid/olm:none",
-                "--interval=30s",
-            ]);
+        let catalog_args = |cmd: &mut Command, opm: &str| {
+            cmd.env("KUBECONFIG", &kubeconfig)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args([
+                    "--namespace",
+                    OLM_NAMESPACE,
+                    "--writeStatusName=",
+                    // No ConfigMap-based CatalogSource is ever created.
+                    "--configmapServerImage=olm-tests.invalid/configmap-operator-registry:none",
+                ])
+                .arg(format!("--opmImage={opm}"))
+                .arg(format!("--util-image={opm}"))
+                .arg("--interval=30s");
+        };
+        let cmd = if cluster.has_real_node() {
+            // Image catalogs: the registry pod's address is a Service name,
+            // resolved through the cluster's CoreDNS; the host's resolver is
+            // unreachable from the namespace. A private mount namespace
+            // gives the catalog operator its own /etc/resolv.conf.
+            let resolv = cluster.dir().join("olm-resolv.conf");
+            std::fs::write(
+                &resolv,
+                format!(
+                    "nameserver {}\nsearch {OLM_NAMESPACE}.svc.{domain} svc.{domain} {domain}\noptions ndots:5\n",
+                    crate::cluster::NODE_IP,
+                    domain = crate::cluster::CLUSTER_DOMAIN
+                ),
+            )?;
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+                .arg(&resolv)
+                .arg(tools.bin("catalog"));
+            catalog_args(&mut cmd, &crate::registry::opm_image(tools)?);
+            cmd
+        } else {
+            let mut cmd = Command::new(tools.bin("catalog"));
+            // Placeholders: without a real node no registry pod or unpack Job runs.
+            catalog_args(&mut cmd, "olm-tests.invalid/opm:none");
+            cmd
+        };
         olm.spawn_operator("catalog", cmd)?;
         // Both must stay up (a bad flag or kubeconfig exits at once).
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -448,6 +482,89 @@ impl Olm {
         }
         drop(previous);
         Ok(port)
+    }
+
+    /// Points the CatalogSource `name` in [`OLM_NAMESPACE`] at the catalog
+    /// image `image` (creating it, or changing `spec.image`: a catalog
+    /// update) and waits until OLM's registry pod serves it: the source
+    /// `READY` at the address of its Service, with a registry pod running
+    /// `image`.
+    pub async fn catalog_from_image(&mut self, name: &str, image: &str) -> Result<()> {
+        let api = catalog_sources(&self.client, OLM_NAMESPACE);
+        let source: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "operators.coreos.com/v1alpha1",
+            "kind": "CatalogSource",
+            "metadata": {"name": name, "namespace": OLM_NAMESPACE},
+            "spec": {
+                "sourceType": "grpc",
+                "image": image,
+                "grpcPodConfig": {"securityContextConfig": "restricted"},
+                "displayName": "Locust operator catalog",
+                "publisher": "olm-tests"
+            }
+        }))?;
+        api.patch(
+            name,
+            &PatchParams::apply("olm-tests").force(),
+            &Patch::Apply(&source),
+        )
+        .await
+        .with_context(|| format!("applying CatalogSource {name}"))?;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), OLM_NAMESPACE);
+        let selector = format!("olm.catalogSource={name}");
+        let ready = wait_for(Duration::from_secs(180), POLL, || {
+            let (api, pods, selector) = (api.clone(), pods.clone(), selector.clone());
+            async move {
+                let cs = api.get(name).await?;
+                let state = field(&cs, "/status/connectionState/lastObservedState");
+                let address = field(&cs, "/status/connectionState/address");
+                let service = field(&cs, "/status/registryService/serviceName");
+                if state != "READY" || service.is_empty() || !address.starts_with(service) {
+                    return Ok(None);
+                }
+                let serving = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await?
+                    .items
+                    .into_iter()
+                    .any(|p| {
+                        let running =
+                            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                        let img = p
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.containers.first())
+                            .and_then(|c| c.image.as_deref());
+                        running && img == Some(image)
+                    });
+                Ok(serving.then_some(()))
+            }
+        })
+        .await;
+        if let Err(e) = ready {
+            let last = api.get(name).await.ok().map(|c| c.data["status"].clone());
+            let listed = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{} {:?}",
+                                p.name_any(),
+                                p.status.as_ref().map(|s| (&s.phase, &s.container_statuses))
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            return Err(e.context(format!(
+                "CatalogSource {name} ({image}) never READY from its registry pod; status: {last:?}; pods: {listed:?}{}",
+                self.diagnostics()
+            )));
+        }
+        Ok(())
     }
 
     /// Creates Subscription `name` in [`OPERATORS_NAMESPACE`] to [`PACKAGE`]
@@ -744,6 +861,11 @@ fn ignore_not_found<T>(result: kube::Result<T>) -> Result<()> {
 /// bundle (OLM rewrites the bundle's placeholder after the CSV reports
 /// `Succeeded`), and the validating webhook configuration exists.
 pub async fn wait_webhooks_wired(client: &Client, timeout: Duration) -> Result<()> {
+    wait_webhooks_wired_in(client, OPERATORS_NAMESPACE, timeout).await
+}
+
+/// [`wait_webhooks_wired`] for an operator installed in namespace `ns`.
+pub async fn wait_webhooks_wired_in(client: &Client, ns: &str, timeout: Duration) -> Result<()> {
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
@@ -759,9 +881,10 @@ pub async fn wait_webhooks_wired(client: &Client, timeout: Duration) -> Result<(
                 .and_then(|w| w.client_config.as_ref());
             let crd_ok = cc.is_some_and(|cc| {
                 cc.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty())
-                    && cc.service.as_ref().is_some_and(|s| {
-                        s.name == WEBHOOK_SERVICE && s.namespace == OPERATORS_NAMESPACE
-                    })
+                    && cc
+                        .service
+                        .as_ref()
+                        .is_some_and(|s| s.name == WEBHOOK_SERVICE && s.namespace == ns)
             });
             let vwc_ok = vwcs
                 .list(&ListParams::default())
@@ -774,7 +897,7 @@ pub async fn wait_webhooks_wired(client: &Client, timeout: Duration) -> Result<(
                             && w.client_config
                                 .service
                                 .as_ref()
-                                .is_some_and(|s| s.namespace == OPERATORS_NAMESPACE)
+                                .is_some_and(|s| s.namespace == ns)
                     })
                 });
             Ok((crd_ok && vwc_ok).then_some(()))
@@ -826,24 +949,6 @@ pub fn operator_image(version: &str) -> String {
     format!("{}:{version}", manifests_gen::OPERATOR_IMAGE_REPO)
 }
 
-/// Makes the operator image built here available on the real node under the
-/// reference of every release in `versions` (hypothetical releases of the
-/// upgrade tests name images that no registry holds: they are the same
-/// build, tagged as each release). The image is already there under the
-/// current release's reference.
-pub fn tag_operator_image(cluster: &Cluster, versions: &[&str]) -> Result<()> {
-    let built = crate::images::operator_image();
-    for version in versions {
-        let reference = operator_image(version);
-        if reference != built {
-            cluster
-                .node_ctr(&["images", "tag", "--force", &built, &reference])
-                .with_context(|| format!("tagging {built} as {reference} on the real node"))?;
-        }
-    }
-    Ok(())
-}
-
 /// Waits until the operator OLM installed runs for real: its Deployment
 /// Available with every replica ready, each of its pods Running and Ready
 /// with `image` (the CSV's), on the real node, and the webhooks wired
@@ -854,9 +959,19 @@ pub async fn wait_operator_running(
     image: &str,
     timeout: Duration,
 ) -> Result<Vec<Pod>> {
-    wait_webhooks_wired(client, timeout).await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    wait_operator_running_in(client, OPERATORS_NAMESPACE, image, timeout).await
+}
+
+/// [`wait_operator_running`] for an operator installed in namespace `ns`.
+pub async fn wait_operator_running_in(
+    client: &Client,
+    ns: &str,
+    image: &str,
+    timeout: Duration,
+) -> Result<Vec<Pod>> {
+    wait_webhooks_wired_in(client, ns, timeout).await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let waited = wait_for(timeout, POLL, || {
         let deployments = deployments.clone();
         let pods = pods.clone();
@@ -909,7 +1024,7 @@ pub async fn wait_operator_running(
         Ok(pods) => Ok(pods),
         Err(e) => Err(e.context(format!(
             "waiting for the operator Deployment to run {image}; pods:\n{}",
-            operator_logs(client, 20).await
+            operator_logs_in(client, ns, 20).await
         ))),
     }
 }
@@ -917,7 +1032,12 @@ pub async fn wait_operator_running(
 /// The last `lines` log lines of every operator pod (with its status), for
 /// failure messages.
 pub async fn operator_logs(client: &Client, lines: i64) -> String {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATORS_NAMESPACE);
+    operator_logs_in(client, OPERATORS_NAMESPACE, lines).await
+}
+
+/// [`operator_logs`] of an operator installed in namespace `ns`.
+pub async fn operator_logs_in(client: &Client, ns: &str, lines: i64) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let listed = match pods
         .list(&ListParams::default().labels(OPERATOR_POD_SELECTOR))
         .await

@@ -111,6 +111,21 @@ impl Tools {
         self.dir.join("bin").join(name.as_ref())
     }
 
+    /// The module version a tool was built from, as `versions.txt` records
+    /// it (`<name> <module> <version> ...`), e.g. `image-bin/opm` → `v1.61.0`.
+    pub fn version_of(&self, name: &str) -> Result<String> {
+        let path = self.dir.join("versions.txt");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(name)).then(|| f.nth(1).map(str::to_owned))?
+            })
+            .with_context(|| format!("{} does not record {name}", path.display()))
+    }
+
     /// Directory of the OLM CRD YAMLs (`<dir>/crds/olm`).
     pub fn olm_crds_dir(&self) -> PathBuf {
         self.dir.join("crds").join("olm")

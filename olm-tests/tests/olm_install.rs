@@ -1,6 +1,10 @@
 //! Installing the operator from its catalog through a real OLM (the `olm` and
 //! `catalog` operators of operator-lifecycle-manager) on a local cluster
-//! with a real node: Subscription → InstallPlan → CSV `Succeeded`, with
+//! with a real node, the way a cluster does it: the release's operator,
+//! bundle and catalog images in the local registry, a CatalogSource with
+//! `spec.image` (OLM's registry pod serving the catalog image on the real
+//! node), the bundle unpacked by OLM's unpack Job from the bundle image,
+//! then Subscription → InstallPlan → CSV `Succeeded`, with
 //! OLM's webhook wiring, the operator Deployment's pods running the operator
 //! image built here on the real node and serving conversion and admission
 //! through the webhook Service, then uninstalling. Sequential on one
@@ -18,6 +22,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use locust_operator::api::LocustTest;
 use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
+use olm_tests::registry::Registry;
 use olm_tests::{Cluster, ClusterOptions, wait_for};
 use olm_tests::{images, operator};
 
@@ -204,6 +209,38 @@ async fn check_install(olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> 
     Ok(())
 }
 
+/// The bundle came from its image: OLM's unpack Job for the bundle image
+/// completed on the real node (its `pull` container ran the bundle image).
+async fn check_unpacked(olm: &Olm, version: &str) -> Result<()> {
+    let bundle = manifests_gen::bundle::bundle_image(&version.parse()?);
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(olm.client().clone(), olm::OLM_NAMESPACE);
+    let listed = jobs.list(&ListParams::default()).await?.items;
+    let unpacked = listed.iter().any(|j| {
+        let pulls_bundle = j
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .is_some_and(|p| {
+                p.init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == "pull" && c.image.as_deref() == Some(bundle.as_str()))
+            });
+        let complete = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1;
+        pulls_bundle && complete
+    });
+    ensure!(
+        unpacked,
+        "no completed unpack Job pulled {bundle}; Jobs: {:?}",
+        listed
+            .iter()
+            .map(|j| (j.name_any(), j.status.clone()))
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
 async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<()> {
     let version = olm::current_version()?;
     let sub = format!("locust-{channel}");
@@ -219,12 +256,7 @@ async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<
         olm::field(&s, "/status/installPlanRef/name").to_owned()
     };
     olm.wait_plan_complete(&plan_name, INSTALL).await?;
-    // Installed from the inline bundle objects: no unpack Job anywhere.
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::all(olm.client().clone());
-    ensure!(
-        jobs.list(&ListParams::default()).await?.items.is_empty(),
-        "OLM created bundle unpack Jobs"
-    );
+    check_unpacked(olm, &version).await?;
     if let Err(e) = check_install(olm, &csv).await {
         return Err(olm.fail(e).await);
     }
@@ -288,9 +320,7 @@ async fn install_from_catalog_alpha_then_stable() -> Result<()> {
     else {
         return Ok(());
     };
-    let out = tempfile::tempdir()?;
-    let catalog = olm::generate_catalog(out.path(), &[])?;
-    let Some(_images) = images::images_or_skip("install_from_catalog_alpha_then_stable") else {
+    let Some(images) = images::images_or_skip("install_from_catalog_alpha_then_stable") else {
         return Ok(());
     };
     let cluster = Cluster::start(ClusterOptions {
@@ -299,8 +329,17 @@ async fn install_from_catalog_alpha_then_stable() -> Result<()> {
         ..ClusterOptions::real_node()
     })
     .await?;
+    let registry = Registry::start(&cluster, &tools).await?;
+    // What the release publishes, from the committed release list.
+    let version: semver::Version = olm::current_version()?.parse()?;
+    let published = registry.publish_release(
+        &tools,
+        &images,
+        &manifests_gen::Options::new(operator::workspace_root()),
+        &[version],
+    )?;
     let mut olm = Olm::start(&cluster, &tools).await?;
-    olm.serve_catalog(CATALOG, &catalog).await?;
+    olm.catalog_from_image(CATALOG, &published.catalog).await?;
     let result = async {
         // Alpha first: once LocustTests exist, reinstalling needs the
         // conversion webhook (OLM lists them in every served version).

@@ -1,9 +1,11 @@
 //! Upgrading through OLM along the `stable` and `alpha` channels, from a
-//! catalog with the current release and generated next releases (patch in
-//! alpha+stable, minor in alpha only), with LocustTests (v1 and v2) created
+//! catalog image with the current release to a catalog image that adds
+//! generated next releases (patch in alpha+stable, minor in alpha only), all
+//! served by OLM's registry pods from the local registry, every bundle
+//! unpacked from its bundle image, with LocustTests (v1 and v2) created
 //! before the upgrade and read in both versions after it. Conversion and
 //! admission are served by the operator Deployment's pods on the real node
-//! (the operator image built here, tagged as each hypothetical release),
+//! (the operator image built here, pushed as each hypothetical release),
 //! through the webhook Service with the certificate OLM issued.
 
 use std::time::Duration;
@@ -14,6 +16,7 @@ use kube::api::{
 };
 use kube::{Client, ResourceExt};
 use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
+use olm_tests::registry::Registry;
 use olm_tests::{Cluster, ClusterOptions};
 use olm_tests::{images, operator};
 use serde_json::{Value, json};
@@ -210,11 +213,7 @@ async fn sub_field(olm: &Olm, sub: &str, pointer: &str) -> Result<String> {
 /// update publishes the next releases: the subscription moves to the stable
 /// head (not alpha's) and the old CSV is replaced; then switched back to
 /// alpha it moves to the alpha head. LocustTests survive every step.
-async fn automatic_and_channel_switches(
-    olm: &mut Olm,
-    v: &Versions,
-    next: &std::path::Path,
-) -> Result<()> {
+async fn automatic_and_channel_switches(olm: &mut Olm, v: &Versions, c: &Catalogs) -> Result<()> {
     let client = olm.client().clone();
     let sub = "locust-auto";
     olm.subscribe(sub, CATALOG, "alpha", Approval::Automatic, None)
@@ -229,7 +228,7 @@ async fn automatic_and_channel_switches(
     olm.wait_installed(sub, &csv_name(&v.current), STEP).await?;
 
     // Publish the next releases: stable's head is the patch release.
-    olm.serve_catalog(CATALOG, next).await?;
+    olm.catalog_from_image(CATALOG, &c.next).await?;
     olm.wait_installed(sub, &csv_name(&v.patch), STEP).await?;
     wait_replaced(olm, &csv_name(&v.current)).await?;
     ensure!(
@@ -257,9 +256,9 @@ async fn automatic_and_channel_switches(
 /// A Manual subscription on an old release in alpha: the next InstallPlan
 /// waits for approval and goes to the alpha head in one step (skipRange),
 /// never through the patch release.
-async fn manual_with_skip_range(olm: &mut Olm, v: &Versions, next: &std::path::Path) -> Result<()> {
+async fn manual_with_skip_range(olm: &mut Olm, v: &Versions, c: &Catalogs) -> Result<()> {
     let client = olm.client().clone();
-    olm.serve_catalog(CATALOG, next).await?;
+    olm.catalog_from_image(CATALOG, &c.next).await?;
     let sub = "locust-manual";
     let start = csv_name(&v.current);
     olm.subscribe(sub, CATALOG, "alpha", Approval::Manual, Some(&start))
@@ -307,23 +306,19 @@ async fn manual_with_skip_range(olm: &mut Olm, v: &Versions, next: &std::path::P
     Ok(())
 }
 
+/// The two catalog images: the current release's, and the next one's.
+struct Catalogs {
+    current: String,
+    next: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_along_stable_and_alpha() -> Result<()> {
     let Some(tools) = olm_tests::tools::tools_or_skip("upgrade_along_stable_and_alpha") else {
         return Ok(());
     };
     let v = Versions::new()?;
-    let current_dir = tempfile::tempdir()?;
-    let next_dir = tempfile::tempdir()?;
-    let current = olm::generate_catalog(current_dir.path(), &[])?;
-    let next = olm::generate_catalog(
-        next_dir.path(),
-        &[
-            &format!("{}:alpha,stable", v.patch),
-            &format!("{}:alpha", v.minor),
-        ],
-    )?;
-    let Some(_images) = images::images_or_skip("upgrade_along_stable_and_alpha") else {
+    let Some(images) = images::images_or_skip("upgrade_along_stable_and_alpha") else {
         return Ok(());
     };
     let cluster = Cluster::start(ClusterOptions {
@@ -332,15 +327,42 @@ async fn upgrade_along_stable_and_alpha() -> Result<()> {
         ..ClusterOptions::real_node()
     })
     .await?;
-    // The next releases are the same build, tagged as each of them.
-    olm::tag_operator_image(&cluster, &[&v.current, &v.patch, &v.minor])?;
+    let registry = Registry::start(&cluster, &tools).await?;
+    let root = operator::workspace_root();
+    let current = registry.publish_release(
+        &tools,
+        &images,
+        &manifests_gen::Options::new(&root),
+        &[v.current.parse()?],
+    )?;
+    // The next releases: the same build, published as each of them.
+    let mut next_opts = manifests_gen::Options::new(&root);
+    for spec in [
+        format!("{}:alpha,stable", v.patch),
+        format!("{}:alpha", v.minor),
+    ] {
+        next_opts
+            .extra_releases
+            .push(manifests_gen::parse_extra_release(&spec).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let next = registry.publish_release(
+        &tools,
+        &images,
+        &next_opts,
+        &[v.current.parse()?, v.patch.parse()?, v.minor.parse()?],
+    )?;
+    let catalogs = Catalogs {
+        current: current.catalog,
+        next: next.catalog,
+    };
+    ensure!(catalogs.current != catalogs.next, "{}", catalogs.next);
     let mut olm = Olm::start(&cluster, &tools).await?;
-    olm.serve_catalog(CATALOG, &current).await?;
-    let mut result = automatic_and_channel_switches(&mut olm, &v, &next)
+    olm.catalog_from_image(CATALOG, &catalogs.current).await?;
+    let mut result = automatic_and_channel_switches(&mut olm, &v, &catalogs)
         .await
         .context("scenario: automatic upgrade and channel switches");
     if result.is_ok() {
-        result = manual_with_skip_range(&mut olm, &v, &next)
+        result = manual_with_skip_range(&mut olm, &v, &catalogs)
             .await
             .context("scenario: manual approval and skipRange");
     }

@@ -48,7 +48,10 @@ pub use pods::{
     running_status_patch, terminated_status_patch, waiting_status_patch,
 };
 
-pub use network::{ClusterNet, NODE_IP, REAL_NODE_NAME};
+pub use network::{
+    CLUSTER_DOMAIN, ClusterNet, MIRRORED_REGISTRIES, NODE_IP, REAL_NODE_NAME, REGISTRY_HOST,
+    REGISTRY_PORT,
+};
 pub use node::{KUBELET_SYSCTLS, NodeComponent, NodeImages, NodeTimings, REAL_NODE_LABEL};
 
 use crate::tools::Tools;
@@ -788,6 +791,11 @@ impl Cluster {
         Ok((r.status, r.body))
     }
 
+    /// Whether the cluster has a real node.
+    pub fn has_real_node(&self) -> bool {
+        self.node.is_some()
+    }
+
     /// Forwards a free port on the host's 127.0.0.1 to `target` inside the
     /// cluster (a pod's IP, say), until the returned value is dropped.
     pub fn forward(&self, target: SocketAddr) -> Result<Forwarder> {
@@ -1199,6 +1207,19 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
         )
     })
     .collect()
+}
+
+/// `GET path` over HTTPS to `addr` inside `net`'s cluster, verifying the
+/// server against `ca_pem`; the status code and body (bounded: 10 s).
+pub async fn net_https_get(
+    net: &ClusterNet,
+    ca_pem: &str,
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(u16, String)> {
+    let tls = probe::tls_config(ca_pem)?;
+    let r = probe::https_get(net, addr, path, tls, Duration::from_secs(10)).await?;
+    Ok((r.status, r.body))
 }
 
 #[cfg(test)]

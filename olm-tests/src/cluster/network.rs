@@ -58,6 +58,23 @@ pub const KWOK_POD_CIDR: &str = "198.18.128.0/17";
 pub const REAL_NODE_NAME: &str = "real-node";
 /// The cluster's DNS domain.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// The port of the local OCI registry on [`NODE_IP`] (`crate::registry`).
+pub const REGISTRY_PORT: u16 = 5000;
+/// The local registry's host (`<NODE_IP>:<REGISTRY_PORT>`): references
+/// `198.19.0.1:5000/<repository>:<tag>` are pulled from it over plain HTTP.
+pub const REGISTRY_HOST: &str = "198.19.0.1:5000";
+/// Public registries the real node's containerd pulls from the local
+/// registry instead (hosts.toml mirrors): the release's image names
+/// (`ghcr.io/<namespace>/...`) resolve there without any other network, and
+/// so does the one Docker Hub image a tool insists on
+/// (`crate::registry::SDK_UPGRADE_INIT_IMAGE`).
+pub const MIRRORED_REGISTRIES: [&str; 2] = ["docker.io", "ghcr.io"];
+
+#[cfg(test)]
+#[test]
+fn registry_host_is_the_node_ip() {
+    assert_eq!(REGISTRY_HOST, format!("{NODE_IP}:{REGISTRY_PORT}"));
+}
 
 /// The ephemeral (client) ports inside every cluster namespace
 /// (`net.ipv4.ip_local_port_range`, a per-namespace setting): above every

@@ -263,6 +263,14 @@ impl RealNode {
             kube_proxy_kubeconfig: &kube_proxy_kubeconfig,
             coredns_kubeconfig: &layout.coredns_kubeconfig,
         };
+        for (path, text) in registry_hosts(
+            &layout.dir.join("containerd/certs.d"),
+            &pki_dir.join("ca.crt"),
+        ) {
+            std::fs::create_dir_all(path.parent().unwrap_or(&layout.dir))
+                .with_context(|| format!("creating the directory of {}", path.display()))?;
+            write_file(&path, text.as_bytes(), false)?;
+        }
         for (path, text) in [
             (
                 layout.dir.join("containerd/config.toml"),
@@ -572,6 +580,35 @@ fn init_script(sysctl_dir: &Path, ready: &Path) -> String {
     script
 }
 
+/// containerd's `hosts.toml` files (its `certs.d` directory): the local
+/// registry (HTTPS, its certificate signed by the cluster CA `ca`), and each
+/// mirrored public registry served by the local registry only (the public
+/// one is unreachable: nothing else is on the network).
+fn registry_hosts(certs_d: &Path, ca: &Path) -> Vec<(PathBuf, String)> {
+    let local = format!("https://{}", super::network::REGISTRY_HOST);
+    let host = |server: &str| {
+        format!(
+            "server = \"{server}\"\n\n[host.\"{local}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{}\"\n",
+            ca.display()
+        )
+    };
+    let mut files = vec![(
+        certs_d
+            .join(super::network::REGISTRY_HOST)
+            .join("hosts.toml"),
+        host(&local),
+    )];
+    for public in super::network::MIRRORED_REGISTRIES {
+        // containerd's name for Docker Hub's API host.
+        let server = match public {
+            "docker.io" => "https://registry-1.docker.io".to_owned(),
+            other => format!("https://{other}"),
+        };
+        files.push((certs_d.join(public).join("hosts.toml"), host(&server)));
+    }
+    files
+}
+
 fn containerd_config(f: &NodeFiles<'_>) -> String {
     let dir = f.dir.join("containerd");
     format!(
@@ -593,6 +630,9 @@ state = "{state}"
     snapshotter = "overlayfs"
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
       sandbox = "{sandbox}"
+    # The local registry (plain HTTP) and the public registries it mirrors.
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = "{certs_d}"
 
   [plugins.'io.containerd.cri.v1.runtime']
     enable_selinux = false
@@ -620,6 +660,7 @@ state = "{state}"
         state = dir.join("state").display(),
         socket = dir.join("containerd.sock").display(),
         sandbox = f.images.sandbox,
+        certs_d = dir.join("certs.d").display(),
         runc = f.tools.bin("runc").display(),
         cni_bin = f.tools.dir().join("cni").display(),
         cni_conf = f.dir.join("cni/net.d").display(),

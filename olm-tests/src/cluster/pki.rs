@@ -64,6 +64,8 @@ pub(crate) struct Pki {
     pub kube_proxy: CertAndKey,
     /// CoreDNS client (CN=system:coredns; the harness binds its ClusterRole).
     pub coredns: CertAndKey,
+    /// The local OCI registry's serving certificate (the node IP, localhost).
+    pub registry_serving: CertAndKey,
     /// ServiceAccount token signing key (PKCS#8 PEM).
     pub sa_private_key_pem: String,
     /// ServiceAccount token verification key (SPKI PEM).
@@ -88,6 +90,8 @@ pub(crate) struct PkiFiles {
     pub kubelet_client_key: PathBuf,
     pub kubelet_serving_cert: PathBuf,
     pub kubelet_serving_key: PathBuf,
+    pub registry_cert: PathBuf,
+    pub registry_key: PathBuf,
 }
 
 struct Ca {
@@ -260,6 +264,14 @@ impl Pki {
         )?;
         let kube_proxy = leaf(&ca, "system:kube-proxy", None, Usage::Client, &[], &[])?;
         let coredns = leaf(&ca, "system:coredns", None, Usage::Client, &[], &[])?;
+        let registry_serving = leaf(
+            &ca,
+            "local-registry",
+            None,
+            Usage::Server,
+            &["localhost"],
+            &[node_ip, localhost],
+        )?;
         let sa_key = KeyPair::generate().context("generating the ServiceAccount signing key")?;
         Ok(Self {
             apiserver_kubelet_client,
@@ -267,6 +279,7 @@ impl Pki {
             kubelet_client,
             kube_proxy,
             coredns,
+            registry_serving,
             ca: ca.pair,
             apiserver,
             components_serving,
@@ -300,8 +313,12 @@ impl Pki {
             kubelet_client_key: dir.join("apiserver-kubelet-client.key"),
             kubelet_serving_cert: dir.join("kubelet.crt"),
             kubelet_serving_key: dir.join("kubelet.key"),
+            registry_cert: dir.join("registry.crt"),
+            registry_key: dir.join("registry.key"),
         };
-        let writes: [(&Path, &str, bool); 15] = [
+        let writes: [(&Path, &str, bool); 17] = [
+            (&files.registry_cert, &self.registry_serving.cert_pem, false),
+            (&files.registry_key, &self.registry_serving.key_pem, true),
             (
                 &files.kubelet_client_cert,
                 &self.apiserver_kubelet_client.cert_pem,

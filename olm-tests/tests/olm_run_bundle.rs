@@ -1,0 +1,324 @@
+//! `operator-sdk run bundle`, `run bundle-upgrade` and `cleanup`, the way
+//! the operator is tried on a test cluster: the bundle images in the local
+//! registry (`198.19.0.1:5000/...`, HTTPS with the cluster CA), operator-sdk
+//! v1.34.1 (built by the tools) in the cluster's network namespace, OLM
+//! unpacking each bundle with its unpack Job on the real node and the
+//! operator Deployment running the operator image there.
+//!
+//! operator-sdk's index image (`--index-image`) and decompression image are
+//! the local opm image (an empty File-Based Catalog: operator-sdk requires
+//! the FBC label of any non-default index image, then adds the bundle).
+//! `run bundle-upgrade` has no decompression-image flag and always uses
+//! Docker Hub's `busybox:1.36.0`; the node mirrors docker.io to the local
+//! registry, which holds a busybox built here under that name
+//! ([`Registry::push_sdk_upgrade_init_image`]).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
+use locust_operator::api::LocustTest;
+use olm_tests::olm::{self, Olm, csv_name};
+use olm_tests::registry::{Registry, local_reference};
+use olm_tests::{Cluster, ClusterOptions, images, operator, wait_for};
+
+/// The namespace operator-sdk installs into (AllNamespaces mode).
+const NS: &str = "locust-sdk";
+const SDK_TIMEOUT: &str = "5m";
+const STEP: Duration = Duration::from_secs(300);
+
+fn sample(name: &str) -> Result<LocustTest> {
+    let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
+    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    t.metadata.name = Some(name.to_owned());
+    t.metadata.namespace = None;
+    t.spec.image = images::locust_image();
+    Ok(t)
+}
+
+/// Runs `operator-sdk ARGS` in the cluster's namespace, trusting the
+/// registry, with the admin kubeconfig (except `bundle ...`, which talks to
+/// no cluster); prints and returns its output.
+fn operator_sdk(
+    registry: &Registry,
+    tools: &olm_tests::Tools,
+    cluster: &Cluster,
+    args: &[&str],
+) -> Result<String> {
+    let mut cmd = Command::new(tools.bin("operator-sdk"));
+    cmd.args(args).env("HOME", cluster.dir());
+    if args.first() != Some(&"bundle") {
+        cmd.arg("--kubeconfig").arg(cluster.kubeconfig_path());
+    }
+    let start = Instant::now();
+    let out = registry
+        .run(cmd, STEP + Duration::from_secs(60))
+        .with_context(|| format!("operator-sdk {}", args.join(" ")))?;
+    eprintln!(
+        "FIGURE operator-sdk {} took {:.1} s\n{out}",
+        args.first().copied().unwrap_or_default(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+async fn csv_phase(client: &kube::Client, name: &str) -> Result<Option<String>> {
+    Ok(olm::csvs(client, NS)
+        .get_opt(name)
+        .await?
+        .map(|c| olm::field(&c, "/status/phase").to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
+    let test = "run_bundle_then_bundle_upgrade_then_cleanup";
+    let Some(tools) = olm_tests::tools::tools_or_skip(test) else {
+        return Ok(());
+    };
+    let Some(images) = images::images_or_skip(test) else {
+        return Ok(());
+    };
+    let current: semver::Version = olm::current_version()?.parse()?;
+    let next = semver::Version::new(current.major, current.minor, current.patch + 1);
+    let cluster = Cluster::start(ClusterOptions {
+        tools: Some(tools.clone()),
+        name: "olm-sdk".into(),
+        ..ClusterOptions::real_node()
+    })
+    .await?;
+    let result = async {
+        let registry = Registry::start(&cluster, &tools).await?;
+        let mut opts = manifests_gen::Options::new(operator::workspace_root());
+        opts.extra_releases.push(
+            manifests_gen::parse_extra_release(&format!("{next}:alpha,stable"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+        let published =
+            registry.publish_release(&tools, &images, &opts, &[current.clone(), next.clone()])?;
+        registry.push_sdk_upgrade_init_image()?;
+        let bundle = |v: &semver::Version| local_reference(&manifests_gen::bundle::bundle_image(v));
+        let (bundle_current, bundle_next) = (bundle(&current)?, bundle(&next)?);
+
+        // The pushed bundle image: its labels are the committed
+        // annotations.yaml, and it passes operator-sdk's validation read from
+        // the registry (not from the directory).
+        let labels = registry.config(&bundle_current)?["config"]["Labels"].clone();
+        let committed: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+            operator::workspace_root().join(manifests_gen::ANNOTATIONS_PATH),
+        )?)?;
+        ensure!(
+            labels == committed["annotations"],
+            "bundle image labels {labels} differ from annotations.yaml {}",
+            committed["annotations"]
+        );
+        for extra in [
+            &[][..],
+            &["--select-optional", "suite=operatorframework"][..],
+        ] {
+            let mut args = vec![
+                "bundle",
+                "validate",
+                bundle_current.as_str(),
+                "--image-builder",
+                "none",
+            ];
+            args.extend_from_slice(extra);
+            let out = operator_sdk(&registry, &tools, &cluster, &args)?;
+            ensure!(
+                out.contains("All validation tests have completed successfully"),
+                "operator-sdk bundle validate: {out}"
+            );
+        }
+        // OLM itself, as processes (its unpack Jobs use the opm image).
+        let mut olm = Olm::start(&cluster, &tools).await?;
+        let client = cluster.admin_client();
+        operator::create_namespace(&client, NS, &[]).await?;
+
+        operator_sdk(
+            &registry,
+            &tools,
+            &cluster,
+            &[
+                "run",
+                "bundle",
+                &bundle_current,
+                "--namespace",
+                NS,
+                "--install-mode",
+                "AllNamespaces",
+                "--index-image",
+                &published.opm,
+                "--decompression-image",
+                &published.opm,
+                "--security-context-config",
+                "restricted",
+                "--timeout",
+                SDK_TIMEOUT,
+            ],
+        )?;
+        ensure!(
+            csv_phase(&client, &csv_name(&current.to_string()))
+                .await?
+                .as_deref()
+                == Some("Succeeded"),
+            "run bundle returned before the CSV Succeeded"
+        );
+        let pods = olm::wait_operator_running_in(
+            &client,
+            NS,
+            &manifests_gen::bundle::operator_image(&current),
+            STEP,
+        )
+        .await?;
+        ensure!(!pods.is_empty());
+        unpacked_from(&client, &bundle_current).await?;
+
+        // A user's test, admitted and reconciled by the installed operator.
+        operator::create_namespace(&client, "team-sdk", &[]).await?;
+        let tests: Api<LocustTest> = Api::namespaced(client.clone(), "team-sdk");
+        tests
+            .create(&PostParams::default(), &sample("kept")?)
+            .await
+            .context("creating a LocustTest")?;
+        let services: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(client.clone(), "team-sdk");
+        let master = locust_operator::resources::names::service_name("kept");
+        wait_for(STEP, Duration::from_millis(250), || {
+            let (services, master) = (services.clone(), master.clone());
+            async move { Ok(services.get_opt(&master).await?.map(drop)) }
+        })
+        .await
+        .context("the operator reconciles the LocustTest (master Service)")?;
+
+        operator_sdk(
+            &registry,
+            &tools,
+            &cluster,
+            &[
+                "run",
+                "bundle-upgrade",
+                &bundle_next,
+                "--namespace",
+                NS,
+                "--security-context-config",
+                "restricted",
+                "--timeout",
+                SDK_TIMEOUT,
+            ],
+        )?;
+        ensure!(
+            csv_phase(&client, &csv_name(&next.to_string()))
+                .await?
+                .as_deref()
+                == Some("Succeeded"),
+            "bundle-upgrade returned before the new CSV Succeeded"
+        );
+        wait_for(STEP, Duration::from_millis(500), || {
+            let client = client.clone();
+            let old = csv_name(&current.to_string());
+            async move { Ok(csv_phase(&client, &old).await?.is_none().then_some(())) }
+        })
+        .await
+        .context("the old CSV is replaced")?;
+        olm::wait_operator_running_in(
+            &client,
+            NS,
+            &manifests_gen::bundle::operator_image(&next),
+            STEP,
+        )
+        .await?;
+        unpacked_from(&client, &bundle_next).await?;
+        ensure!(tests.get("kept").await?.name_any() == "kept");
+
+        operator_sdk(
+            &registry,
+            &tools,
+            &cluster,
+            &[
+                "cleanup",
+                manifests_gen::PACKAGE,
+                "--namespace",
+                NS,
+                "--timeout",
+                "3m",
+            ],
+        )?;
+        // cleanup deletes the CSV, Subscription, CatalogSource, its registry
+        // pod, the OperatorGroup it created and — its default
+        // (--delete-crds=true) — the CRD, hence every LocustTest.
+        ensure!(
+            olm::csvs(&client, NS)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty(),
+            "a CSV is left after cleanup"
+        );
+        ensure!(
+            olm::subscriptions(&client, NS)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty(),
+            "a Subscription is left after cleanup"
+        );
+        ensure!(
+            olm::catalog_sources(&client, NS)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty(),
+            "a CatalogSource is left after cleanup"
+        );
+        wait_for(STEP, Duration::from_millis(500), || {
+            let client = client.clone();
+            async move {
+                let deployment = Api::<Deployment>::namespaced(client.clone(), NS)
+                    .get_opt(olm::DEPLOYMENT)
+                    .await?;
+                let crd = Api::<CustomResourceDefinition>::all(client)
+                    .get_opt(olm::CRD_NAME)
+                    .await?;
+                Ok((deployment.is_none() && crd.is_none()).then_some(()))
+            }
+        })
+        .await
+        .context("cleanup removes the operator Deployment and the CRD")?;
+        olm.ensure_running()?;
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        cluster.mark_failed();
+    }
+    result
+}
+
+/// OLM unpacked `bundle` with an unpack Job that completed on the real node.
+async fn unpacked_from(client: &kube::Client, bundle: &str) -> Result<()> {
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), NS);
+    let listed = jobs.list(&ListParams::default()).await?.items;
+    let done = listed.iter().any(|j| {
+        let pulls = j
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .is_some_and(|p| {
+                p.init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == "pull" && c.image.as_deref() == Some(bundle))
+            });
+        pulls && j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1
+    });
+    ensure!(
+        done,
+        "no completed unpack Job pulled {bundle}; Jobs: {:?}",
+        listed.iter().map(ResourceExt::name_any).collect::<Vec<_>>()
+    );
+    Ok(())
+}
