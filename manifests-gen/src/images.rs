@@ -35,9 +35,10 @@ pub const CATALOG_CONFIGS_LABEL: &str = "operators.operatorframework.io.index.co
 /// The opm and catalog images' user (as upstream's opm image).
 pub const OPM_USER: &str = "1001";
 /// Busybox applets the opm image links: what OLM's and operator-sdk's pods
-/// run besides opm (`sh -c`, `cp`, `gzip -d`, `cat`) and a few for debugging.
-pub const BUSYBOX_APPLETS: [&str; 9] = [
-    "cat", "cp", "gzip", "ls", "mkdir", "mv", "rm", "sh", "sleep",
+/// run besides opm (`sh -c`, `cp`, `gzip -d`, `cat`, `tar xzf`) and a few
+/// for debugging.
+pub const BUSYBOX_APPLETS: [&str; 10] = [
+    "cat", "cp", "gzip", "ls", "mkdir", "mv", "rm", "sh", "sleep", "tar",
 ];
 const PATH_ENV: &str = "PATH=/bin";
 

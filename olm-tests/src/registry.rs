@@ -168,6 +168,17 @@ impl Registry {
         run_in(&self.net, command, &self.dir.join("runs"), timeout)
     }
 
+    /// [`Registry::run`], returning the exit status with the output instead
+    /// of failing on a non-zero one.
+    pub fn run_capture(
+        &self,
+        mut command: Command,
+        timeout: Duration,
+    ) -> Result<(std::process::ExitStatus, String)> {
+        command.env("SSL_CERT_FILE", &self.ca_file);
+        run_in_capture(&self.net, command, &self.dir.join("runs"), timeout)
+    }
+
     /// Runs `crane ARGS` against the registry (bounded: `timeout`); its output.
     pub fn crane(&self, args: &[&str], timeout: Duration) -> Result<String> {
         let mut cmd = Command::new(&self.crane);
@@ -319,37 +330,93 @@ impl Registry {
 /// has `--decompression-image`) and always uses `fbcutil.DefaultInitImage`.
 pub const SDK_UPGRADE_INIT_IMAGE: &str = "docker.io/library/busybox:1.36.0";
 
-impl Registry {
-    /// Pushes a stand-in for [`SDK_UPGRADE_INIT_IMAGE`] (Docker Hub is out
-    /// of reach; the node mirrors `docker.io` to the local registry): a
-    /// static busybox (Debian's busybox-static) with the applets that pod's
-    /// init container runs (`sh`, `cat`, `gzip`). Returns its digest.
-    pub fn push_sdk_upgrade_init_image(&self) -> Result<String> {
-        use manifests_gen::oci::{Image, RunConfig, Tree, layer};
-        let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX}"))?;
-        let mut tree = Tree::new();
-        tree.file("bin/busybox", 0o755, busybox)
+/// A static busybox image (Debian's busybox-static, the applets of
+/// [`manifests_gen::images::BUSYBOX_APPLETS`]), no entrypoint, `sh` as its
+/// command: a stand-in for the busybox images operator-sdk's pods run.
+pub fn busybox_image() -> Result<manifests_gen::oci::Image> {
+    use manifests_gen::oci::{Image, RunConfig, Tree, layer};
+    let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX}"))?;
+    let mut tree = Tree::new();
+    tree.file("bin/busybox", 0o755, busybox)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for applet in manifests_gen::images::BUSYBOX_APPLETS {
+        tree.symlink(&format!("bin/{applet}"), "busybox")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for applet in manifests_gen::images::BUSYBOX_APPLETS {
-            tree.symlink(&format!("bin/{applet}"), "busybox")
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        let l = layer(
-            &tree,
-            &format!("olm-tests: busybox-static {}", busybox_version()?),
+    }
+    let l = layer(
+        &tree,
+        &format!("olm-tests: busybox-static {}", busybox_version()?),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Image::new(
+        "amd64",
+        vec![l],
+        &RunConfig {
+            cmd: vec!["sh".to_owned()],
+            env: vec!["PATH=/bin".to_owned()],
+            ..RunConfig::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The local busybox image (see [`busybox_image`]).
+pub const BUSYBOX_IMAGE: &str = "198.19.0.1:5000/olm-tests/busybox:latest";
+
+/// The scorecard's test image, as the bundle's scorecard configuration
+/// names it (`quay.io/operator-framework/scorecard-test:<operator-sdk
+/// version>`): here built from the same operator-sdk module version (the
+/// tools' `image-bin/scorecard-test`) and served through the quay.io mirror.
+pub fn scorecard_test_image(tools: &crate::Tools) -> Result<(String, manifests_gen::oci::Image)> {
+    use manifests_gen::oci::{Image, RunConfig, Tree, layer};
+    let version = tools.version_of("image-bin/scorecard-test")?;
+    let path = tools.dir().join("image-bin/scorecard-test");
+    let binary = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut tree = Tree::new();
+    let e = |e: manifests_gen::Error| anyhow::anyhow!("{e}");
+    tree.file("usr/local/bin/scorecard-test", 0o755, binary)
+        .map_err(e)?
+        .file(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0:root:/:/sbin/nologin\nscorecard-test:x:1001:0:scorecard-test user:/opt/scorecard-test:/sbin/nologin\n".to_vec(),
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let image = Image::new(
-            "amd64",
-            vec![l],
-            &RunConfig {
-                cmd: vec!["sh".to_owned()],
-                env: vec!["PATH=/bin".to_owned()],
-                ..RunConfig::default()
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.push_images(&[image], SDK_UPGRADE_INIT_IMAGE)
+        .map_err(e)?
+        .dir("opt/scorecard-test", 0o775)
+        .map_err(e)?
+        .dir("tmp", 0o1777)
+        .map_err(e)?;
+    let l = layer(&tree, &format!("olm-tests: scorecard-test {version}")).map_err(e)?;
+    let image = Image::new(
+        "amd64",
+        vec![l],
+        &RunConfig {
+            entrypoint: vec!["/usr/local/bin/scorecard-test".to_owned()],
+            env: vec![
+                "HOME=/opt/scorecard-test".to_owned(),
+                "PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
+            ],
+            user: "1001".to_owned(),
+            working_dir: "/opt/scorecard-test".to_owned(),
+            ..RunConfig::default()
+        },
+    )
+    .map_err(e)?;
+    Ok((manifests_gen::bundle::scorecard_image(&version), image))
+}
+
+impl Registry {
+    /// Pushes the images operator-sdk's commands run besides the bundle's:
+    /// [`BUSYBOX_IMAGE`], the same busybox as [`SDK_UPGRADE_INIT_IMAGE`]
+    /// (Docker Hub is out of reach; the node mirrors docker.io here) and the
+    /// scorecard's test image ([`scorecard_test_image`]).
+    pub fn push_operator_sdk_images(&self, tools: &crate::Tools) -> Result<()> {
+        let busybox = busybox_image()?;
+        self.push_images(std::slice::from_ref(&busybox), BUSYBOX_IMAGE)?;
+        self.push_images(&[busybox], SDK_UPGRADE_INIT_IMAGE)?;
+        let (reference, image) = scorecard_test_image(tools)?;
+        self.push_images(&[image], &reference)?;
+        Ok(())
     }
 }
 
@@ -386,12 +453,36 @@ fn busybox_version() -> Result<String> {
 
 /// Runs `command` in `net` to completion (bounded: `timeout`, then its
 /// process group is killed); its combined output (logged under `log_dir`).
+/// Fails when it exits non-zero.
 pub fn run_in(
     net: &ClusterNet,
     command: Command,
     log_dir: &Path,
     timeout: Duration,
 ) -> Result<String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let (status, output) = run_in_capture(net, command, log_dir, timeout)?;
+    ensure!(
+        status.success(),
+        "{program} failed ({status}); output:\n{}",
+        tail(&output, 30)
+    );
+    Ok(output)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// [`run_in`], returning the exit status with the output instead of failing
+/// on a non-zero one.
+pub fn run_in_capture(
+    net: &ClusterNet,
+    command: Command,
+    log_dir: &Path,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, String)> {
     std::fs::create_dir_all(log_dir)?;
     let log = tempfile::Builder::new()
         .prefix("run-")
@@ -421,13 +512,9 @@ pub fn run_in(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let output = std::fs::read_to_string(&log).unwrap_or_default();
-    ensure!(
-        status.success(),
-        "{program} failed ({status}); output:\n{}",
-        crate::olm::log_tail(&log, 30)
-    );
-    Ok(output)
+    let output = std::fs::read_to_string(&log)
+        .with_context(|| format!("reading the output of {program} ({})", log.display()))?;
+    Ok((status, output))
 }
 
 #[cfg(test)]
@@ -448,7 +535,7 @@ mod tests {
             local_reference(SDK_UPGRADE_INIT_IMAGE).unwrap(),
             "198.19.0.1:5000/library/busybox:1.36.0"
         );
-        assert!(local_reference("quay.io/operator-framework/opm:v1").is_err());
+        assert!(local_reference("registry.k8s.io/pause:3.10").is_err());
         assert!(local_reference("busybox").is_err());
     }
 }

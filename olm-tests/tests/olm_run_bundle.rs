@@ -11,7 +11,13 @@
 //! `run bundle-upgrade` has no decompression-image flag and always uses
 //! Docker Hub's `busybox:1.36.0`; the node mirrors docker.io to the local
 //! registry, which holds a busybox built here under that name
-//! ([`Registry::push_sdk_upgrade_init_image`]).
+//! ([`Registry::push_operator_sdk_images`]).
+//!
+//! `operator-sdk scorecard` runs the bundle's scorecard configuration
+//! (`bundle/tests/scorecard/config.yaml`) in pods on the real node: its
+//! test image `quay.io/operator-framework/scorecard-test:v1.34.1` is built
+//! here from the same operator-sdk module and served through the quay.io
+//! mirror; the untar image is the local busybox.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -99,7 +105,7 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         );
         let published =
             registry.publish_release(&tools, &images, &opts, &[current.clone(), next.clone()])?;
-        registry.push_sdk_upgrade_init_image()?;
+        registry.push_operator_sdk_images(&tools)?;
         let bundle = |v: &semver::Version| local_reference(&manifests_gen::bundle::bundle_image(v));
         let (bundle_current, bundle_next) = (bundle(&current)?, bundle(&next)?);
 
@@ -137,6 +143,8 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         let mut olm = Olm::start(&cluster, &tools).await?;
         let client = cluster.admin_client();
         operator::create_namespace(&client, NS, &[]).await?;
+
+        scorecard(&registry, &tools, &cluster).await?;
 
         operator_sdk(
             &registry,
@@ -296,6 +304,98 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         cluster.mark_failed();
     }
     result
+}
+
+/// `operator-sdk scorecard bundle/`: every test of the bundle's scorecard
+/// configuration runs; all pass but `olm-spec-descriptors`, which fails
+/// exactly for the v1 example's fields that v2 does not have (v1.34.1
+/// matches an `alm-examples` entry to the first owned CRD entry of the same
+/// kind, ignoring its version: the v2 one; docs/bundle-validation.md).
+async fn scorecard(registry: &Registry, tools: &olm_tests::Tools, cluster: &Cluster) -> Result<()> {
+    let ns = "scorecard";
+    operator::create_namespace(&cluster.admin_client(), ns, &[]).await?;
+    let root = operator::workspace_root();
+    let bundle_dir = root.join("bundle");
+    let mut cmd = Command::new(tools.bin("operator-sdk"));
+    cmd.arg("scorecard")
+        .arg(&bundle_dir)
+        .args(["--namespace", ns])
+        .args(["--untar-image", olm_tests::registry::BUSYBOX_IMAGE])
+        .args(["--storage-image", olm_tests::registry::BUSYBOX_IMAGE])
+        .args(["--wait-time", "180s", "--output", "json"])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .env("HOME", cluster.dir());
+    let start = Instant::now();
+    // Exits 1 when a test fails: judged below, test by test.
+    let (status, out) = registry.run_capture(cmd, STEP)?;
+    eprintln!(
+        "FIGURE operator-sdk scorecard took {:.1} s ({status})",
+        start.elapsed().as_secs_f64()
+    );
+    let json_start = out
+        .find('{')
+        .with_context(|| format!("scorecard printed no JSON: {out}"))?;
+    let list: serde_json::Value = serde_json::from_str(&out[json_start..])
+        .with_context(|| format!("scorecard output: {out}"))?;
+    let items = list["items"].as_array().context("scorecard: no items")?;
+    let config = std::fs::read_to_string(bundle_dir.join("tests/scorecard/config.yaml"))?;
+    let configured = config.matches("- scorecard-test").count();
+    ensure!(
+        items.len() == configured && configured > 0,
+        "scorecard ran {} of the {configured} configured tests",
+        items.len()
+    );
+
+    // The v1 example's top-level spec fields without a v2 spec descriptor.
+    let csv: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        root.join(manifests_gen::CSV_PATH),
+    )?)?;
+    let owned = csv["spec"]["customresourcedefinitions"]["owned"]
+        .as_array()
+        .context("CSV without owned CRDs")?;
+    let v2_paths: std::collections::BTreeSet<&str> = owned
+        .iter()
+        .find(|o| o["version"] == "v2")
+        .and_then(|o| o["specDescriptors"].as_array())
+        .context("no v2 owned entry with specDescriptors")?
+        .iter()
+        .filter_map(|d| d["path"].as_str())
+        .collect();
+    let v1: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        root.join("operator/samples/locusttest-v1.yaml"),
+    )?)?;
+    let expected: std::collections::BTreeSet<String> = v1["spec"]
+        .as_object()
+        .context("v1 sample without spec")?
+        .keys()
+        .filter(|k| !v2_paths.contains(k.as_str()))
+        .map(|k| format!("{k} does not have a spec descriptor"))
+        .collect();
+
+    let mut unexpected = Vec::new();
+    for item in items {
+        for result in item["status"]["results"].as_array().into_iter().flatten() {
+            let name = result["name"].as_str().unwrap_or("?");
+            let state = result["state"].as_str().unwrap_or("");
+            eprintln!("FIGURE scorecard {name}: {state}");
+            let errors: std::collections::BTreeSet<String> = result["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect();
+            let known = name == "olm-spec-descriptors" && state == "fail" && errors == expected;
+            if state != "pass" && !known {
+                unexpected.push(result.clone());
+            }
+        }
+    }
+    ensure!(
+        unexpected.is_empty(),
+        "scorecard tests failed (besides the known v1-example mismatch {expected:?}): {unexpected:#?}"
+    );
+    Ok(())
 }
 
 /// OLM unpacked `bundle` with an unpack Job that completed on the real node.

@@ -22,7 +22,7 @@
 #            containerd,ctr,containerd-shim-runc-v2,runc,coredns,registry,crane,
 #            actionlint}
 #       cni/{bridge,host-local,loopback,portmap}   (a CNI bin dir: plugins only)
-#       image-bin/{opm,grpc_health_probe,cpb}     (static, for the opm image)
+#       image-bin/{opm,grpc_health_probe,cpb,scorecard-test}  (static, for images)
 #       crds/olm/*.yaml
 #       versions.txt
 #
@@ -43,7 +43,7 @@ BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kub
           kwok kwokctl opm operator-sdk olm catalog
           containerd ctr containerd-shim-runc-v2 runc coredns registry crane actionlint)
 CNI_PLUGINS=(bridge host-local loopback portmap)
-IMAGE_BINARIES=(opm grpc_health_probe cpb)
+IMAGE_BINARIES=(opm grpc_health_probe cpb scorecard-test)
 
 usage() {
   sed -n '2,10p' "$SCRIPT" | sed 's/^# \{0,1\}//'
@@ -230,6 +230,13 @@ gobuild operator-sdk 0 containers_image_openpgp \
   "github.com/operator-framework/operator-sdk/internal/version.KubernetesVersion=$SDK_K8S" \
   "github.com/operator-framework/operator-sdk/internal/version.ImageVersion=$SDK_VERSION" -- \
   github.com/operator-framework/operator-sdk/cmd/operator-sdk
+# scorecard-test: the program of the scorecard's test image
+# (quay.io/operator-framework/scorecard-test:<version>), from the same module.
+log "building scorecard-test $SDK_VERSION for the scorecard-test image ..."
+OUT="$TMP/image-bin" gobuild operator-sdk 0 containers_image_openpgp \
+  "github.com/operator-framework/operator-sdk/internal/version.Version=$SDK_VERSION" \
+  "github.com/operator-framework/operator-sdk/internal/version.GitVersion=$SDK_VERSION" -- \
+  github.com/operator-framework/operator-sdk/images/scorecard-test
 
 # --- olm, catalog + OLM CRDs ----------------------------------------------------
 OLM_VERSION=$(mod_version olm github.com/operator-framework/operator-lifecycle-manager)
@@ -376,6 +383,7 @@ extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}
   echo "image-bin/opm           github.com/operator-framework/operator-registry $OPM_VERSION (static, CGO_ENABLED=0)"
   echo "image-bin/grpc_health_probe github.com/grpc-ecosystem/grpc-health-probe $PROBE_VERSION"
   echo "image-bin/cpb           github.com/operator-framework/operator-lifecycle-manager $OLM_VERSION"
+  echo "image-bin/scorecard-test github.com/operator-framework/operator-sdk $SDK_VERSION"
 } >"$TMP/versions.txt"
 touch "$TMP/.complete"
 mv -T "$TMP" "$TARGET"

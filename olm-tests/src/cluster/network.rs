@@ -66,9 +66,10 @@ pub const REGISTRY_HOST: &str = "198.19.0.1:5000";
 /// Public registries the real node's containerd pulls from the local
 /// registry instead (hosts.toml mirrors): the release's image names
 /// (`ghcr.io/<namespace>/...`) resolve there without any other network, and
-/// so does the one Docker Hub image a tool insists on
-/// (`crate::registry::SDK_UPGRADE_INIT_IMAGE`).
-pub const MIRRORED_REGISTRIES: [&str; 2] = ["docker.io", "ghcr.io"];
+/// so do the public images operator-sdk insists on: Docker Hub's busybox
+/// (`crate::registry::SDK_UPGRADE_INIT_IMAGE`) and quay.io's scorecard-test
+/// (the bundle's scorecard configuration).
+pub const MIRRORED_REGISTRIES: [&str; 3] = ["docker.io", "ghcr.io", "quay.io"];
 
 #[cfg(test)]
 #[test]

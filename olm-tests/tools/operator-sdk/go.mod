@@ -13,11 +13,17 @@
 // to v0.26.0: older x/tools fail to compile with go >= 1.25 ("tokeninternal:
 // invalid array length -delta * delta"); `go get golang.org/x/tools@v0.26.0`
 // also raised the other golang.org/x modules it needs.
+//
+// images/scorecard-test (same module) is the program of the scorecard's
+// test image, built into the tools' image-bin/.
 module locust-k8s-operator/olm-tests/tools/operator-sdk
 
 go 1.26.0
 
-tool github.com/operator-framework/operator-sdk/cmd/operator-sdk
+tool (
+	github.com/operator-framework/operator-sdk/cmd/operator-sdk
+	github.com/operator-framework/operator-sdk/images/scorecard-test
+)
 
 require (
 	github.com/AdaLogics/go-fuzz-headers v0.0.0-20230811130428-ced1acdcaa24 // indirect
