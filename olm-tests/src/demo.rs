@@ -229,17 +229,31 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
     let client = cluster.admin_client();
 
     let mut olm_handle = None;
+    let mut registry_handle = None;
     let mut process = None;
     if opts.olm {
         println!(
-            "{} starting OLM (olm and catalog operators) and serving the generated catalog with `opm serve`…",
+            "{} starting the local registry and pushing the release's images (operator, bundle, catalog)…",
             stamp()
         );
+        let registry = crate::registry::Registry::start(&cluster, &tools).await?;
+        let version: semver::Version = crate::olm::current_version()?.parse()?;
+        let published = registry.publish_release(
+            &tools,
+            &images,
+            &manifests_gen::Options::new(crate::operator::workspace_root()),
+            std::slice::from_ref(&version),
+        )?;
+        println!(
+            "{} starting OLM (olm and catalog operators) with a CatalogSource for {}…",
+            stamp(),
+            published.catalog
+        );
         let mut olm = crate::olm::Olm::start(&cluster, &tools).await?;
-        let out = tempfile::tempdir()?;
-        let catalog = crate::olm::generate_catalog(out.path(), &[])?;
-        olm.serve_catalog("locust-catalog", &catalog).await?;
-        let version = crate::olm::current_version()?;
+        olm.catalog_from_image("locust-catalog", &published.catalog)
+            .await?;
+        registry_handle = Some(registry);
+        let version = version.to_string();
         let csv = crate::olm::csv_name(&version);
         println!(
             "{} subscribing to package {} channel stable (Subscription in namespace {})…",
@@ -280,7 +294,7 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
                 crate::olm::WEBHOOK_SERVICE
             );
         }
-        olm_handle = Some((olm, out));
+        olm_handle = Some(olm);
     } else {
         println!(
             "{} installing the CRD (from bundle/) and the operator's RBAC, starting the operator as a process in the cluster's network namespace…",
@@ -450,6 +464,7 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
     println!("demo: tearing down");
     drop(process);
     drop(olm_handle);
+    drop(registry_handle);
     cluster.stop();
     println!("demo: done in {:.1}s", started.elapsed().as_secs_f64());
 

@@ -1,28 +1,24 @@
 //! Operator Lifecycle Manager on a local [`Cluster`]: OLM's CRDs, the `olm`
 //! and `catalog` operators as child processes in the cluster's network
 //! namespace, CatalogSources, plus helpers to subscribe, approve, wait and
-//! uninstall. Two ways to serve a catalog:
+//! uninstall.
 //!
-//! * **From a catalog image** ([`Olm::catalog_from_image`]), as a cluster
-//!   does it: a CatalogSource with `spec.image`; OLM's registry pod runs the
-//!   image on the real node, pulled from the local registry
-//!   ([`crate::registry`]), and each bundle is unpacked by OLM's unpack Job
-//!   (util and opm images: the local opm image) from its bundle image. The
-//!   `catalog` operator resolves the registry pod's Service name through the
-//!   cluster's CoreDNS (it runs with a private `/etc/resolv.conf`).
-//! * **Inline** ([`Olm::serve_catalog`]), for clusters without a real node
-//!   (kwok scale): `opm serve` on loopback behind an address-based
-//!   CatalogSource, the catalog generated with `--inline-catalog`, whose
-//!   bundles carry no image, so OLM installs from their `olm.bundle.object`
-//!   properties (operator-lifecycle-manager v0.38.0,
-//!   `pkg/controller/registry/resolver/source_registry.go`: an entry whose
-//!   `BundlePath` is empty keeps the inline bundle) and no unpack Job runs.
+//! Catalogs are served as a cluster serves them ([`Olm::catalog_from_image`]):
+//! a CatalogSource with `spec.image`; OLM's registry pod runs the catalog
+//! image on the real node, pulled from the local registry
+//! ([`crate::registry`]), and each bundle is unpacked by OLM's unpack Job
+//! (util and opm images: the local opm image) from its bundle image. The
+//! `catalog` operator resolves the registry pod's Service name through the
+//! cluster's CoreDNS (it runs with a private `/etc/resolv.conf`). OLM needs a
+//! cluster with a real node for that; on kwok nodes no registry pod or unpack
+//! Job runs. (`manifests-gen generate --inline-catalog` still writes a catalog
+//! whose bundles OLM would install from their inline objects, for a catalog
+//! served by address; no test needs it any more.)
 //!
 //! Every process runs in its own process group, logs to
-//! `<cluster dir>/logs/{olm,catalog,opm-<name>}.log`, is killed when its
-//! owner is dropped, and by the kernel if the test process dies.
+//! `<cluster dir>/logs/{olm,catalog}.log`, is killed when its owner is
+//! dropped, and by the kernel if the test process dies.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -81,33 +77,6 @@ pub fn current_version() -> Result<String> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("{} has no spec.version", path.display()))
-}
-
-/// Generates an inline catalog (bundles without images) into
-/// `<out_dir>/catalog/` with `manifests-gen generate --inline-catalog` and
-/// the hypothetical releases `extra_releases`
-/// (`VERSION:CHANNEL[,CHANNEL...][:REPLACES]`). Returns the catalog directory.
-///
-/// Runs the generator through `cargo run -p manifests-gen` (`$CARGO` when set).
-pub fn generate_catalog(out_dir: &Path, extra_releases: &[&str]) -> Result<PathBuf> {
-    // The same generator as `manifests-gen generate --inline-catalog`, called
-    // as a library.
-    let mut opts = manifests_gen::Options::new(operator::workspace_root());
-    opts.out_dir = out_dir.to_path_buf();
-    opts.inline_catalog = true;
-    opts.extra_releases = extra_releases
-        .iter()
-        .map(|r| manifests_gen::parse_extra_release(r))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let generated =
-        manifests_gen::generate(&opts).map_err(|e| anyhow::anyhow!("manifests-gen: {e}"))?;
-    manifests_gen::write(&generated, out_dir).map_err(|e| anyhow::anyhow!("manifests-gen: {e}"))?;
-    let catalog = out_dir.join("catalog");
-    if !catalog.join(PACKAGE).is_dir() {
-        bail!("manifests-gen wrote no {}", catalog.join(PACKAGE).display());
-    }
-    Ok(catalog)
 }
 
 /// The `ApiResource` of an OLM kind.
@@ -212,14 +181,12 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
 }
 
 /// OLM running against a local cluster. Dropping it stops every process it
-/// started (the `olm` and `catalog` operators and every `opm serve`).
+/// started (the `olm` and `catalog` operators).
 pub struct Olm {
     client: Client,
     logs_dir: PathBuf,
     /// Field order = drop order: processes first, the spawner last.
-    catalogs: BTreeMap<String, (ChildProcess, u16)>,
     operators: Vec<(ChildProcess, PathBuf)>,
-    tools: crate::Tools,
     net: ClusterNet,
 }
 
@@ -227,7 +194,6 @@ impl std::fmt::Debug for Olm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Olm")
             .field("logs_dir", &self.logs_dir)
-            .field("catalogs", &self.catalogs.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -279,9 +245,7 @@ impl Olm {
         let mut olm = Self {
             client,
             logs_dir,
-            catalogs: BTreeMap::new(),
             operators: Vec::new(),
-            tools: tools.clone(),
             net: cluster.net(),
         };
         let kubeconfig = cluster.kubeconfig_path().to_path_buf();
@@ -365,15 +329,10 @@ impl Olm {
         })
     }
 
-    /// Fails (with the logs) if `olm`, `catalog` or an `opm serve` exited.
+    /// Fails (with the logs) if `olm` or `catalog` exited.
     pub fn ensure_running(&mut self) -> Result<()> {
         let mut dead = Vec::new();
         for (process, _) in &mut self.operators {
-            if !process.running() {
-                dead.push(process.name.clone());
-            }
-        }
-        for (process, _) in self.catalogs.values_mut() {
             if !process.running() {
                 dead.push(process.name.clone());
             }
@@ -390,15 +349,10 @@ impl Olm {
         &self.client
     }
 
-    /// The tails of the olm, catalog and opm logs, for failure messages.
+    /// The tails of the olm and catalog logs, for failure messages.
     pub fn diagnostics(&self) -> String {
         let mut out = String::new();
-        let mut paths: Vec<PathBuf> = self.operators.iter().map(|(_, p)| p.clone()).collect();
-        paths.extend(
-            self.catalogs
-                .keys()
-                .map(|n| self.logs_dir.join(format!("opm-{n}.log"))),
-        );
+        let paths: Vec<PathBuf> = self.operators.iter().map(|(_, p)| p.clone()).collect();
         for path in paths {
             out.push_str(&format!(
                 "\n--- {} (tail) ---\n{}\n",
@@ -407,81 +361,6 @@ impl Olm {
             ));
         }
         out
-    }
-
-    /// Serves `catalog_dir` with `opm serve` on a free loopback port and
-    /// points the CatalogSource `name` in [`OLM_NAMESPACE`] at it (creating
-    /// it, or changing its `spec.address` when it exists: a catalog update);
-    /// waits for the gRPC port and for the CatalogSource to be `READY`. A
-    /// previous server of the same name is stopped after the switch.
-    pub async fn serve_catalog(&mut self, name: &str, catalog_dir: &Path) -> Result<u16> {
-        let port = operator::free_port()?;
-        let log = self.logs_dir.join(format!("opm-{name}.log"));
-        let mut cmd = Command::new(self.tools.bin("opm"));
-        cmd.arg("serve")
-            .arg(catalog_dir)
-            .arg(format!("--port={port}"))
-            .arg("--pprof-addr=")
-            .arg(format!(
-                "--termination-log={}",
-                self.logs_dir
-                    .join(format!("opm-{name}.termination"))
-                    .display()
-            ));
-        let process = self.spawn(&format!("opm-{name}"), cmd, &log)?;
-        let previous = self.catalogs.insert(name.to_owned(), (process, port));
-        let net = &self.net;
-        let waited = wait_for(Duration::from_secs(60), POLL, || async move {
-            let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
-            Ok(net.connect(addr).await.ok().map(drop))
-        })
-        .await;
-        if let Err(e) = waited {
-            return Err(e.context(format!(
-                "opm serve never listened on 127.0.0.1:{port}{}",
-                self.diagnostics()
-            )));
-        }
-        let api = catalog_sources(&self.client, OLM_NAMESPACE);
-        let source: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "operators.coreos.com/v1alpha1",
-            "kind": "CatalogSource",
-            "metadata": {"name": name, "namespace": OLM_NAMESPACE},
-            "spec": {
-                "sourceType": "grpc",
-                "address": format!("127.0.0.1:{port}"),
-                "displayName": "Locust operator test catalog",
-                "publisher": "olm-tests"
-            }
-        }))?;
-        api.patch(
-            name,
-            &PatchParams::apply("olm-tests").force(),
-            &Patch::Apply(&source),
-        )
-        .await
-        .with_context(|| format!("applying CatalogSource {name}"))?;
-        let address = format!("127.0.0.1:{port}");
-        let ready = wait_for(Duration::from_secs(90), POLL, || {
-            let api = api.clone();
-            let address = address.clone();
-            async move {
-                let cs = api.get(name).await?;
-                let state = field(&cs, "/status/connectionState/lastObservedState");
-                let observed = field(&cs, "/status/connectionState/address");
-                Ok((state == "READY" && observed == address).then_some(()))
-            }
-        })
-        .await;
-        if let Err(e) = ready {
-            let last = api.get(name).await.ok().map(|c| c.data["status"].clone());
-            return Err(e.context(format!(
-                "CatalogSource {name} never READY at {address}; status: {last:?}{}",
-                self.diagnostics()
-            )));
-        }
-        drop(previous);
-        Ok(port)
     }
 
     /// Points the CatalogSource `name` in [`OLM_NAMESPACE`] at the catalog
