@@ -4,7 +4,7 @@
 #
 #   hack/community-operators-pr.sh VERSION OUT_DIR
 #
-# VERSION is the release version (e.g. 2.0.0; a leading "v" is dropped); it
+# VERSION is the release version (e.g. 3.0.0; a leading "v" is dropped); it
 # must equal spec.version of the committed bundle's ClusterServiceVersion, so
 # run it on the release commit. OUT_DIR is an empty directory or a clone of
 # your fork of community-operators. The script writes

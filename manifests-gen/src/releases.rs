@@ -44,7 +44,7 @@ pub struct Release {
 /// Every release of the operator's OLM bundle, oldest first. Adding a release
 /// here (and regenerating) is how a version is published; see `docs/release.md`.
 pub const RELEASES: &[Release] = &[Release {
-    version: "2.0.0",
+    version: "3.0.0",
     channels: &["alpha", "stable"],
     created_at: "2026-11-21T00:00:00Z",
 }];
@@ -341,11 +341,11 @@ mod tests {
     fn declared_list_is_valid_and_today_has_one_release() {
         let g = UpgradeGraph::build(&declared().unwrap()).unwrap();
         assert_eq!(g.releases().len(), RELEASES.len());
-        assert_eq!(g.head("stable"), Some(&v("2.0.0")));
-        assert_eq!(g.head("alpha"), Some(&v("2.0.0")));
-        let e = g.entry("stable", &v("2.0.0")).unwrap();
+        assert_eq!(g.head("stable"), Some(&v("3.0.0")));
+        assert_eq!(g.head("alpha"), Some(&v("3.0.0")));
+        let e = g.entry("stable", &v("3.0.0")).unwrap();
         assert_eq!(e.replaces, None);
-        assert_eq!(e.skip_range, "<2.0.0");
+        assert_eq!(e.skip_range, "<3.0.0");
     }
 
     /// Cutting a release bumps the workspace version and declares it here together.

@@ -122,22 +122,22 @@ fn hypothetical_next_releases() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(dir.path());
     o.extra_releases = vec![
-        parse_extra_release("2.1.0-rc.1:alpha").unwrap(),
-        parse_extra_release("2.1.0:alpha,stable").unwrap(),
-        parse_extra_release("2.2.0:alpha").unwrap(),
+        parse_extra_release("3.1.0-rc.1:alpha").unwrap(),
+        parse_extra_release("3.1.0:alpha,stable").unwrap(),
+        parse_extra_release("3.2.0:alpha").unwrap(),
     ];
     let g = generate(&o).unwrap();
 
-    // The bundle is the highest release: 2.2.0, alpha only.
+    // The bundle is the highest release: 3.2.0, alpha only.
     let csv: Value = serde_yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
-    assert_eq!(csv["metadata"]["name"], "locust-k8s-operator.v2.2.0");
-    assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v2.1.0");
+    assert_eq!(csv["metadata"]["name"], "locust-k8s-operator.v3.2.0");
+    assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v3.1.0");
     assert_eq!(csv["spec"]["maturity"], "alpha");
-    assert_eq!(csv["metadata"]["annotations"]["olm.skipRange"], "<2.2.0");
+    assert_eq!(csv["metadata"]["annotations"]["olm.skipRange"], "<3.2.0");
     assert_eq!(
         csv["spec"]["install"]["spec"]["deployments"][0]["spec"]["template"]["spec"]["containers"]
             [0]["image"],
-        "ghcr.io/abdelrhmanhamouda/locust-k8s-operator:2.2.0"
+        "ghcr.io/abdelrhmanhamouda/locust-k8s-operator:3.2.0"
     );
     assert!(
         g.text(ANNOTATIONS_PATH)
@@ -167,28 +167,28 @@ fn hypothetical_next_releases() {
     assert_eq!(
         names(channel(&docs, "alpha")),
         vec![
-            ("locust-k8s-operator.v2.0.0".to_owned(), None),
+            ("locust-k8s-operator.v3.0.0".to_owned(), None),
             (
-                "locust-k8s-operator.v2.1.0-rc.1".to_owned(),
-                Some("locust-k8s-operator.v2.0.0".to_owned())
+                "locust-k8s-operator.v3.1.0-rc.1".to_owned(),
+                Some("locust-k8s-operator.v3.0.0".to_owned())
             ),
             (
-                "locust-k8s-operator.v2.1.0".to_owned(),
-                Some("locust-k8s-operator.v2.1.0-rc.1".to_owned())
+                "locust-k8s-operator.v3.1.0".to_owned(),
+                Some("locust-k8s-operator.v3.1.0-rc.1".to_owned())
             ),
             (
-                "locust-k8s-operator.v2.2.0".to_owned(),
-                Some("locust-k8s-operator.v2.1.0".to_owned())
+                "locust-k8s-operator.v3.2.0".to_owned(),
+                Some("locust-k8s-operator.v3.1.0".to_owned())
             ),
         ]
     );
     assert_eq!(
         names(channel(&docs, "stable")),
         vec![
-            ("locust-k8s-operator.v2.0.0".to_owned(), None),
+            ("locust-k8s-operator.v3.0.0".to_owned(), None),
             (
-                "locust-k8s-operator.v2.1.0".to_owned(),
-                Some("locust-k8s-operator.v2.0.0".to_owned())
+                "locust-k8s-operator.v3.1.0".to_owned(),
+                Some("locust-k8s-operator.v3.0.0".to_owned())
             ),
         ]
     );
@@ -231,16 +231,16 @@ fn csv_edges_agree_with_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(dir.path());
     o.extra_releases = vec![
-        parse_extra_release("2.1.0:alpha").unwrap(),
-        parse_extra_release("2.2.0:alpha,stable").unwrap(),
+        parse_extra_release("3.1.0:alpha").unwrap(),
+        parse_extra_release("3.2.0:alpha,stable").unwrap(),
     ];
     let g = generate(&o).unwrap();
     let csv: Value = serde_yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
-    // Primary channel stable: replaces 2.0.0; the alpha predecessor 2.1.0 is skipped.
-    assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v2.0.0");
+    // Primary channel stable: replaces 3.0.0; the alpha predecessor 3.1.0 is skipped.
+    assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v3.0.0");
     assert_eq!(
         csv["spec"]["skips"],
-        serde_json::json!(["locust-k8s-operator.v2.1.0"])
+        serde_json::json!(["locust-k8s-operator.v3.1.0"])
     );
     let docs = catalog_docs(g.text(CATALOG_PATH).unwrap());
     let mut allowed: Vec<&str> = vec![csv["spec"]["replaces"].as_str().unwrap()];
@@ -256,7 +256,7 @@ fn csv_edges_agree_with_the_catalog() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["name"] == "locust-k8s-operator.v2.2.0")
+            .find(|e| e["name"] == "locust-k8s-operator.v3.2.0")
             .unwrap()
             .clone();
         assert!(
@@ -275,17 +275,17 @@ fn older_catalog_entries_are_frozen() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path());
     write(&generate(&o).unwrap(), dir.path()).unwrap();
-    // Pretend the published 2.0.0 entry differs from what today's code would produce.
+    // Pretend the published 3.0.0 entry differs from what today's code would produce.
     let path = dir.path().join(CATALOG_PATH);
     let text = std::fs::read_to_string(&path).unwrap();
     let marked = text.replace(
-        "image: ghcr.io/abdelrhmanhamouda/locust-k8s-operator-bundle:v2.0.0",
-        "image: registry.example/published-bundle:v2.0.0",
+        "image: ghcr.io/abdelrhmanhamouda/locust-k8s-operator-bundle:v3.0.0",
+        "image: registry.example/published-bundle:v3.0.0",
     );
     assert_ne!(text, marked);
     std::fs::write(&path, &marked).unwrap();
 
-    // Generating 2.0.0 itself regenerates its entry...
+    // Generating 3.0.0 itself regenerates its entry...
     let same = generate(&o).unwrap();
     assert!(
         !same
@@ -294,16 +294,16 @@ fn older_catalog_entries_are_frozen() {
             .contains("registry.example")
     );
 
-    // ...but once 2.1.0 is the bundle, the 2.0.0 entry is kept as committed.
+    // ...but once 3.1.0 is the bundle, the 3.0.0 entry is kept as committed.
     let mut next = opts(dir.path());
-    next.extra_releases = vec![parse_extra_release("2.1.0:alpha,stable").unwrap()];
+    next.extra_releases = vec![parse_extra_release("3.1.0:alpha,stable").unwrap()];
     let g = generate(&next).unwrap();
     let docs = catalog_docs(g.text(CATALOG_PATH).unwrap());
     let old = docs
         .iter()
-        .find(|d| d["name"] == "locust-k8s-operator.v2.0.0")
+        .find(|d| d["name"] == "locust-k8s-operator.v3.0.0")
         .unwrap();
-    assert_eq!(old["image"], "registry.example/published-bundle:v2.0.0");
+    assert_eq!(old["image"], "registry.example/published-bundle:v3.0.0");
 }
 
 #[test]
@@ -349,17 +349,17 @@ fn options_are_validated() {
         "InvalidOption"
     );
 
-    assert!(parse_extra_release("2.1.0").is_err());
-    assert!(parse_extra_release("2.1.0:Alpha").is_err());
-    assert!(parse_extra_release("2.1.0:alpha:2.0.0:x").is_err());
+    assert!(parse_extra_release("3.1.0").is_err());
+    assert!(parse_extra_release("3.1.0:Alpha").is_err());
+    assert!(parse_extra_release("3.1.0:alpha:3.0.0:x").is_err());
     let mut dup = opts(dir.path());
-    dup.extra_releases = vec![parse_extra_release("2.0.0:alpha").unwrap()];
+    dup.extra_releases = vec![parse_extra_release("3.0.0:alpha").unwrap()];
     assert_eq!(generate(&dup).unwrap_err().reason(), "InvalidRelease");
 
     // --image applies to the generated bundle only, not to older releases in the catalog.
     let mut image = opts(dir.path());
     image.image = Some("registry.example/op:dev".to_owned());
-    image.extra_releases = vec![parse_extra_release("2.1.0:alpha").unwrap()];
+    image.extra_releases = vec![parse_extra_release("3.1.0:alpha").unwrap()];
     let g = generate(&image).unwrap();
     let csv = g.text(CSV_PATH).unwrap();
     assert!(csv.contains("image: registry.example/op:dev"));
@@ -374,9 +374,9 @@ fn options_are_validated() {
             .map(|ri| ri["image"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert!(images("locust-k8s-operator.v2.1.0").contains(&"registry.example/op:dev".to_owned()));
-    let old = images("locust-k8s-operator.v2.0.0");
-    assert!(old.contains(&"ghcr.io/abdelrhmanhamouda/locust-k8s-operator:2.0.0".to_owned()));
+    assert!(images("locust-k8s-operator.v3.1.0").contains(&"registry.example/op:dev".to_owned()));
+    let old = images("locust-k8s-operator.v3.0.0");
+    assert!(old.contains(&"ghcr.io/abdelrhmanhamouda/locust-k8s-operator:3.0.0".to_owned()));
     assert!(!old.contains(&"registry.example/op:dev".to_owned()));
 }
 
@@ -393,7 +393,7 @@ fn cli_generate_then_check() {
         "--out-dir",
         out,
         "--extra-release",
-        "2.1.0:alpha",
+        "3.1.0:alpha",
     ]);
     assert!(
         generated.status.success(),
@@ -401,9 +401,9 @@ fn cli_generate_then_check() {
         String::from_utf8_lossy(&generated.stderr)
     );
     let csv = std::fs::read_to_string(dir.path().join(CSV_PATH)).unwrap();
-    assert!(csv.contains("name: locust-k8s-operator.v2.1.0\n"));
+    assert!(csv.contains("name: locust-k8s-operator.v3.1.0\n"));
 
-    let clean = run(&["check", "--out-dir", out, "--extra-release", "2.1.0:alpha"]);
+    let clean = run(&["check", "--out-dir", out, "--extra-release", "3.1.0:alpha"]);
     assert_eq!(
         clean.status.code(),
         Some(0),
@@ -417,7 +417,7 @@ fn cli_generate_then_check() {
     let stdout = String::from_utf8_lossy(&stale.stdout);
     assert!(stdout.contains(&format!("--- a/{CSV_PATH}")), "{stdout}");
     assert!(
-        stdout.contains("-  name: locust-k8s-operator.v2.1.0"),
+        stdout.contains("-  name: locust-k8s-operator.v3.1.0"),
         "{stdout}"
     );
 

@@ -59,7 +59,7 @@ pub const CRD_NAME: &str = "locusttests.locust.io";
 const LOG_TAIL_LINES: usize = 30;
 const POLL: Duration = Duration::from_millis(250);
 
-/// Name of the CSV of release `version` (e.g. `2.0.0`).
+/// Name of the CSV of release `version` (e.g. `3.0.0`).
 pub fn csv_name(version: &str) -> String {
     format!("{PACKAGE}.v{version}")
 }
