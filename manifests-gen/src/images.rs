@@ -144,6 +144,15 @@ pub struct OpmInputs {
     pub description: String,
 }
 
+/// `/bin/busybox` and its [`BUSYBOX_APPLETS`] as links to it.
+pub fn add_busybox(tree: &mut Tree, busybox: Vec<u8>) -> Result<(), Error> {
+    tree.file("bin/busybox", 0o755, busybox)?;
+    for applet in BUSYBOX_APPLETS {
+        tree.symlink(&format!("bin/{applet}"), "busybox")?;
+    }
+    Ok(())
+}
+
 /// The opm layer: `/bin/{opm,grpc_health_probe,busybox}`, busybox's
 /// applets as links, a world-writable `/tmp` (opm's cache) and a passwd
 /// with the opm user.
@@ -155,7 +164,6 @@ pub fn opm_layer(inputs: &OpmInputs) -> Result<Layer, Error> {
             0o755,
             inputs.grpc_health_probe.clone(),
         )?
-        .file("bin/busybox", 0o755, inputs.busybox.clone())?
         .file(
             "etc/passwd",
             0o644,
@@ -168,9 +176,7 @@ pub fn opm_layer(inputs: &OpmInputs) -> Result<Layer, Error> {
             format!("root:x:0:\nopm:x:{OPM_USER}:\n").into_bytes(),
         )?
         .dir("tmp", 0o1777)?;
-    for applet in BUSYBOX_APPLETS {
-        tree.symlink(&format!("bin/{applet}"), "busybox")?;
-    }
+    add_busybox(&mut tree, inputs.busybox.clone())?;
     layer(
         &tree,
         &format!("manifests-gen image opm: {}", inputs.description),
@@ -191,23 +197,24 @@ pub fn opm(inputs: &OpmInputs) -> Result<Image, Error> {
             "manifests-gen image opm: OLM's cpb, an empty catalog",
         )?,
     ];
-    let mut labels = BTreeMap::new();
+    Image::new("amd64", layers, &opm_serve(BTreeMap::new()))
+}
+
+/// How the opm and catalog images run: `opm serve /configs` as
+/// [`OPM_USER`], labelled (besides `labels`) as a File-Based Catalog.
+fn opm_serve(mut labels: BTreeMap<String, String>) -> RunConfig {
     labels.insert(
         CATALOG_CONFIGS_LABEL.to_owned(),
         CATALOG_CONFIGS_DIR.to_owned(),
     );
-    Image::new(
-        "amd64",
-        layers,
-        &RunConfig {
-            entrypoint: vec!["/bin/opm".to_owned()],
-            cmd: vec!["serve".to_owned(), CATALOG_CONFIGS_DIR.to_owned()],
-            env: vec![PATH_ENV.to_owned()],
-            user: OPM_USER.to_owned(),
-            labels,
-            ..RunConfig::default()
-        },
-    )
+    RunConfig {
+        entrypoint: vec!["/bin/opm".to_owned()],
+        cmd: vec!["serve".to_owned(), CATALOG_CONFIGS_DIR.to_owned()],
+        env: vec![PATH_ENV.to_owned()],
+        user: OPM_USER.to_owned(),
+        labels,
+        ..RunConfig::default()
+    }
 }
 
 /// The catalog image: the opm layer plus the generated `catalog/` under
@@ -231,26 +238,11 @@ pub fn catalog(
         opm_layer(inputs)?,
         layer(&configs, "manifests-gen image catalog")?,
     ];
-    let mut labels = oci_labels(
+    let labels = oci_labels(
         "OLM catalog of the Locust Kubernetes Operator",
         &version.to_string(),
     );
-    labels.insert(
-        CATALOG_CONFIGS_LABEL.to_owned(),
-        CATALOG_CONFIGS_DIR.to_owned(),
-    );
-    Image::new(
-        "amd64",
-        layers,
-        &RunConfig {
-            entrypoint: vec!["/bin/opm".to_owned()],
-            cmd: vec!["serve".to_owned(), CATALOG_CONFIGS_DIR.to_owned()],
-            env: vec![PATH_ENV.to_owned()],
-            user: OPM_USER.to_owned(),
-            labels,
-            ..RunConfig::default()
-        },
-    )
+    Image::new("amd64", layers, &opm_serve(labels))
 }
 
 #[cfg(test)]

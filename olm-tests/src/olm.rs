@@ -133,16 +133,33 @@ pub fn field<'a>(obj: &'a DynamicObject, pointer: &str) -> &'a str {
 }
 
 /// A child process in its own process group, killed (group and all) on drop.
-struct ChildProcess {
+pub(crate) struct ChildProcess {
     name: String,
     child: Option<Child>,
 }
 
 impl ChildProcess {
-    fn running(&mut self) -> bool {
+    /// Owns `child` (the leader of its own process group) as `name`.
+    pub(crate) fn new(name: &str, child: Child) -> Self {
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// Whether it still runs.
+    pub(crate) fn running(&mut self) -> bool {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Its exit status, if it has exited.
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait(),
+            None => Ok(None),
+        }
     }
 }
 
@@ -323,10 +340,7 @@ impl Olm {
             .net
             .spawn(command, log)
             .with_context(|| format!("starting {name}"))?;
-        Ok(ChildProcess {
-            name: name.to_owned(),
-            child: Some(child),
-        })
+        Ok(ChildProcess::new(name, child))
     }
 
     /// Fails (with the logs) if `olm` or `catalog` exited.
@@ -826,6 +840,37 @@ pub const OPERATOR_POD_SELECTOR: &str = "app.kubernetes.io/name=locust-k8s-opera
 /// the repository and the release version as the tag).
 pub fn operator_image(version: &str) -> String {
     format!("{}:{version}", manifests_gen::OPERATOR_IMAGE_REPO)
+}
+
+/// Fails unless OLM unpacked `bundle` in namespace `ns` with an unpack Job
+/// that completed: its `pull` init container ran the bundle image.
+pub async fn ensure_unpacked(client: &Client, ns: &str, bundle: &str) -> Result<()> {
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), ns);
+    let listed = jobs.list(&ListParams::default()).await?.items;
+    let unpacked = listed.iter().any(|j| {
+        let pulls_bundle = j
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .is_some_and(|p| {
+                p.init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == "pull" && c.image.as_deref() == Some(bundle))
+            });
+        let complete = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1;
+        pulls_bundle && complete
+    });
+    if !unpacked {
+        bail!(
+            "no completed unpack Job pulled {bundle}; Jobs: {:?}",
+            listed
+                .iter()
+                .map(|j| (j.name_any(), j.status.clone()))
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(())
 }
 
 /// Waits until the operator OLM installed runs for real: its Deployment

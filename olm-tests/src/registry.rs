@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::cluster::{
     Cluster, ClusterNet, MIRRORED_REGISTRIES, NODE_IP, REGISTRY_HOST, REGISTRY_PORT,
 };
+use crate::olm::ChildProcess;
 use crate::wait::wait_for;
 
 /// The opm image (OLM's opm and util image, operator-sdk's index and
@@ -55,7 +56,7 @@ pub fn local_reference(reference: &str) -> Result<String> {
 
 /// A running registry; stopped (process group killed) on drop.
 pub struct Registry {
-    child: Option<std::process::Child>,
+    process: ChildProcess,
     dir: PathBuf,
     log: PathBuf,
     net: ClusterNet,
@@ -68,20 +69,6 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: killpg on the group our unreaped child leads.
-                unsafe {
-                    libc::killpg(pid, libc::SIGKILL);
-                }
-            }
-            let _ = child.wait();
-        }
     }
 }
 
@@ -112,7 +99,7 @@ impl Registry {
         let net = cluster.net();
         let child = net.spawn(cmd, &log).context("starting the registry")?;
         let mut registry = Self {
-            child: Some(child),
+            process: ChildProcess::new("registry", child),
             dir,
             log,
             net,
@@ -142,11 +129,7 @@ impl Registry {
 
     /// Fails (with its log) if the registry exited.
     pub fn ensure_running(&mut self) -> Result<()> {
-        let running = self
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
-        if !running {
+        if !self.process.running() {
             bail!(
                 "the registry exited; log:\n{}",
                 crate::olm::log_tail(&self.log, 20)
@@ -337,12 +320,7 @@ pub fn busybox_image() -> Result<manifests_gen::oci::Image> {
     use manifests_gen::oci::{Image, RunConfig, Tree, layer};
     let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX}"))?;
     let mut tree = Tree::new();
-    tree.file("bin/busybox", 0o755, busybox)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for applet in manifests_gen::images::BUSYBOX_APPLETS {
-        tree.symlink(&format!("bin/{applet}"), "busybox")
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    manifests_gen::images::add_busybox(&mut tree, busybox).map_err(|e| anyhow::anyhow!("{e}"))?;
     let l = layer(
         &tree,
         &format!("olm-tests: busybox-static {}", busybox_version()?),
@@ -491,20 +469,14 @@ pub fn run_in_capture(
         .into_temp_path()
         .keep()?;
     let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = net.spawn(command, &log)?;
+    let mut process = ChildProcess::new(&program, net.spawn(command, &log)?);
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = process.try_wait()? {
             break status;
         }
         if Instant::now() >= deadline {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: killpg on the group our unreaped child leads.
-                unsafe {
-                    libc::killpg(pid, libc::SIGKILL);
-                }
-            }
-            let _ = child.wait();
+            drop(process);
             bail!(
                 "{program} did not finish in {timeout:?}; output:\n{}",
                 crate::olm::log_tail(&log, 30)

@@ -209,38 +209,6 @@ async fn check_install(olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> 
     Ok(())
 }
 
-/// The bundle came from its image: OLM's unpack Job for the bundle image
-/// completed on the real node (its `pull` container ran the bundle image).
-async fn check_unpacked(olm: &Olm, version: &str) -> Result<()> {
-    let bundle = manifests_gen::bundle::bundle_image(&version.parse()?);
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
-        Api::namespaced(olm.client().clone(), olm::OLM_NAMESPACE);
-    let listed = jobs.list(&ListParams::default()).await?.items;
-    let unpacked = listed.iter().any(|j| {
-        let pulls_bundle = j
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .is_some_and(|p| {
-                p.init_containers
-                    .iter()
-                    .flatten()
-                    .any(|c| c.name == "pull" && c.image.as_deref() == Some(bundle.as_str()))
-            });
-        let complete = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1;
-        pulls_bundle && complete
-    });
-    ensure!(
-        unpacked,
-        "no completed unpack Job pulled {bundle}; Jobs: {:?}",
-        listed
-            .iter()
-            .map(|j| (j.name_any(), j.status.clone()))
-            .collect::<Vec<_>>()
-    );
-    Ok(())
-}
-
 async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<()> {
     let version = olm::current_version()?;
     let sub = format!("locust-{channel}");
@@ -256,7 +224,9 @@ async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<
         olm::field(&s, "/status/installPlanRef/name").to_owned()
     };
     olm.wait_plan_complete(&plan_name, INSTALL).await?;
-    check_unpacked(olm, &version).await?;
+    // The bundle came from its image: OLM's unpack Job ran it.
+    let bundle = manifests_gen::bundle::bundle_image(&version.parse()?);
+    olm::ensure_unpacked(olm.client(), olm::OLM_NAMESPACE, &bundle).await?;
     if let Err(e) = check_install(olm, &csv).await {
         return Err(olm.fail(e).await);
     }

@@ -37,10 +37,9 @@ const NS: &str = "locust-sdk";
 const SDK_TIMEOUT: &str = "5m";
 const STEP: Duration = Duration::from_secs(300);
 
+/// The sample v2 test with the Locust image built here.
 fn sample(name: &str) -> Result<LocustTest> {
-    let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
-    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
-    t.metadata.name = Some(name.to_owned());
+    let mut t = olm_tests::checks::sample(name)?;
     t.metadata.namespace = None;
     t.spec.image = images::locust_image();
     Ok(t)
@@ -183,7 +182,7 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         )
         .await?;
         ensure!(!pods.is_empty());
-        unpacked_from(&client, &bundle_current).await?;
+        olm::ensure_unpacked(&client, NS, &bundle_current).await?;
 
         // A user's test, admitted and reconciled by the installed operator.
         operator::create_namespace(&client, "team-sdk", &[]).await?;
@@ -239,7 +238,7 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
             STEP,
         )
         .await?;
-        unpacked_from(&client, &bundle_next).await?;
+        olm::ensure_unpacked(&client, NS, &bundle_next).await?;
         ensure!(tests.get("kept").await?.name_any() == "kept");
 
         operator_sdk(
@@ -258,30 +257,14 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         // cleanup deletes the CSV, Subscription, CatalogSource, its registry
         // pod, the OperatorGroup it created and — its default
         // (--delete-crds=true) — the CRD, hence every LocustTest.
-        ensure!(
-            olm::csvs(&client, NS)
-                .list(&ListParams::default())
-                .await?
-                .items
-                .is_empty(),
-            "a CSV is left after cleanup"
-        );
-        ensure!(
-            olm::subscriptions(&client, NS)
-                .list(&ListParams::default())
-                .await?
-                .items
-                .is_empty(),
-            "a Subscription is left after cleanup"
-        );
-        ensure!(
-            olm::catalog_sources(&client, NS)
-                .list(&ListParams::default())
-                .await?
-                .items
-                .is_empty(),
-            "a CatalogSource is left after cleanup"
-        );
+        for (kind, api) in [
+            ("CSV", olm::csvs(&client, NS)),
+            ("Subscription", olm::subscriptions(&client, NS)),
+            ("CatalogSource", olm::catalog_sources(&client, NS)),
+        ] {
+            let left = api.list(&ListParams::default()).await?.items;
+            ensure!(left.is_empty(), "a {kind} is left after cleanup");
+        }
         wait_for(STEP, Duration::from_millis(500), || {
             let client = client.clone();
             async move {
@@ -394,31 +377,6 @@ async fn scorecard(registry: &Registry, tools: &olm_tests::Tools, cluster: &Clus
     ensure!(
         unexpected.is_empty(),
         "scorecard tests failed (besides the known v1-example mismatch {expected:?}): {unexpected:#?}"
-    );
-    Ok(())
-}
-
-/// OLM unpacked `bundle` with an unpack Job that completed on the real node.
-async fn unpacked_from(client: &kube::Client, bundle: &str) -> Result<()> {
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), NS);
-    let listed = jobs.list(&ListParams::default()).await?.items;
-    let done = listed.iter().any(|j| {
-        let pulls = j
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .is_some_and(|p| {
-                p.init_containers
-                    .iter()
-                    .flatten()
-                    .any(|c| c.name == "pull" && c.image.as_deref() == Some(bundle))
-            });
-        pulls && j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1
-    });
-    ensure!(
-        done,
-        "no completed unpack Job pulled {bundle}; Jobs: {:?}",
-        listed.iter().map(ResourceExt::name_any).collect::<Vec<_>>()
     );
     Ok(())
 }
