@@ -165,6 +165,31 @@ fn frozen_document(doc: &Value, inline: bool) -> Value {
     doc
 }
 
+/// Names a bundle by digest in its `olm.bundle`: `image` and the unnamed
+/// related image that repeats it become `BUNDLE_IMAGE_REPO@<digest>`
+/// (related images stay sorted by image, as opm sorts them). An inline
+/// bundle (no image) is left alone.
+pub fn pin_bundle(doc: &mut Value, digest: &str) {
+    let Some(old) = doc
+        .get("image")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let pinned = format!("{}@{digest}", crate::BUNDLE_IMAGE_REPO);
+    doc["image"] = json!(pinned);
+    if let Some(list) = doc.get_mut("relatedImages").and_then(Value::as_array_mut) {
+        for ri in list.iter_mut() {
+            if ri["image"] == old.as_str() && ri["name"] == "" {
+                ri["image"] = json!(pinned);
+            }
+        }
+        list.sort_by(|a, b| a["image"].as_str().cmp(&b["image"].as_str()));
+    }
+}
+
 /// The catalog as a YAML stream.
 pub fn render(
     inputs: &Inputs,
@@ -216,7 +241,7 @@ pub fn render(
     }
     for release in graph.releases() {
         let name = csv_name(&release.version);
-        let doc = if &release.version == current_version {
+        let mut doc = if &release.version == current_version {
             bundle_document(current, opts.inline_catalog)?
         } else if let Some(doc) = frozen.get(&name) {
             frozen_document(doc, opts.inline_catalog)
@@ -224,6 +249,9 @@ pub fn render(
             let rendered = crate::bundle::render(inputs, graph, &release.version, opts)?;
             bundle_document(&rendered, opts.inline_catalog)?
         };
+        if let Some(digest) = opts.bundle_digests.get(&release.version) {
+            pin_bundle(&mut doc, digest);
+        }
         docs.push(doc);
     }
     let docs: Vec<Value> = docs.into_iter().map(crate::csv::sort_keys).collect();

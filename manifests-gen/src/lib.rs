@@ -148,6 +148,10 @@ pub struct Options {
     /// Write catalog bundles without an `image`, so OLM installs them from
     /// the inline `olm.bundle.object`s instead of unpacking a bundle image.
     pub inline_catalog: bool,
+    /// Published digests of bundle images, by release: the catalog names
+    /// those bundles `BUNDLE_IMAGE_REPO@<digest>` instead of by tag (a
+    /// release pins what it just pushed; a commit can only know tags).
+    pub bundle_digests: BTreeMap<Version, String>,
 }
 
 impl Options {
@@ -163,6 +167,7 @@ impl Options {
             default_channel: DEFAULT_CHANNEL.to_owned(),
             extra_releases: Vec::new(),
             inline_catalog: false,
+            bundle_digests: BTreeMap::new(),
         }
     }
 }
@@ -176,6 +181,25 @@ pub fn workspace_root() -> PathBuf {
 /// Parses `VERSION:CHANNEL[,CHANNEL...][:REPLACES]` (e.g. `2.1.0:alpha`,
 /// `2.2.0:alpha,stable:2.0.0`). The release gets the `createdAt` of the newest
 /// declared release: it is hypothetical, and the output stays deterministic.
+/// Parses `--bundle-digest VERSION=sha256:<64 hex digits>`.
+pub fn parse_bundle_digest(spec: &str) -> Result<(Version, String), Error> {
+    let bad = || {
+        Error::InvalidOption(format!(
+            "--bundle-digest {spec:?}: expected VERSION=sha256:<64 lowercase hex digits>"
+        ))
+    };
+    let (version, digest) = spec.split_once('=').ok_or_else(bad)?;
+    let hex = digest.strip_prefix("sha256:").ok_or_else(bad)?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(bad());
+    }
+    Ok((releases::parse_version(version)?, digest.to_owned()))
+}
+
 pub fn parse_extra_release(spec: &str) -> Result<ReleaseSpec, Error> {
     let mut parts = spec.split(':');
     let (Some(version), Some(channels)) = (parts.next(), parts.next()) else {

@@ -149,6 +149,10 @@ struct Opts {
     /// olm.bundle.object properties instead of unpacking a bundle image.
     #[arg(long)]
     inline_catalog: bool,
+    /// The published digest of a release's bundle image, VERSION=sha256:HEX:
+    /// the catalog names that bundle by digest. Repeatable.
+    #[arg(long = "bundle-digest", value_name = "VERSION=DIGEST")]
+    bundle_digests: Vec<String>,
 }
 
 impl Opts {
@@ -163,6 +167,11 @@ impl Opts {
         opts.channels = self.channels;
         opts.default_channel = self.default_channel;
         opts.inline_catalog = self.inline_catalog;
+        opts.bundle_digests = self
+            .bundle_digests
+            .iter()
+            .map(|s| manifests_gen::parse_bundle_digest(s))
+            .collect::<Result<_, _>>()?;
         opts.extra_releases = self
             .extra_releases
             .iter()

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use manifests_gen::{
     ANNOTATIONS_PATH, CATALOG_PATH, CRD_PATH, CSV_PATH, DOCKERFILE_PATH, Options, SCORECARD_PATH,
-    check, generate, parse_extra_release, workspace_root, write,
+    check, generate, parse_bundle_digest, parse_extra_release, workspace_root, write,
 };
 use serde_json::Value;
 
@@ -325,6 +325,63 @@ fn inline_catalog_has_no_bundle_images() {
     // The bundle directory itself is unaffected.
     let normal = generate(&opts(dir.path())).unwrap();
     assert_eq!(g.get(CSV_PATH), normal.get(CSV_PATH));
+}
+
+/// `--bundle-digest`: the catalog names exactly those bundles by digest, in
+/// `image` and in the related image that repeats it; the bundle directory
+/// and the other entries keep their tags.
+#[test]
+fn published_bundles_are_pinned_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    let mut o = opts(dir.path());
+    o.extra_releases = vec![parse_extra_release("3.1.0:alpha").unwrap()];
+    let tags = generate(&o).unwrap();
+    let (version, d) = parse_bundle_digest(&format!("3.1.0={digest}")).unwrap();
+    o.bundle_digests.insert(version, d);
+    let pinned = generate(&o).unwrap();
+    assert_eq!(pinned.get(CSV_PATH), tags.get(CSV_PATH));
+    let docs = catalog_docs(pinned.text(CATALOG_PATH).unwrap());
+    let bundle = |name: &str| docs.iter().find(|d| d["name"] == name).unwrap();
+    let by_digest = format!("ghcr.io/abdelrhmanhamouda/locust-k8s-operator-bundle@{digest}");
+    let new = bundle("locust-k8s-operator.v3.1.0");
+    assert_eq!(new["image"], by_digest.as_str());
+    let related: Vec<&str> = new["relatedImages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ri| ri["image"].as_str().unwrap())
+        .collect();
+    assert!(related.contains(&by_digest.as_str()), "{related:?}");
+    assert!(
+        !related.iter().any(|i| i.ends_with("-bundle:v3.1.0")),
+        "{related:?}"
+    );
+    let mut sorted = related.clone();
+    sorted.sort();
+    assert_eq!(related, sorted, "related images stay sorted");
+    assert_eq!(
+        bundle("locust-k8s-operator.v3.0.0")["image"],
+        "ghcr.io/abdelrhmanhamouda/locust-k8s-operator-bundle:v3.0.0"
+    );
+
+    for bad in [
+        "3.1.0",
+        "3.1.0=sha256:abc",
+        "3.1.0=sha512:0123",
+        &format!("3.1.0=sha256:{}", "0123456789ABCDEF".repeat(4)),
+        &format!("x=sha256:{}", "0123456789abcdef".repeat(4)),
+    ] {
+        assert_eq!(
+            parse_bundle_digest(bad).unwrap_err().reason(),
+            if bad.starts_with('x') {
+                "InvalidRelease"
+            } else {
+                "InvalidOption"
+            },
+            "{bad}"
+        );
+    }
 }
 
 #[test]

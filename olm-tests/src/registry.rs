@@ -253,13 +253,27 @@ pub struct Published {
     pub opm: String,
 }
 
+impl Published {
+    /// How the catalog names `version`'s bundle: its repository at the
+    /// digest pushed (what OLM's unpack Job pulls).
+    pub fn bundle_by_digest(&self, version: &Version) -> Result<String> {
+        let tag = manifests_gen::bundle::bundle_image(version);
+        let (_, digest) = self
+            .bundles
+            .iter()
+            .find(|(reference, _)| *reference == tag)
+            .with_context(|| format!("{tag} was not published"))?;
+        Ok(format!("{}@{digest}", manifests_gen::BUNDLE_IMAGE_REPO))
+    }
+}
+
 impl Registry {
     /// Pushes what the release of `generate`'s options (plus
     /// `extra_versions`, hypothetical releases declared in
     /// `opts.extra_releases`) publishes: the operator image built here (as
     /// every version's tag: the same build), each version's bundle image,
-    /// the catalog image listing them all (bundles by tag, as the committed
-    /// catalog names them), and the opm image.
+    /// the catalog image listing them all (bundles by the digest just
+    /// pushed, as a release pins them: `--bundle-digest`), and the opm image.
     pub fn publish_release(
         &self,
         tools: &crate::Tools,
@@ -276,6 +290,7 @@ impl Registry {
         )?;
         let operator = images.archive(crate::images::Image::Operator);
         let mut bundles = Vec::new();
+        let mut bundle_digests = std::collections::BTreeMap::new();
         for version in versions {
             self.push_archive(&operator, &manifests_gen::bundle::operator_image(version))?;
             let mut o = opts.clone();
@@ -285,11 +300,13 @@ impl Registry {
                 manifests_gen::images::bundle(&generated).map_err(|e| anyhow::anyhow!("{e}"))?;
             let reference = manifests_gen::bundle::bundle_image(version);
             let digest = self.push_images(&[bundle], &reference)?;
+            bundle_digests.insert(version.clone(), digest.clone());
             bundles.push((reference, digest));
         }
         let newest = versions.iter().max().context("no version to publish")?;
         let mut o = opts.clone();
         o.version = Some(newest.clone());
+        o.bundle_digests = bundle_digests;
         let generated = manifests_gen::generate(&o).map_err(|e| anyhow::anyhow!("{e}"))?;
         let catalog = manifests_gen::images::catalog(&opm_inputs, &generated, newest)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

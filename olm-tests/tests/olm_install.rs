@@ -209,7 +209,8 @@ async fn check_install(olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> 
     Ok(())
 }
 
-async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<()> {
+/// `bundle`: the bundle image as the catalog names it (by digest).
+async fn install_channel(olm: &Olm, channel: &str, bundle: &str, full_checks: bool) -> Result<()> {
     let version = olm::current_version()?;
     let sub = format!("locust-{channel}");
     olm.subscribe(&sub, CATALOG, channel, Approval::Automatic, None)
@@ -224,9 +225,9 @@ async fn install_channel(olm: &Olm, channel: &str, full_checks: bool) -> Result<
         olm::field(&s, "/status/installPlanRef/name").to_owned()
     };
     olm.wait_plan_complete(&plan_name, INSTALL).await?;
-    // The bundle came from its image: OLM's unpack Job ran it.
-    let bundle = manifests_gen::bundle::bundle_image(&version.parse()?);
-    olm::ensure_unpacked(olm.client(), olm::OLM_NAMESPACE, &bundle).await?;
+    // The bundle came from its image, pinned by digest in the catalog as a
+    // release pins it: OLM's unpack Job pulled exactly that digest.
+    olm::ensure_unpacked(olm.client(), olm::OLM_NAMESPACE, bundle).await?;
     if let Err(e) = check_install(olm, &csv).await {
         return Err(olm.fail(e).await);
     }
@@ -306,15 +307,16 @@ async fn install_from_catalog_alpha_then_stable() -> Result<()> {
         &tools,
         &images,
         &manifests_gen::Options::new(operator::workspace_root()),
-        &[version],
+        std::slice::from_ref(&version),
     )?;
+    let bundle = published.bundle_by_digest(&version)?;
     let mut olm = Olm::start(&cluster, &tools).await?;
     olm.catalog_from_image(CATALOG, &published.catalog).await?;
     let result = async {
         // Alpha first: once LocustTests exist, reinstalling needs the
         // conversion webhook (OLM lists them in every served version).
-        install_channel(&olm, "alpha", false).await?;
-        install_channel(&olm, "stable", true).await
+        install_channel(&olm, "alpha", &bundle, false).await?;
+        install_channel(&olm, "stable", &bundle, true).await
     }
     .await;
     if result.is_err() {
