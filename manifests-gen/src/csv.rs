@@ -52,7 +52,7 @@ pub const ARCHITECTURES: [&str; 2] = ["amd64", "arm64"];
 /// Operating systems the operator image is built for.
 pub const OPERATING_SYSTEMS: [&str; 1] = ["linux"];
 /// Lowest supported Kubernetes version.
-pub const MIN_KUBE_VERSION: &str = "1.27.0";
+pub const MIN_KUBE_VERSION: &str = "1.28.0";
 /// OperatorHub categories.
 pub const CATEGORIES: &str = "Developer Tools, Integration & Delivery";
 /// Capability level: installs and upgrades seamlessly (conversion webhook, upgrade channels). Nothing more is claimed.
@@ -930,7 +930,7 @@ mod tests {
                 {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
             ]}])
         );
-        assert_eq!(csv["spec"]["minKubeVersion"], "1.27.0");
+        assert_eq!(csv["spec"]["minKubeVersion"], "1.28.0");
         assert_eq!(csv["spec"]["maturity"], "stable");
         assert!(csv["spec"].get("replaces").is_none());
         assert_eq!(

@@ -15,12 +15,13 @@ pub mod images;
 pub mod tools;
 pub mod wait;
 
-pub use cluster::{Cluster, ClusterOptions, Component};
+pub use cluster::{Cluster, ClusterOptions, Component, ControlPlane};
 pub use tools::Tools;
 pub use wait::wait_for;
 
 pub mod bench;
 pub mod checks;
+pub mod corpus;
 pub mod fixture;
 pub mod load;
 pub mod locust;

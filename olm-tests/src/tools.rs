@@ -111,6 +111,13 @@ impl Tools {
         self.dir.join("bin").join(name.as_ref())
     }
 
+    /// Path of the oldest supported control plane's binary `name`
+    /// (`<dir>/kube-min/<name>`: kube-apiserver, kube-controller-manager,
+    /// kube-scheduler).
+    pub fn min_kube_bin(&self, name: impl AsRef<OsStr>) -> PathBuf {
+        self.dir.join("kube-min").join(name.as_ref())
+    }
+
     /// The module version a tool was built from, as `versions.txt` records
     /// it (`<name> <module> <version> ...`), e.g. `image-bin/opm` → `v1.61.0`.
     pub fn version_of(&self, name: &str) -> Result<String> {

@@ -23,6 +23,8 @@
 #            actionlint}
 #       cni/{bridge,host-local,loopback,portmap}   (a CNI bin dir: plugins only)
 #       image-bin/{opm,grpc_health_probe,cpb,scorecard-test}  (static, for images)
+#       kube-min/{kube-apiserver,kube-controller-manager,kube-scheduler}
+#                             the oldest supported Kubernetes (CSV minKubeVersion)
 #       crds/olm/*.yaml
 #       versions.txt
 #
@@ -38,12 +40,13 @@ set -euo pipefail
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPT="$TOOLS_DIR/$(basename "${BASH_SOURCE[0]}")"
 CACHE_ROOT=${LOCUST_TOOLS_CACHE:-$HOME/.cache/locust-k8s-operator/tools}
-MODULES=(kube etcd kwok opm operator-sdk olm containerd runc cni coredns registry crane grpc-health-probe actionlint)
+MODULES=(kube kube-min etcd kwok opm operator-sdk olm containerd runc cni coredns registry crane grpc-health-probe actionlint)
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
           kwok kwokctl opm operator-sdk olm catalog
           containerd ctr containerd-shim-runc-v2 runc coredns registry crane actionlint)
 CNI_PLUGINS=(bridge host-local loopback portmap)
 IMAGE_BINARIES=(opm grpc_health_probe cpb scorecard-test)
+MIN_KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 
 usage() {
   sed -n '2,10p' "$SCRIPT" | sed 's/^# \{0,1\}//'
@@ -129,7 +132,7 @@ cleanup() { rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 chmod 755 "$TMP"  # mktemp -d creates 0700
-mkdir -p "$TMP/bin" "$TMP/cni" "$TMP/image-bin" "$TMP/crds/olm"
+mkdir -p "$TMP/bin" "$TMP/cni" "$TMP/image-bin" "$TMP/kube-min" "$TMP/crds/olm"
 BIN="$TMP/bin"
 
 TOTAL_START=$(date +%s)
@@ -168,17 +171,23 @@ gobuild() {
 }
 
 # --- kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
-K8S_VERSION=$(mod_version kube k8s.io/kubernetes)
-K8S_DATE=$(mod_time kube k8s.io/kubernetes)
-[[ $K8S_VERSION =~ ^v([0-9]+)\.([0-9]+)\. ]] || { echo "bad k8s version $K8S_VERSION" >&2; exit 1; }
-K8S_MAJOR=${BASH_REMATCH[1]} K8S_MINOR=${BASH_REMATCH[2]}
-k8s_version_x=()
-for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  k8s_version_x+=(
-    "$p.gitVersion=$K8S_VERSION" "$p.gitMajor=$K8S_MAJOR" "$p.gitMinor=$K8S_MINOR"
-    "$p.gitCommit=unknown" "$p.gitTreeState=clean" "$p.buildDate=${K8S_DATE:-1970-01-01T00:00:00Z}"
-  )
-done
+# k8s_stamp MODULE_DIR: the -X version stamps (component-base and client-go)
+# for the k8s.io/kubernetes that MODULE_DIR pins; sets K8S_VERSION.
+k8s_stamp() {
+  K8S_VERSION=$(mod_version "$1" k8s.io/kubernetes)
+  local date major minor p
+  date=$(mod_time "$1" k8s.io/kubernetes)
+  [[ $K8S_VERSION =~ ^v([0-9]+)\.([0-9]+)\. ]] || { echo "bad k8s version $K8S_VERSION" >&2; exit 1; }
+  major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+  k8s_version_x=()
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    k8s_version_x+=(
+      "$p.gitVersion=$K8S_VERSION" "$p.gitMajor=$major" "$p.gitMinor=$minor"
+      "$p.gitCommit=unknown" "$p.gitTreeState=clean" "$p.buildDate=${date:-1970-01-01T00:00:00Z}"
+    )
+  done
+}
+k8s_stamp kube
 log "building kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy $K8S_VERSION ... (first build takes ~4-9 minutes on 2 cores)"
 gobuild kube 0 "" "${k8s_version_x[@]}" -- \
   k8s.io/kubernetes/cmd/kube-apiserver \
@@ -186,6 +195,17 @@ gobuild kube 0 "" "${k8s_version_x[@]}" -- \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubelet \
   k8s.io/kubernetes/cmd/kube-proxy
+K8S_CURRENT=$K8S_VERSION
+
+# The control plane of the oldest Kubernetes the CSV's minKubeVersion claims
+# (a directory of its own: same binary names). kwok nodes only, so no kubelet.
+k8s_stamp kube-min
+K8S_MIN=$K8S_VERSION
+log "building the oldest supported control plane (${MIN_KUBE_BINARIES[*]}) $K8S_MIN ... (first build takes ~5-10 minutes on 2 cores)"
+OUT="$TMP/kube-min" gobuild kube-min 0 "" "${k8s_version_x[@]}" -- \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler
 
 # --- etcd --------------------------------------------------------------------
 ETCD_VERSION=$(mod_version etcd go.etcd.io/etcd/server/v3)
@@ -197,7 +217,7 @@ KWOK_VERSION=$(mod_version kwok sigs.k8s.io/kwok)
 log "building kwok kwokctl $KWOK_VERSION ... (first build takes ~2 minutes)"
 gobuild kwok 0 "" \
   "sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
-  "sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}" -- \
+  "sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_CURRENT#v}" -- \
   sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 
 # --- opm (cgo: mattn/go-sqlite3) ------------------------------------------------
@@ -344,6 +364,9 @@ done
 for p in "${CNI_PLUGINS[@]}"; do
   [[ -x "$TMP/cni/$p" ]] || { echo "build.sh: missing CNI plugin $p" >&2; exit 1; }
 done
+for b in "${MIN_KUBE_BINARIES[@]}"; do
+  [[ -x "$TMP/kube-min/$b" ]] || { echo "build.sh: missing kube-min/$b" >&2; exit 1; }
+done
 for b in "${IMAGE_BINARIES[@]}"; do
   [[ -x "$TMP/image-bin/$b" ]] || { echo "build.sh: missing image binary $b" >&2; exit 1; }
   if command -v readelf >/dev/null 2>&1 && readelf -lW "$TMP/image-bin/$b" | grep -q INTERP; then
@@ -356,11 +379,14 @@ extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}
   echo "# Built by olm-tests/tools/build.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); key $KEY"
   echo "go                      $GO_VERSION"
   echo "etcd                    go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-  echo "kube-apiserver          k8s.io/kubernetes $K8S_VERSION"
-  echo "kube-controller-manager k8s.io/kubernetes $K8S_VERSION"
-  echo "kube-scheduler          k8s.io/kubernetes $K8S_VERSION"
-  echo "kubelet                 k8s.io/kubernetes $K8S_VERSION"
-  echo "kube-proxy              k8s.io/kubernetes $K8S_VERSION"
+  echo "kube-apiserver          k8s.io/kubernetes $K8S_CURRENT"
+  echo "kube-controller-manager k8s.io/kubernetes $K8S_CURRENT"
+  echo "kube-scheduler          k8s.io/kubernetes $K8S_CURRENT"
+  echo "kubelet                 k8s.io/kubernetes $K8S_CURRENT"
+  echo "kube-proxy              k8s.io/kubernetes $K8S_CURRENT"
+  for b in "${MIN_KUBE_BINARIES[@]}"; do
+    printf '%-23s k8s.io/kubernetes %s (oldest supported)\n' "kube-min/$b" "$K8S_MIN"
+  done
   echo "kwok                    sigs.k8s.io/kwok $KWOK_VERSION"
   echo "kwokctl                 sigs.k8s.io/kwok $KWOK_VERSION"
   echo "opm                     github.com/operator-framework/operator-registry $OPM_VERSION"

@@ -148,6 +148,22 @@ pub struct ClusterOptions {
     pub throughput: Option<Throughput>,
     /// Audit logging of the apiserver (default `None`: off). See [`AuditOptions`].
     pub audit: Option<AuditOptions>,
+    /// Which Kubernetes release runs the control plane (default
+    /// [`ControlPlane::Current`]). See [`ControlPlane`].
+    pub control_plane: ControlPlane,
+}
+
+/// The Kubernetes release of the apiserver, controller-manager and scheduler.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ControlPlane {
+    /// The tools' `bin/` (the version `olm-tests/tools/kube` pins).
+    #[default]
+    Current,
+    /// The oldest release the operator supports, the one behind the CSV's
+    /// `minKubeVersion` (the tools' `kube-min/`, pinned by
+    /// `olm-tests/tools/kube-min`). kwok nodes only: a kubelet must not be
+    /// newer than its apiserver, and the real node's kubelet is current.
+    OldestSupported,
 }
 
 /// Client rate limits and worker counts for load: with the components'
@@ -224,6 +240,7 @@ impl Default for ClusterOptions {
             name: "locust-cluster".into(),
             throughput: None,
             audit: None,
+            control_plane: ControlPlane::Current,
         }
     }
 }
@@ -363,6 +380,11 @@ impl Cluster {
     }
 
     async fn start_once(options: &ClusterOptions, tools: &Tools) -> Result<Cluster> {
+        anyhow::ensure!(
+            !(options.real_node && options.control_plane == ControlPlane::OldestSupported),
+            "the real node's kubelet is newer than the oldest supported control plane \
+             (a kubelet must not be newer than its apiserver): use kwok nodes with it"
+        );
         let started = Instant::now();
         let deadline = started + options.startup_timeout;
         let prefix = format!("{}-", options.name);
@@ -1032,6 +1054,18 @@ fn flag(name: &str, value: impl AsRef<std::ffi::OsStr>) -> OsString {
     arg
 }
 
+/// The binary `component` runs from: the oldest supported control plane has
+/// a directory of its own; etcd and kwok are the same for both.
+fn program(tools: &Tools, control_plane: ControlPlane, component: Component) -> PathBuf {
+    match (control_plane, component) {
+        (
+            ControlPlane::OldestSupported,
+            Component::Apiserver | Component::ControllerManager | Component::Scheduler,
+        ) => tools.min_kube_bin(component.name()),
+        _ => tools.bin(component.name()),
+    }
+}
+
 /// Command lines of every component.
 fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessSpec> {
     let ComponentInputs {
@@ -1198,7 +1232,7 @@ fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessS
             component,
             ProcessSpec {
                 name: component.name(),
-                program: tools.bin(component.name()),
+                program: program(tools, options.control_plane, component),
                 args,
                 env,
                 cwd: layout.root.clone(),
@@ -1371,6 +1405,33 @@ mod tests {
             specs[&Component::Scheduler].program,
             tools_dir.join("bin/kube-scheduler")
         );
+    }
+
+    #[test]
+    fn the_oldest_control_plane_runs_from_kube_min() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = fake_tools(dir.path());
+        for component in [
+            Component::Apiserver,
+            Component::ControllerManager,
+            Component::Scheduler,
+        ] {
+            let name = component.name();
+            assert_eq!(
+                program(&tools, ControlPlane::OldestSupported, component),
+                dir.path().join("kube-min").join(name)
+            );
+            assert_eq!(
+                program(&tools, ControlPlane::Current, component),
+                dir.path().join("bin").join(name)
+            );
+        }
+        for component in [Component::Etcd, Component::Kwok] {
+            assert_eq!(
+                program(&tools, ControlPlane::OldestSupported, component),
+                dir.path().join("bin").join(component.name())
+            );
+        }
     }
 
     #[test]

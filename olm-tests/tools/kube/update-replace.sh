@@ -6,8 +6,10 @@
 #
 #   1. edit the k8s.io/kubernetes version in go.mod
 #   2. ./update-replace.sh && go mod tidy
+#
+# An optional argument names another wrapper module's directory (../kube-min).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")"
+cd "${1:-$(dirname "${BASH_SOURCE[0]}")}"
 export GOTOOLCHAIN=local
 
 k8s=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ { print $2; exit }
