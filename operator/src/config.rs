@@ -233,12 +233,8 @@ pub struct OperatorConfig {
     pub watch_namespace: Option<String>,
 }
 
-/// Default of `--webhook-cert-dir`.
-pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs/";
-/// File name of the webhook serving certificate inside `--webhook-cert-dir`.
-pub const WEBHOOK_CERT_FILE: &str = "tls.crt";
-/// File name of the webhook private key inside `--webhook-cert-dir`.
-pub const WEBHOOK_KEY_FILE: &str = "tls.key";
+/// Default of `--webhook-cert-dir`: where OLM mounts the serving certificate.
+pub use crate::webhook::DEFAULT_CERT_DIR as DEFAULT_WEBHOOK_CERT_DIR;
 
 impl Default for OperatorConfig {
     fn default() -> Self {
@@ -491,16 +487,6 @@ impl OperatorConfig {
     /// The Lease namespace when given explicitly (unset or empty = the pod's namespace).
     pub fn lease_namespace(&self) -> Option<&str> {
         set(&self.leader_election_namespace)
-    }
-
-    /// Path of the webhook serving certificate.
-    pub fn webhook_cert_path(&self) -> PathBuf {
-        self.webhook_cert_dir.join(WEBHOOK_CERT_FILE)
-    }
-
-    /// Path of the webhook private key.
-    pub fn webhook_key_path(&self) -> PathBuf {
-        self.webhook_cert_dir.join(WEBHOOK_KEY_FILE)
     }
 
     /// Socket address of the webhook server.
@@ -916,7 +902,6 @@ mod tests {
         assert_eq!(c.pod_cpu_request.as_deref(), Some("500m"));
         assert!(!c.leader_elect);
         assert_eq!(c.webhook_cert_dir, PathBuf::from("/certs"));
-        assert_eq!(c.webhook_cert_path(), PathBuf::from("/certs/tls.crt"));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.grace_period, Duration::from_secs(30));
         assert_eq!(c.watched_namespace(), Some("load"));

@@ -10,6 +10,10 @@
 //! - [`resources`]: pure builders from (LocustTest, config) to Jobs and Service;
 //! - [`controller`]: the reconciler (read, build, apply, derive status);
 //! - [`webhook`]: the HTTPS conversion and validating webhook server;
+//! - [`health`] and [`metrics`]: readiness with the plain-HTTP probes, and the
+//!   Prometheus metrics with their endpoint;
+//! - [`server`]: the one HTTP/1.1 serving loop (plain TCP or TLS) under the
+//!   webhook, health and metrics servers;
 //! - [`rbac`]: the permissions the operator needs, declared next to the code.
 
 pub mod api;
@@ -22,6 +26,7 @@ pub mod leader;
 pub mod metrics;
 pub mod rbac;
 pub mod resources;
+pub mod server;
 pub mod stats;
 pub mod thresholds;
 pub mod validation;
