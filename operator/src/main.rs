@@ -11,7 +11,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::Api;
 use locust_operator::api::{v1, v2};
-use locust_operator::config::{LogFormat, OperatorConfig};
+use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
 use locust_operator::metrics::{self, Metrics};
@@ -115,8 +115,11 @@ fn print_yaml<T: serde::Serialize>(obj: &T) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints what the operator would create, with the defaults it applies on a
+/// cluster that is not OpenShift ([`OperatorConfig::with_default_run_as_user`]).
 fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<(), String> {
     config.validate().map_err(|e| e.to_string())?;
+    let config = &config.clone().with_default_run_as_user();
     for doc in read_docs(file)? {
         let name = doc_name(&doc);
         let mut test = to_v2(doc).map_err(|e| format!("{name}: {e}"))?;
@@ -239,15 +242,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// UID of the `locust` user of the official `locustio/locust` image.
-const LOCUST_IMAGE_UID: i64 = 1000;
-
 /// The Locust pods' `runAsUser` when `--pod-run-as-user` is not set: none on
 /// OpenShift (its `restricted-v2` SCC assigns a UID from the namespace's
-/// range), else [`LOCUST_IMAGE_UID`] — the official image declares the
-/// non-numeric `USER locust`, which the kubelet cannot check against
-/// `runAsNonRoot` without a numeric UID. OpenShift is recognised by its
-/// `security.openshift.io` API group (discovery is open to every client).
+/// range), else [`LOCUST_IMAGE_UID`] (see there). OpenShift is recognised by
+/// its `security.openshift.io` API group (discovery is open to every client).
 async fn default_pod_run_as_user(client: &Client) -> Option<i64> {
     for attempt in 1..=3 {
         match client.list_api_groups().await {
