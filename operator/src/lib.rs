@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`api`]: the API types alone (v2 stored, v1 deprecated, shared status);
 //! - [`conversion`]: pure v1 ↔ v2 conversion (lossless both ways);
-//! - [`validation`]: the admission rules, each mirrored as a CEL rule in the CRD;
+//! - [`validation`]: the admission rules (each mirrored as a CEL rule in the
+//!   CRD), the schema checks and the decoding behind `validate`;
 //! - [`crd`]: the CustomResourceDefinition assembled from the types and rules;
 //! - [`config`]: operator configuration (flags and environment);
 //! - [`units`]: the duration and quantity parsers;
