@@ -7,12 +7,9 @@
 //! [`OperatorConfig::validate`], which reports every bad value at once; typed
 //! options (durations, addresses, ports) are rejected by the parser itself.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::role::Role;
 use crate::units::{format_duration, parse_duration, quantity_value};
@@ -418,26 +415,6 @@ impl OperatorConfig {
         self.default_for(role, key, limit).map(|s| s.value)
     }
 
-    /// The operator's default requests for a role (role option, else unified option), per key.
-    pub fn default_requests(&self, role: Role) -> BTreeMap<String, Quantity> {
-        self.defaults(role, false)
-    }
-
-    /// The operator's default limits for a role (role option, else unified option), per key.
-    pub fn default_limits(&self, role: Role) -> BTreeMap<String, Quantity> {
-        self.defaults(role, true)
-    }
-
-    fn defaults(&self, role: Role, limit: bool) -> BTreeMap<String, Quantity> {
-        DEFAULTED_RESOURCES
-            .iter()
-            .filter_map(|key| {
-                self.default_for(role, key, limit)
-                    .map(|s| ((*key).to_owned(), Quantity(s.value.to_owned())))
-            })
-            .collect()
-    }
-
     /// This configuration with the defaults the running operator applies on
     /// a cluster that is not OpenShift: `--pod-run-as-user` when given, else
     /// [`LOCUST_IMAGE_UID`]. What `render` builds with, so that it prints
@@ -697,7 +674,7 @@ mod tests {
         assert_eq!(c.metrics_bind_address, "0.0.0.0:9090".parse().unwrap());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.pod_cpu_request.as_deref(), Some(""));
-        assert!(!c.default_requests(Role::Worker).contains_key(CPU));
+        assert_eq!(c.resource_default(Role::Worker, CPU, false), None);
         assert_eq!(c.worker_memory_limit.as_deref(), Some("2Gi"));
         assert_eq!(c.job_ttl_seconds_after_finished, Some(300));
         let c = parse(&["--leader-elect"]).unwrap();
@@ -810,11 +787,8 @@ mod tests {
             ..OperatorConfig::default()
         };
         assert_eq!(c.validate(), Ok(()));
-        assert!(!c.default_requests(Role::Master).contains_key(MEMORY));
-        assert_eq!(
-            c.default_requests(Role::Master).get(CPU),
-            Some(&Quantity("250m".into()))
-        );
+        assert_eq!(c.resource_default(Role::Master, MEMORY, false), None);
+        assert_eq!(c.resource_default(Role::Master, CPU, false), Some("250m"));
         assert_eq!(c.default_runtime_class(), None);
         assert_eq!(c.watched_namespace(), None);
     }

@@ -94,11 +94,6 @@ impl Readiness {
         self.inner.webhook_ready.store(ready, Ordering::SeqCst);
     }
 
-    /// Whether webhooks are part of readiness.
-    pub fn webhooks_enabled(&self) -> bool {
-        self.inner.webhooks_enabled
-    }
-
     /// True when every required part is ready.
     pub fn is_ready(&self) -> bool {
         self.not_ready_reasons().is_empty()
@@ -205,7 +200,6 @@ mod tests {
         r.set_caches_synced(true);
         r.set_apiserver_ok(true);
         assert!(r.is_ready());
-        assert!(!r.webhooks_enabled());
     }
 
     #[test]

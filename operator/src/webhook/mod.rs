@@ -257,11 +257,6 @@ impl WebhookServer {
         self.local_addr
     }
 
-    /// The rustls configuration the server uses.
-    pub fn tls_config(&self) -> Arc<rustls::ServerConfig> {
-        Arc::clone(&self.tls_config)
-    }
-
     /// Serves until `shutdown` completes, reloading the certificate as it
     /// changes. Marks the readiness (if any) webhook-ready while serving.
     pub async fn run(
