@@ -277,15 +277,17 @@ mod tests {
         assert_eq!(err.to_string(), "cannot listen on 127.0.0.1:1: x");
     }
 
-    #[tokio::test]
-    async fn shutdown_closes_the_listener_and_waits_for_connections() {
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    /// A plain server answering `ok` within `limits`, and the sender that stops it.
+    async fn start(
+        limits: Limits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let limits = Limits {
-            max_connections: 1,
-            handshake_timeout: Duration::from_secs(1),
-            header_read_timeout: Duration::from_secs(1),
-            shutdown_grace: Duration::from_secs(1),
-        };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             "test",
@@ -297,20 +299,73 @@ mod tests {
                 let _ = stop_rx.await;
             },
         ));
-        // Served while running.
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        (addr, stop_tx, server)
+    }
+
+    async fn get(tcp: &mut TcpStream) -> String {
+        tcp.write_all(GET).await.unwrap();
         let mut answer = String::new();
         tcp.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    const LIMITS: Limits = Limits {
+        max_connections: 1,
+        handshake_timeout: Duration::from_secs(1),
+        header_read_timeout: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(1),
+    };
+
+    #[tokio::test]
+    async fn shutdown_closes_the_listener() {
+        let (addr, stop, server) = start(LIMITS).await;
+        let answer = get(&mut TcpStream::connect(addr).await.unwrap()).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
-        stop_tx.send(()).unwrap();
+        stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(5), server)
             .await
             .unwrap()
             .unwrap();
         assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_limit_wait_and_silent_clients_are_closed() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(1500),
+            ..LIMITS
+        };
+        let (addr, stop, server) = start(limits).await;
+        // The one permit goes to a client that sends nothing.
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A second client is not served while the first holds the permit...
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        second.write_all(GET).await.unwrap();
+        let mut buf = [0u8; 64];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf))
+                .await
+                .is_err(),
+            "served over the connection limit"
+        );
+        // ...until the header timeout closes the silent one (no response).
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest))
+            .await
+            .unwrap();
+        assert_eq!(closed.unwrap(), 0, "the silent client got an answer");
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), second.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
