@@ -7,15 +7,12 @@
 //! [`OperatorConfig::validate`], which reports every bad value at once; typed
 //! options (durations, addresses, ports) are rejected by the parser itself.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-
-use crate::resources::Role;
+use crate::role::Role;
+use crate::units::{format_duration, parse_duration, quantity_value};
 
 /// Resource key of CPU in requests and limits.
 pub const CPU: &str = "cpu";
@@ -233,12 +230,8 @@ pub struct OperatorConfig {
     pub watch_namespace: Option<String>,
 }
 
-/// Default of `--webhook-cert-dir`.
-pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs/";
-/// File name of the webhook serving certificate inside `--webhook-cert-dir`.
-pub const WEBHOOK_CERT_FILE: &str = "tls.crt";
-/// File name of the webhook private key inside `--webhook-cert-dir`.
-pub const WEBHOOK_KEY_FILE: &str = "tls.key";
+/// Default of `--webhook-cert-dir`: where OLM mounts the serving certificate.
+pub use crate::webhook::DEFAULT_CERT_DIR as DEFAULT_WEBHOOK_CERT_DIR;
 
 impl Default for OperatorConfig {
     fn default() -> Self {
@@ -279,6 +272,13 @@ impl Default for OperatorConfig {
         }
     }
 }
+
+/// UID of the `locust` user of the official `locustio/locust` image: the
+/// Locust pods' `runAsUser` when `--pod-run-as-user` is not set, except on
+/// OpenShift (its `restricted-v2` SCC assigns a UID from the namespace's
+/// range). The image declares the non-numeric `USER locust`, which the
+/// kubelet cannot check against `runAsNonRoot` without a numeric UID.
+pub const LOCUST_IMAGE_UID: i64 = 1000;
 
 /// Errors of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -408,74 +408,21 @@ impl OperatorConfig {
             })
     }
 
-    /// The operator's default requests for a role (role option, else unified option), per key.
-    pub fn default_requests(&self, role: Role) -> BTreeMap<String, Quantity> {
-        self.defaults(role, false)
+    /// The default value of one resource key (`cpu`, `memory`,
+    /// `ephemeral-storage`) of a role's requests (`limit` false) or limits:
+    /// the role option if set, else the unified `--pod-*` one.
+    pub fn resource_default(&self, role: Role, key: &str, limit: bool) -> Option<&str> {
+        self.default_for(role, key, limit).map(|s| s.value)
     }
 
-    /// The operator's default limits for a role (role option, else unified option), per key.
-    pub fn default_limits(&self, role: Role) -> BTreeMap<String, Quantity> {
-        self.defaults(role, true)
-    }
-
-    fn defaults(&self, role: Role, limit: bool) -> BTreeMap<String, Quantity> {
-        DEFAULTED_RESOURCES
-            .iter()
-            .filter_map(|key| {
-                self.default_for(role, key, limit)
-                    .map(|s| ((*key).to_owned(), Quantity(s.value.to_owned())))
-            })
-            .collect()
-    }
-
-    /// The resources of a role's container. For `cpu`, `memory` and `ephemeral-storage`, in
-    /// requests and in limits separately: the test's value, else the role default
-    /// (`--master-*`/`--worker-*`), else the unified default (`--pod-*`). Other keys
-    /// (GPUs, hugepages) and `claims` are taken from the test unchanged.
-    ///
-    /// A default never contradicts a value the test gives explicitly: a defaulted request
-    /// above the test's limit for the same key is lowered to that limit, and a defaulted
-    /// limit below the test's request is raised to that request (otherwise the API server
-    /// would reject the pod for a value the user never wrote).
-    pub fn effective_resources(
-        &self,
-        role: Role,
-        cr: Option<&ResourceRequirements>,
-    ) -> ResourceRequirements {
-        let mut requests = cr.and_then(|r| r.requests.clone()).unwrap_or_default();
-        let mut limits = cr.and_then(|r| r.limits.clone()).unwrap_or_default();
-        for key in DEFAULTED_RESOURCES {
-            let explicit_request = requests.contains_key(key);
-            let explicit_limit = limits.contains_key(key);
-            if !explicit_request && let Some(d) = self.default_for(role, key, false) {
-                requests.insert(key.to_owned(), Quantity(d.value.to_owned()));
-            }
-            if !explicit_limit && let Some(d) = self.default_for(role, key, true) {
-                limits.insert(key.to_owned(), Quantity(d.value.to_owned()));
-            }
-            let (Some(req), Some(lim)) = (requests.get(key), limits.get(key)) else {
-                continue;
-            };
-            let (Some(req_v), Some(lim_v)) = (quantity_value(&req.0), quantity_value(&lim.0))
-            else {
-                continue;
-            };
-            if req_v <= lim_v {
-                continue;
-            }
-            if !explicit_request && explicit_limit {
-                let lowered = lim.clone();
-                requests.insert(key.to_owned(), lowered);
-            } else if explicit_request && !explicit_limit {
-                let raised = req.clone();
-                limits.insert(key.to_owned(), raised);
-            }
-        }
-        ResourceRequirements {
-            claims: cr.and_then(|r| r.claims.clone()),
-            limits: (!limits.is_empty()).then_some(limits),
-            requests: (!requests.is_empty()).then_some(requests),
-        }
+    /// This configuration with the defaults the running operator applies on
+    /// a cluster that is not OpenShift: `--pod-run-as-user` when given, else
+    /// [`LOCUST_IMAGE_UID`]. What `render` builds with, so that it prints
+    /// what the operator creates.
+    #[must_use]
+    pub fn with_default_run_as_user(mut self) -> Self {
+        self.pod_run_as_user.get_or_insert(LOCUST_IMAGE_UID);
+        self
     }
 
     /// The runtime class given by `--default-runtime-class-name`, if not empty.
@@ -491,16 +438,6 @@ impl OperatorConfig {
     /// The Lease namespace when given explicitly (unset or empty = the pod's namespace).
     pub fn lease_namespace(&self) -> Option<&str> {
         set(&self.leader_election_namespace)
-    }
-
-    /// Path of the webhook serving certificate.
-    pub fn webhook_cert_path(&self) -> PathBuf {
-        self.webhook_cert_dir.join(WEBHOOK_CERT_FILE)
-    }
-
-    /// Path of the webhook private key.
-    pub fn webhook_key_path(&self) -> PathBuf {
-        self.webhook_cert_dir.join(WEBHOOK_KEY_FILE)
     }
 
     /// Socket address of the webhook server.
@@ -646,78 +583,6 @@ impl OperatorConfig {
     }
 }
 
-/// Parses a duration: one or more `<number><unit>` parts with units `ms`, `s`, `m`, `h`
-/// (`2m`, `1m30s`, `500ms`), or a bare number of seconds (`90`).
-pub fn parse_duration(input: &str) -> Result<Duration, String> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Err("empty duration".to_owned());
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("{input}: number of seconds too large"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!(
-                "{input}: expected a number followed by ms, s, m or h"
-            ));
-        }
-        let (num, after) = rest.split_at(digits);
-        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, after) = after.split_at(unit_len);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{input}: number too large"))?;
-        let part = match unit {
-            "ms" => Some(Duration::from_millis(n)),
-            "s" => Some(Duration::from_secs(n)),
-            "m" => n.checked_mul(60).map(Duration::from_secs),
-            "h" => n.checked_mul(3600).map(Duration::from_secs),
-            "" => return Err(format!("{input}: missing unit after {num} (ms, s, m or h)")),
-            other => return Err(format!("{input}: unknown unit {other:?} (ms, s, m or h)")),
-        };
-        total = part
-            .and_then(|p| total.checked_add(p))
-            .ok_or_else(|| format!("{input}: duration too large"))?;
-        rest = after;
-    }
-    Ok(total)
-}
-
-/// Formats a duration the way [`parse_duration`] reads it back (`2m`, `1m30s`, `500ms`).
-pub fn format_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".to_owned();
-    }
-    let mut out = String::new();
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 {
-        out.push_str(&format!("{s}s"));
-    }
-    let ms = d.subsec_millis();
-    if ms > 0 {
-        out.push_str(&format!("{ms}ms"));
-    }
-    if out.is_empty() {
-        // Below one millisecond.
-        out.push_str("0s");
-    }
-    out
-}
-
 /// Parses `host:port`, `[v6]:port` or `:port` (meaning all IPv4 interfaces).
 pub fn parse_bind_address(input: &str) -> Result<SocketAddr, String> {
     let s = input.trim();
@@ -728,77 +593,6 @@ pub fn parse_bind_address(input: &str) -> Result<SocketAddr, String> {
     };
     full.parse::<SocketAddr>()
         .map_err(|_| format!("{input}: expected IP:PORT or :PORT"))
-}
-
-/// Whether `s` is a Kubernetes quantity (`250m`, `1.5Gi`, `1e3`, `+.5`).
-pub fn is_quantity(s: &str) -> bool {
-    quantity_value(s).is_some()
-}
-
-/// The numeric value of a Kubernetes quantity, `None` when `s` is not one.
-///
-/// Grammar (from apimachinery): `[+-]` then `digits`, `digits.`, `digits.digits` or `.digits`,
-/// then an optional suffix: a binary SI suffix (`Ki Mi Gi Ti Pi Ei`), a decimal SI suffix
-/// (`n u m k M G T P E`) or a decimal exponent (`e`/`E` followed by a signed integer).
-pub fn quantity_value(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut negative = false;
-    if let Some(&c) = b.first()
-        && (c == b'+' || c == b'-')
-    {
-        negative = c == b'-';
-        i += 1;
-    }
-    let int_start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int_digits = i - int_start;
-    let mut frac_digits = 0;
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        let frac_start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        frac_digits = i - frac_start;
-    }
-    if int_digits + frac_digits == 0 {
-        return None;
-    }
-    let mantissa: f64 = s.get(int_start..i)?.parse().ok()?;
-    let suffix = s.get(i..)?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        exp if exp.starts_with(['e', 'E']) => {
-            let digits = exp.get(1..)?;
-            let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
-            if unsigned.is_empty() || !unsigned.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let e: i32 = digits.parse().ok()?;
-            10f64.powi(e)
-        }
-        _ => return None,
-    };
-    let v = mantissa * multiplier;
-    Some(if negative { -v } else { v })
 }
 
 /// Whether `s` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, at most 63.
@@ -880,7 +674,7 @@ mod tests {
         assert_eq!(c.metrics_bind_address, "0.0.0.0:9090".parse().unwrap());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.pod_cpu_request.as_deref(), Some(""));
-        assert!(!c.default_requests(Role::Worker).contains_key(CPU));
+        assert_eq!(c.resource_default(Role::Worker, CPU, false), None);
         assert_eq!(c.worker_memory_limit.as_deref(), Some("2Gi"));
         assert_eq!(c.job_ttl_seconds_after_finished, Some(300));
         let c = parse(&["--leader-elect"]).unwrap();
@@ -916,7 +710,6 @@ mod tests {
         assert_eq!(c.pod_cpu_request.as_deref(), Some("500m"));
         assert!(!c.leader_elect);
         assert_eq!(c.webhook_cert_dir, PathBuf::from("/certs"));
-        assert_eq!(c.webhook_cert_path(), PathBuf::from("/certs/tls.crt"));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.grace_period, Duration::from_secs(30));
         assert_eq!(c.watched_namespace(), Some("load"));
@@ -994,51 +787,10 @@ mod tests {
             ..OperatorConfig::default()
         };
         assert_eq!(c.validate(), Ok(()));
-        assert!(!c.default_requests(Role::Master).contains_key(MEMORY));
-        assert_eq!(
-            c.default_requests(Role::Master).get(CPU),
-            Some(&Quantity("250m".into()))
-        );
+        assert_eq!(c.resource_default(Role::Master, MEMORY, false), None);
+        assert_eq!(c.resource_default(Role::Master, CPU, false), Some("250m"));
         assert_eq!(c.default_runtime_class(), None);
         assert_eq!(c.watched_namespace(), None);
-    }
-
-    #[test]
-    fn quantities() {
-        for ok in [
-            "0", "1", "250m", "1.5", "1.", ".5", "+1", "-1", "128Mi", "1Ki", "2Ei", "5n", "7u",
-            "3k", "1M", "1G", "1T", "1P", "1E", "1e3", "1E3", "1e+3", "1e-3", "1.5e2",
-        ] {
-            assert!(is_quantity(ok), "{ok} should be accepted");
-        }
-        for bad in [
-            "", "abc", "m", ".", "+", "1.2.3", "1KI", "1Kib", "1mi", "1 m", " 1", "1e", "1e+",
-            "1e1.5", "1Ki2", "1K", "0x10", "1,5", "1ee3", "--1",
-        ] {
-            assert!(!is_quantity(bad), "{bad} should be rejected");
-        }
-        assert_eq!(quantity_value("250m"), Some(0.25));
-        assert_eq!(quantity_value("1Ki"), Some(1024.0));
-        assert_eq!(quantity_value("-2k"), Some(-2000.0));
-        assert_eq!(quantity_value("1e3"), Some(1000.0));
-        assert!(quantity_value("1Gi") > quantity_value("1G"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("120s"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h1m1s"), Ok(Duration::from_secs(3661)));
-        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "s", "2x", "1.5s", "-1s", "2m 3s", "10 s", "m2"] {
-            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
-        }
-        for d in [0u64, 1, 59, 60, 90, 3600, 3661] {
-            let dur = Duration::from_secs(d);
-            assert_eq!(parse_duration(&format_duration(dur)), Ok(dur));
-        }
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! - bounds the lists the CEL rules iterate (`maxItems`) and the strings they
 //!   compare (`maxLength`), which keeps the rules' estimated cost under the API
 //!   server's limits;
-//! - attaches every [`Rule`](crate::validation::Rule) as an
+//! - attaches every [`Rule`](crate::validation::rules::Rule) as an
 //!   `x-kubernetes-validations` entry at its location: [`RULES`] in v2,
 //!   [`V1_RULES`] in v1.
 //!
@@ -27,7 +27,7 @@ use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
 
 use crate::api::{v1, v2};
-use crate::validation::{RULES, Rule, V1_RULES};
+use crate::validation::rules::{RULES, Rule, V1_RULES};
 
 /// Name of the stored, current version.
 pub const STORAGE_VERSION: &str = "v2";
@@ -42,8 +42,9 @@ pub const MAX_VOLUME_MOUNTS: i64 = 64;
 pub const MAX_SECRET_MOUNTS: i64 = 32;
 /// `maxItems` of `spec.env.configMapRefs` and `spec.env.secretRefs`.
 pub const MAX_ENV_REFS: i64 = 32;
-/// `maxLength` of the object names the rules compare (DNS subdomain length).
-pub const MAX_NAME_LENGTH: i64 = 253;
+/// `maxLength` of the names of referenced objects (volumes, ConfigMaps,
+/// Secrets) that the rules compare: the DNS subdomain length.
+pub const MAX_REFERENCED_NAME_LENGTH: i64 = 253;
 /// `maxLength` of the mount paths the rules compare (Linux `PATH_MAX`).
 pub const MAX_PATH_LENGTH: i64 = 4096;
 
@@ -65,7 +66,7 @@ pub static BOUNDS: &[(&[&str], Bound)] = &[
     (&["spec", "volumes"], Bound::MaxItems(MAX_VOLUMES)),
     (
         &["spec", "volumes", ITEMS, "name"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "volumeMounts"],
@@ -73,7 +74,7 @@ pub static BOUNDS: &[(&[&str], Bound)] = &[
     ),
     (
         &["spec", "volumeMounts", ITEMS, "name"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "volumeMounts", ITEMS, "mountPath"],
@@ -85,7 +86,7 @@ pub static BOUNDS: &[(&[&str], Bound)] = &[
     ),
     (
         &["spec", "env", "secretMounts", ITEMS, "name"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "env", "secretMounts", ITEMS, "mountPath"],
@@ -97,7 +98,7 @@ pub static BOUNDS: &[(&[&str], Bound)] = &[
     ),
     (
         &["spec", "env", "configMapRefs", ITEMS, "name"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "env", "secretRefs"],
@@ -105,15 +106,15 @@ pub static BOUNDS: &[(&[&str], Bound)] = &[
     ),
     (
         &["spec", "env", "secretRefs", ITEMS, "name"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "testFiles", "configMapRef"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "testFiles", "libConfigMapRef"],
-        Bound::MaxLength(MAX_NAME_LENGTH),
+        Bound::MaxLength(MAX_REFERENCED_NAME_LENGTH),
     ),
     (
         &["spec", "testFiles", "srcMountPath"],

@@ -4,12 +4,19 @@
 //! Layout:
 //! - [`api`]: the API types alone (v2 stored, v1 deprecated, shared status);
 //! - [`conversion`]: pure v1 ↔ v2 conversion (lossless both ways);
-//! - [`validation`]: the admission rules, each mirrored as a CEL rule in the CRD;
+//! - [`validation`]: the admission rules (each mirrored as a CEL rule in the
+//!   CRD), the schema checks and the decoding behind `validate`;
 //! - [`crd`]: the CustomResourceDefinition assembled from the types and rules;
 //! - [`config`]: operator configuration (flags and environment);
+//! - [`units`]: the duration and quantity parsers;
+//! - [`role`]: the two kinds of Locust pods (master, worker);
 //! - [`resources`]: pure builders from (LocustTest, config) to Jobs and Service;
 //! - [`controller`]: the reconciler (read, build, apply, derive status);
 //! - [`webhook`]: the HTTPS conversion and validating webhook server;
+//! - [`health`] and [`metrics`]: readiness with the plain-HTTP probes, and the
+//!   Prometheus metrics with their endpoint;
+//! - [`server`]: the one HTTP/1.1 serving loop (plain TCP or TLS) under the
+//!   webhook, health and metrics servers;
 //! - [`rbac`]: the permissions the operator needs, declared next to the code.
 
 pub mod api;
@@ -22,7 +29,10 @@ pub mod leader;
 pub mod metrics;
 pub mod rbac;
 pub mod resources;
+pub mod role;
+pub mod server;
 pub mod stats;
 pub mod thresholds;
+pub mod units;
 pub mod validation;
 pub mod webhook;

@@ -11,10 +11,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::Api;
 use locust_operator::api::{v1, v2};
-use locust_operator::config::{LogFormat, OperatorConfig};
+use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
-use locust_operator::metrics::Metrics;
+use locust_operator::metrics::{self, Metrics};
 use locust_operator::{controller, conversion, resources, validation, webhook};
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -104,7 +104,8 @@ fn doc_name(doc: &serde_json::Value) -> String {
 }
 
 fn to_v2(doc: serde_json::Value) -> Result<v2::LocustTest, String> {
-    let v2 = conversion::convert_value(doc, "locust.io/v2").map_err(|e| e.to_string())?;
+    let v2 =
+        conversion::convert_value(doc, conversion::V2_API_VERSION).map_err(|e| e.to_string())?;
     serde_json::from_value(v2).map_err(|e| e.to_string())
 }
 
@@ -114,8 +115,11 @@ fn print_yaml<T: serde::Serialize>(obj: &T) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints what the operator would create, with the defaults it applies on a
+/// cluster that is not OpenShift ([`OperatorConfig::with_default_run_as_user`]).
 fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<(), String> {
     config.validate().map_err(|e| e.to_string())?;
+    let config = &config.clone().with_default_run_as_user();
     for doc in read_docs(file)? {
         let name = doc_name(&doc);
         let mut test = to_v2(doc).map_err(|e| format!("{name}: {e}"))?;
@@ -158,8 +162,8 @@ fn validate_file(file: &PathBuf) -> Result<usize, String> {
 
 fn convert_file(file: &PathBuf, to: Version) -> Result<(), String> {
     let target = match to {
-        Version::V1 => "locust.io/v1",
-        Version::V2 => "locust.io/v2",
+        Version::V1 => conversion::V1_API_VERSION,
+        Version::V2 => conversion::V2_API_VERSION,
     };
     for doc in read_docs(file)? {
         let name = doc_name(&doc);
@@ -238,15 +242,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// UID of the `locust` user of the official `locustio/locust` image.
-const LOCUST_IMAGE_UID: i64 = 1000;
-
 /// The Locust pods' `runAsUser` when `--pod-run-as-user` is not set: none on
 /// OpenShift (its `restricted-v2` SCC assigns a UID from the namespace's
-/// range), else [`LOCUST_IMAGE_UID`] — the official image declares the
-/// non-numeric `USER locust`, which the kubelet cannot check against
-/// `runAsNonRoot` without a numeric UID. OpenShift is recognised by its
-/// `security.openshift.io` API group (discovery is open to every client).
+/// range), else [`LOCUST_IMAGE_UID`] (see there). OpenShift is recognised by
+/// its `security.openshift.io` API group (discovery is open to every client).
 async fn default_pod_run_as_user(client: &Client) -> Option<i64> {
     for attempt in 1..=3 {
         match client.list_api_groups().await {
@@ -315,28 +314,32 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let metrics_srv =
-        match health::bind_metrics(config.metrics_bind_address, metrics.clone(), stopped()).await {
-            Ok((addr, fut)) => {
-                info!(%addr, "metrics listening");
-                tokio::spawn(fut)
-            }
-            Err(e) => {
-                error!(error = %e, "cannot bind the metrics address");
-                return ExitCode::FAILURE;
-            }
-        };
+    let metrics_srv = match metrics::bind_metrics(
+        config.metrics_bind_address,
+        metrics.clone(),
+        stopped(),
+    )
+    .await
+    {
+        Ok((addr, fut)) => {
+            info!(%addr, "metrics listening");
+            tokio::spawn(fut)
+        }
+        Err(e) => {
+            error!(error = %e, "cannot bind the metrics address");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut webhook_task = if config.disable_webhooks {
         None
     } else {
-        let cfg = webhook::WebhookConfig {
-            bind: config.webhook_socket_addr(),
-            cert_dir: config.webhook_cert_dir.clone(),
-            cert_wait_timeout: Duration::from_secs(120),
-            readiness: Some(readiness.clone()),
-            metrics: Some(metrics.clone()),
-        };
+        let cfg = webhook::WebhookConfig::new(
+            config.webhook_socket_addr(),
+            config.webhook_cert_dir.clone(),
+        )
+        .with_readiness(readiness.clone())
+        .with_metrics(metrics.clone());
         let fut = webhook::serve(cfg, stopped());
         Some(tokio::spawn(fut))
     };

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the operator, exposed in the OpenMetrics text format
-//! by [`crate::health::serve_metrics`].
+//! at `GET /metrics` by [`bind_metrics`] (plain HTTP, on the shared serving
+//! loop of [`crate::server`] within [`server::PLAIN_HTTP_LIMITS`]).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -13,8 +14,14 @@
 //! of the same state give the same text.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, StatusCode};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +31,10 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::api::Phase;
+use crate::server::{self, BindError, HttpResponse, Plain};
+
+/// Path of the metrics endpoint.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -311,6 +322,44 @@ impl Drop for ReconcileTimer {
             self.record();
         }
     }
+}
+
+/// The `/metrics` handler: `GET`/`HEAD` only, OpenMetrics text.
+pub fn metrics_response<B>(req: &Request<B>, metrics: &Metrics) -> HttpResponse {
+    if let Some(resp) = server::reject_unless_get(req, &[METRICS_PATH]) {
+        return resp;
+    }
+    let mut resp = server::text_response(StatusCode::OK, metrics.encode());
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+    );
+    resp
+}
+
+/// Binds the metrics server on `addr` (port 0 allowed) and returns the bound
+/// address and the future serving `/metrics` until `shutdown`.
+pub async fn bind_metrics(
+    addr: SocketAddr,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError> {
+    let (listener, local) = server::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    let handler =
+        move |req: Request<Incoming>| std::future::ready(metrics_response(&req, &metrics));
+    Ok((
+        local,
+        server::serve(
+            "metrics",
+            listener,
+            Plain,
+            server::PLAIN_HTTP_LIMITS,
+            handler,
+            shutdown,
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use locust_operator::health::{Readiness, bind_health, bind_metrics};
+use locust_operator::health::{Readiness, bind_health};
 use locust_operator::metrics::Metrics;
+use locust_operator::metrics::bind_metrics;
 use locust_operator::webhook::handlers::{DEPRECATION_WARNING, IMMUTABLE_SPEC_WARNING};
 use locust_operator::webhook::{
     CONVERT_PATH, MAX_BODY_BYTES, VALIDATE_PATH, WebhookConfig, WebhookError, WebhookServer, serve,
@@ -898,7 +899,6 @@ async fn health_and_readiness_endpoints() {
     tokio::time::timeout(Duration::from_secs(15), handle)
         .await
         .unwrap()
-        .unwrap()
         .unwrap();
     assert!(
         TcpStream::connect(addr).await.is_err(),
@@ -965,7 +965,6 @@ async fn metrics_endpoint_exposes_operator_and_webhook_metrics() {
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(15), handle)
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     server.stop().await;

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::status::LocustTestStatus;
 use super::v2::ImagePullPolicy;
 
+/// The deprecation warning of `locust.io/v1`: in the CRD, in webhook
+/// responses and from `validate`. The `deprecated = ...` attribute below must
+/// repeat it as a literal (the derive takes no constant); a test checks that
+/// the two agree.
 pub const DEPRECATION_WARNING: &str =
     "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2";
 
@@ -176,5 +180,19 @@ pub struct NodeAffinityV1 {
 impl NodeAffinityV1 {
     pub fn is_empty(&self) -> bool {
         self.required.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn derived_deprecation_warning_is_the_constant() {
+        let crd = super::LocustTest::crd();
+        assert_eq!(
+            crd.spec.versions[0].deprecation_warning.as_deref(),
+            Some(super::DEPRECATION_WARNING)
+        );
     }
 }

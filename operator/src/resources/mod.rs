@@ -7,9 +7,11 @@
 //! - [`labels`]: labels, annotations, selectors and the spec hash;
 //! - [`env`]: `env` and `envFrom` of the containers;
 //! - [`pod`]: pod templates (volumes, mounts, scheduling, resources, security);
+//! - [`defaults`]: the operator's resource defaults applied to a container;
 //! - `job` and `service`: the objects themselves, built by [`build_children`].
 
 pub mod command;
+pub mod defaults;
 pub mod env;
 mod job;
 pub mod labels;
@@ -38,33 +40,10 @@ pub use names::{child_name, job_name, master_job_name, service_name, worker_job_
 pub use pod::{is_reserved_volume_name, pod_template};
 pub use service::service_ports;
 
+pub use crate::role::Role;
+
 /// API version written in the children's owner references.
-pub const OWNER_API_VERSION: &str = "locust.io/v2";
-
-/// The two kinds of Locust pods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// The single coordinating pod.
-    Master,
-    /// The load-generating pods.
-    Worker,
-}
-
-impl Role {
-    /// `master` or `worker`: the component label value and the child name suffix.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Master => "master",
-            Role::Worker => "worker",
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub const OWNER_API_VERSION: &str = crate::conversion::V2_API_VERSION;
 
 /// Errors of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

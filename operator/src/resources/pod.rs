@@ -239,7 +239,11 @@ pub fn pod_template(
         env: non_empty(env_vars(spec)),
         env_from: non_empty(env_from(spec)),
         ports: non_empty(container_ports(role)),
-        resources: Some(cfg.effective_resources(role, cr_resources)),
+        resources: Some(super::defaults::effective_resources(
+            cfg,
+            role,
+            cr_resources,
+        )),
         security_context: Some(
             security
                 .and_then(|s| s.container_security_context.clone())

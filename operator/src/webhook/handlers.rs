@@ -33,18 +33,15 @@ use serde_json::Value;
 use tracing::{debug, warn};
 
 use crate::api::{GROUP, KIND};
-use crate::conversion::convert_value;
+use crate::conversion::{V1_API_VERSION, convert_value};
+// The served versions: v2 is validated, v1 only warned about.
+use crate::crd::{DEPRECATED_VERSION as V1, STORAGE_VERSION as V2};
 use crate::validation::{Violation, validate_admitted_v2};
 
 /// Warning returned for requests about deprecated `locust.io/v1` objects.
-pub const DEPRECATION_WARNING: &str =
-    "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2";
+pub use crate::api::v1::DEPRECATION_WARNING;
 /// Warning returned when an UPDATE changes the spec of a test.
 pub const IMMUTABLE_SPEC_WARNING: &str = "spec changes to a LocustTest are ignored: tests are immutable; delete and recreate it to apply them";
-
-const V1: &str = "v1";
-const V2: &str = "v2";
-const V1_API_VERSION: &str = "locust.io/v1";
 
 /// Errors that make a request unanswerable with a review (HTTP 400).
 #[derive(Debug, thiserror::Error)]

@@ -21,14 +21,15 @@
 //!   pod rather than a silently unready one); then it fails with
 //!   [`WebhookError::CertificateTimeout`]. While running, renewed files are
 //!   picked up within [`tls::RELOAD_INTERVAL`] without a restart.
+//! - Connections: served by the shared loop of [`crate::server`] within
+//!   [`LIMITS`] (connection count, TLS handshake and header timeouts).
 //! - Shutdown: when the `shutdown` future completes the listener closes, the
-//!   readiness flag drops, and open connections get [`SHUTDOWN_GRACE`] to
-//!   finish their current request.
+//!   readiness flag drops, and open connections get
+//!   [`LIMITS`]`.shutdown_grace` to finish their current request.
 
 pub mod handlers;
 pub mod tls;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,20 +40,16 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use kube::core::Status;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::health::Readiness;
 use crate::metrics::Metrics;
+use crate::server::{self, BindError, Limits};
 
 use self::handlers::HandlerError;
 use self::tls::{CertError, CertPaths, CertReloader, ReloadingCertResolver};
@@ -64,7 +61,7 @@ pub const VALIDATE_PATH: &str = "/validate-locust-io-v2-locusttest";
 /// Metric label used for requests to any other path.
 pub const OTHER_PATH_LABEL: &str = "other";
 /// Where OLM (and controller-runtime) mount the serving certificate.
-pub const DEFAULT_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
+pub const DEFAULT_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs/";
 /// Conventional webhook port.
 pub const DEFAULT_PORT: u16 = 9443;
 /// Default bound on the startup wait for the certificate files.
@@ -82,15 +79,15 @@ pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 pub const MAX_DRAIN_BYTES: usize = 1024 * 1024;
 /// Time to read a request body and answer it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time for a client to complete the TLS handshake.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time for a client to send request headers (also closes idle keep-alive
-/// connections).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections (handshaking or open) at once.
-pub const MAX_CONNECTIONS: usize = 128;
-/// Longest wait for open connections after shutdown is requested.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Bounds of the webhook server: 128 connections (handshaking or open), 10 s
+/// for the TLS handshake, 30 s for request headers (which also closes idle
+/// keep-alive connections), 10 s of grace at shutdown.
+pub const LIMITS: Limits = Limits {
+    max_connections: 128,
+    handshake_timeout: Duration::from_secs(10),
+    header_read_timeout: Duration::from_secs(30),
+    shutdown_grace: Duration::from_secs(10),
+};
 
 /// Errors that stop the webhook server.
 #[derive(Debug, thiserror::Error)]
@@ -110,14 +107,8 @@ pub enum WebhookError {
     #[error(transparent)]
     Tls(CertError),
     /// The listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The socket error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(BindError),
 }
 
 impl WebhookError {
@@ -126,7 +117,7 @@ impl WebhookError {
         match self {
             WebhookError::CertificateTimeout { .. } => "CertificateTimeout",
             WebhookError::Tls(_) => "TlsConfigFailed",
-            WebhookError::Bind { .. } => "BindFailed",
+            WebhookError::Bind(err) => err.reason(),
         }
     }
 }
@@ -245,15 +236,11 @@ impl WebhookServer {
         let resolver = Arc::new(ReloadingCertResolver::new(loaded.key));
         let tls_config =
             Arc::new(tls::server_config(Arc::clone(&resolver)).map_err(WebhookError::Tls)?);
-        let listener = TcpListener::bind(cfg.bind)
-            .await
-            .map_err(|source| WebhookError::Bind {
+        let (listener, local_addr) = server::bind(cfg.bind).await.map_err(|source| {
+            WebhookError::Bind(BindError {
                 addr: cfg.bind,
                 source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| WebhookError::Bind {
-            addr: cfg.bind,
-            source,
+            })
         })?;
         Ok(Self {
             cfg,
@@ -270,11 +257,6 @@ impl WebhookServer {
         self.local_addr
     }
 
-    /// The rustls configuration the server uses.
-    pub fn tls_config(&self) -> Arc<rustls::ServerConfig> {
-        Arc::clone(&self.tls_config)
-    }
-
     /// Serves until `shutdown` completes, reloading the certificate as it
     /// changes. Marks the readiness (if any) webhook-ready while serving.
     pub async fn run(
@@ -284,7 +266,7 @@ impl WebhookServer {
         let WebhookServer {
             cfg,
             listener,
-            local_addr,
+            local_addr: _,
             tls_config,
             resolver,
             fingerprint,
@@ -298,70 +280,17 @@ impl WebhookServer {
         let state = Arc::new(State {
             metrics: cfg.metrics.clone(),
         });
-        let graceful = GracefulShutdown::new();
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let mut shutdown = std::pin::pin!(shutdown);
-        info!(addr = %local_addr, "webhook server listening (HTTPS)");
-
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = Arc::clone(&limit).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        warn!(error = %err, "webhook accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let acceptor = acceptor.clone();
+        let handler = move |req: Request<Incoming>| {
             let state = Arc::clone(&state);
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let stream =
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(err)) => {
-                            debug!(%peer, error = %err, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(state.handle(req).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(err) = watcher.watch(conn).await {
-                    debug!(%peer, error = %err, "webhook connection ended with an error");
-                }
-            });
-        }
-
-        drop(ready_guard);
-        drop(listener);
-        info!("webhook server shutting down");
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            warn!("webhook connections still open after the shutdown grace period");
-        }
+            async move { state.handle(req).await }
+        };
+        // Readiness drops as soon as shutdown is requested, before the grace
+        // period for open connections.
+        let shutdown = async move {
+            shutdown.await;
+            drop(ready_guard);
+        };
+        server::serve("webhook", listener, acceptor, LIMITS, handler, shutdown).await;
         Ok(())
     }
 }
