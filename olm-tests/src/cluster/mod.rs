@@ -60,8 +60,9 @@ use crate::wait::wait_for;
 use commands::{ComponentInputs, component_specs, kwok_config_yaml, scheduler_config_yaml};
 pub use network::Forwarder;
 pub use options::{AUDIT_LOG, AuditOptions, ClusterOptions, Component, Ports, Throughput};
-pub use process::log_tail;
+pub(crate) use process::ChildProcess;
 use process::{ManagedProcess, Spawner};
+pub use process::{last_lines, log_tail};
 
 /// Environment variable: when `1`, a failed cluster's directory (logs, PKI,
 /// kubeconfigs, etcd data) is kept and its path printed.
