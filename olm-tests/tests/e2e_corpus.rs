@@ -15,7 +15,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use locust_operator::api::v2;
 use locust_operator::crd::crd_without_cel;
 use olm_tests::operator::{self};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::{e2e, wait_for};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -238,18 +238,16 @@ async fn run_valid(api: &Api<DynamicObject>, valid: &[(String, Value)], mode: &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_through_the_apiserver() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("corpus_through_the_apiserver") else {
+    if olm_tests::tools::tools_or_skip("corpus_through_the_apiserver").is_none() {
         return Ok(());
-    };
+    }
     let invalid = invalid_corpus()?;
     let valid = valid_corpus()?;
     ensure!(invalid.len() >= 40 && valid.len() >= 12, "corpus too small");
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-corpus".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
+    let Some(cluster) = e2e::kwok_cluster("corpus_through_the_apiserver", "e2e-corpus").await?
+    else {
+        return Ok(());
+    };
     let client = cluster.admin_client();
     let operator::LocalWebhookOperator {
         process: op,
@@ -302,9 +300,5 @@ async fn corpus_through_the_apiserver() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail(40));
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &op, 40, result)
 }

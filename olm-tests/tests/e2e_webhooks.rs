@@ -17,7 +17,7 @@ use locust_operator::api::{v1, v2};
 use locust_operator::conversion;
 use locust_operator::crd::crd_without_cel;
 use olm_tests::operator::{self};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::{e2e, wait_for};
 
 fn base(name: &str) -> Result<v2::LocustTest> {
     let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
@@ -149,15 +149,10 @@ async fn expect_rejected(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_through_the_apiserver() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("webhooks_through_the_apiserver") else {
+    let Some(cluster) = e2e::kwok_cluster("webhooks_through_the_apiserver", "e2e-webhooks").await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-webhooks".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
     let client = cluster.admin_client();
     let operator::LocalWebhookOperator {
         process: op,
@@ -305,9 +300,5 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail(40));
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &op, 40, result)
 }
