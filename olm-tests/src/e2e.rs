@@ -24,14 +24,7 @@ use crate::tools::tools_or_skip;
 /// [`tools_or_skip`]) and starts a kwok cluster named `name` with the
 /// default options.
 pub async fn kwok_cluster(test: &str, name: &str) -> Result<Option<Cluster>> {
-    kwok_cluster_with(
-        test,
-        ClusterOptions {
-            name: name.into(),
-            ..ClusterOptions::default()
-        },
-    )
-    .await
+    kwok_cluster_with(test, ClusterOptions::named(name)).await
 }
 
 /// Like [`kwok_cluster`], with `options` (their `tools` are the located
@@ -52,14 +45,7 @@ pub async fn kwok_cluster_with(test: &str, options: ClusterOptions) -> Result<Op
 /// ([`operator::install_operator_prereqs`]); the cluster and the
 /// kubeconfig of the operator's ServiceAccount.
 pub async fn operator_cluster(test: &str, name: &str) -> Result<Option<(Cluster, PathBuf)>> {
-    operator_cluster_with(
-        test,
-        ClusterOptions {
-            name: name.into(),
-            ..ClusterOptions::default()
-        },
-    )
-    .await
+    operator_cluster_with(test, ClusterOptions::named(name)).await
 }
 
 /// Like [`operator_cluster`], with `options` (see [`kwok_cluster_with`]).

@@ -20,7 +20,7 @@ use locust_operator::resources::{self, labels};
 use super::sample::{LoadMeter, LoadSample};
 use super::{
     BENCH_NAMESPACE, BenchOptions, CreateLatencies, FLOOR_ACCOUNT, Floor, audit_records,
-    bench_namespace, cluster_options, count_requests, floor_user, save_logs, warm_up_crd,
+    bench_namespace, count_requests, floor_user, on_own_cluster, warm_up_crd,
 };
 use crate::cluster::{Cluster, client_from_kubeconfig, pod_running};
 use crate::load;
@@ -157,25 +157,21 @@ async fn wait_pods_running(
     }
 }
 
+/// Waits until the `n` master pods in [`BENCH_NAMESPACE`] are Running.
+async fn wait_masters_running(opts: &BenchOptions, client: &Client, n: usize) -> Result<Duration> {
+    let selector = format!("{}=master", labels::LABEL_COMPONENT);
+    wait_pods_running(client, BENCH_NAMESPACE, &selector, n, opts.wait_bound(n)).await
+}
+
 pub(super) async fn measure_floor(opts: &BenchOptions, n: usize) -> Result<Floor> {
     let name = format!("bench-floor-{n}");
-    let cluster = Cluster::start(cluster_options(opts, n, &name)).await?;
-    let result = floor_run(opts, &cluster, n).await;
-    if result.is_err() {
-        cluster.mark_failed();
-    }
-    save_logs(opts, &cluster, &name)?;
-    drop(cluster);
-    let mut floor = result?;
-
+    let mut floor = on_own_cluster(opts, n, &name, async |c| floor_run(opts, c, n).await).await?;
     let name = format!("bench-scenario-{n}");
-    let cluster = Cluster::start(cluster_options(opts, n, &name)).await?;
-    let result = scenario_floor_run(opts, &cluster, n).await;
-    if result.is_err() {
-        cluster.mark_failed();
-    }
-    save_logs(opts, &cluster, &name)?;
-    (floor.scenario, floor.scenario_writes, floor.scenario_load) = result?;
+    (floor.scenario, floor.scenario_writes, floor.scenario_load) =
+        on_own_cluster(opts, n, &name, async |c| {
+            scenario_floor_run(opts, c, n).await
+        })
+        .await?;
     Ok(floor)
 }
 
@@ -201,14 +197,7 @@ async fn scenario_floor_run(
     let window_start = Timestamp::now();
     let meter = LoadMeter::start(cluster, None);
     let started = Instant::now();
-    let master_selector = format!("{}=master", labels::LABEL_COMPONENT);
-    let running = wait_pods_running(
-        &admin,
-        BENCH_NAMESPACE,
-        &master_selector,
-        n,
-        opts.wait_bound(n),
-    );
+    let running = wait_masters_running(opts, &admin, n);
     let create = async {
         stream::iter(names.iter())
             .map(|name| {
@@ -288,14 +277,7 @@ async fn floor_run(opts: &BenchOptions, cluster: &Cluster, n: usize) -> Result<F
     let window_start = Timestamp::now();
     let meter = LoadMeter::start(cluster, None);
     let started = Instant::now();
-    let master_selector = format!("{}=master", labels::LABEL_COMPONENT);
-    let running = wait_pods_running(
-        &admin,
-        BENCH_NAMESPACE,
-        &master_selector,
-        n,
-        opts.wait_bound(n),
-    );
+    let running = wait_masters_running(opts, &admin, n);
     // The fastest a plain client can go: Jobs and Services in two streams
     // at once (a Service waits for its ClusterIP; the Jobs need not), each
     // with `concurrency` requests in flight.

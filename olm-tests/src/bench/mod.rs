@@ -174,6 +174,23 @@ async fn warm_up_crd(client: &Client) -> Result<()> {
     .context("waiting for the warm-up LocustTest to go")
 }
 
+/// Starts a cluster of its own (`name`, sized for `n`), runs `run` on it,
+/// marks the cluster failed when `run` failed, and saves its logs.
+async fn on_own_cluster<T>(
+    opts: &BenchOptions,
+    n: usize,
+    name: &str,
+    run: impl AsyncFnOnce(&Cluster) -> Result<T>,
+) -> Result<T> {
+    let cluster = Cluster::start(cluster_options(opts, n, name)).await?;
+    let result = run(&cluster).await;
+    if result.is_err() {
+        cluster.mark_failed();
+    }
+    save_logs(opts, &cluster, name)?;
+    result
+}
+
 /// Copies the cluster's logs and the operators' logs to
 /// [`BenchOptions::keep_logs`]`/<label>/`, when set.
 fn save_logs(opts: &BenchOptions, cluster: &Cluster, label: &str) -> Result<()> {

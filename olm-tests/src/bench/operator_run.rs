@@ -12,8 +12,8 @@ use locust_operator::resources::labels;
 use super::sample::LoadMeter;
 use super::{
     BENCH_NAMESPACE, BenchOptions, CreateLatencies, Floor, Idle, Restart, SizeResult, Startup,
-    audit_records, bench_namespace, cluster_options, count_requests, operator_user, proc_sample,
-    save_logs, warm_up_crd,
+    audit_records, bench_namespace, count_requests, on_own_cluster, operator_user, proc_sample,
+    warm_up_crd,
 };
 use crate::cluster::Cluster;
 use crate::load;
@@ -108,13 +108,10 @@ pub(super) async fn measure_operator(
     last: bool,
 ) -> Result<(SizeResult, Option<FirstCluster>)> {
     let name = format!("bench-op-{n}");
-    let cluster = Cluster::start(cluster_options(opts, n, &name)).await?;
-    let result = operator_run(opts, &cluster, n, first, last).await;
-    if result.is_err() {
-        cluster.mark_failed();
-    }
-    save_logs(opts, &cluster, &name)?;
-    result
+    on_own_cluster(opts, n, &name, async |c| {
+        operator_run(opts, c, n, first, last).await
+    })
+    .await
 }
 
 async fn operator_run(

@@ -294,44 +294,10 @@ mod tests {
     #[test]
     fn command_lines_carry_the_required_flags() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = pki::Pki::generate(None)
-            .unwrap()
-            .write(&dir.path().join("pki"))
-            .unwrap();
-        let layout = Layout {
-            root: dir.path().into(),
-            logs: dir.path().join("logs"),
-            admin_kubeconfig: dir.path().join("admin.kubeconfig"),
-            pki,
-        };
         let options = ClusterOptions::default();
         let tools_dir = dir.path().join("tools");
-        let specs = component_specs(&ComponentInputs {
-            options: &options,
-            tools: &fake_tools(&tools_dir),
-            layout: &layout,
-            ports: Ports {
-                etcd_client: 1,
-                etcd_peer: 2,
-                apiserver: 3,
-                controller_manager: 4,
-                scheduler: 5,
-            },
-            kcm_kubeconfig: Path::new("/k/kcm"),
-            scheduler_config: Path::new("/k/sched.yaml"),
-            scheduler_kubeconfig: Path::new("/k/sched"),
-            kwok_kubeconfig: Path::new("/k/kwok"),
-            kwok_config: Path::new("/k/stages.yaml"),
-            kwok_home: Path::new("/k/home"),
-            audit_policy: None,
-        });
-        let args = |c: Component| -> Vec<String> {
-            specs[&c]
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
-        };
+        let specs = specs_in(dir.path(), &options, None);
+        let args = |c: Component| args_of(&specs, c);
         let etcd = args(Component::Etcd);
         assert!(etcd.contains(&"--unsafe-no-fsync=true".to_string()));
         assert!(etcd.contains(&"--listen-client-urls=http://127.0.0.1:1".to_string()));
@@ -399,16 +365,6 @@ mod tests {
     #[test]
     fn throughput_and_audit_reach_the_command_lines_and_configs() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = pki::Pki::generate(None)
-            .unwrap()
-            .write(&dir.path().join("pki"))
-            .unwrap();
-        let layout = Layout {
-            root: dir.path().into(),
-            logs: dir.path().join("logs"),
-            admin_kubeconfig: dir.path().join("admin.kubeconfig"),
-            pki,
-        };
         let options = ClusterOptions {
             throughput: Some(Throughput::high()),
             audit: Some(AuditOptions {
@@ -417,33 +373,8 @@ mod tests {
             extra_apiserver_args: vec!["--v=1".into()],
             ..ClusterOptions::default()
         };
-        let tools_dir = dir.path().join("tools");
-        let specs = component_specs(&ComponentInputs {
-            options: &options,
-            tools: &fake_tools(&tools_dir),
-            layout: &layout,
-            ports: Ports {
-                etcd_client: 1,
-                etcd_peer: 2,
-                apiserver: 3,
-                controller_manager: 4,
-                scheduler: 5,
-            },
-            kcm_kubeconfig: Path::new("/k/kcm"),
-            scheduler_config: Path::new("/k/sched.yaml"),
-            scheduler_kubeconfig: Path::new("/k/sched"),
-            kwok_kubeconfig: Path::new("/k/kwok"),
-            kwok_config: Path::new("/k/stages.yaml"),
-            kwok_home: Path::new("/k/home"),
-            audit_policy: Some(Path::new("/k/audit.yaml")),
-        });
-        let args = |c: Component| -> Vec<String> {
-            specs[&c]
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
-        };
+        let specs = specs_in(dir.path(), &options, Some(Path::new("/k/audit.yaml")));
+        let args = |c: Component| args_of(&specs, c);
         let api = args(Component::Apiserver);
         let audit_log = format!(
             "--audit-log-path={}",
@@ -489,6 +420,53 @@ mod tests {
         );
         let stages = serde_yaml::Deserializer::from_str(KWOK_STAGES).count();
         assert_eq!(docs.len(), stages + 1, "the Stages and the configuration");
+    }
+
+    /// The specs for `options` in a scratch `dir`: a real PKI, fake tools
+    /// in `dir/tools`, ports 1 to 5, kubeconfigs and configs under `/k`.
+    fn specs_in(
+        dir: &Path,
+        options: &ClusterOptions,
+        audit_policy: Option<&Path>,
+    ) -> BTreeMap<Component, ProcessSpec> {
+        let pki = pki::Pki::generate(None)
+            .unwrap()
+            .write(&dir.join("pki"))
+            .unwrap();
+        let layout = Layout {
+            root: dir.into(),
+            logs: dir.join("logs"),
+            admin_kubeconfig: dir.join("admin.kubeconfig"),
+            pki,
+        };
+        component_specs(&ComponentInputs {
+            options,
+            tools: &fake_tools(&dir.join("tools")),
+            layout: &layout,
+            ports: Ports {
+                etcd_client: 1,
+                etcd_peer: 2,
+                apiserver: 3,
+                controller_manager: 4,
+                scheduler: 5,
+            },
+            kcm_kubeconfig: Path::new("/k/kcm"),
+            scheduler_config: Path::new("/k/sched.yaml"),
+            scheduler_kubeconfig: Path::new("/k/sched"),
+            kwok_kubeconfig: Path::new("/k/kwok"),
+            kwok_config: Path::new("/k/stages.yaml"),
+            kwok_home: Path::new("/k/home"),
+            audit_policy,
+        })
+    }
+
+    /// The arguments of `c`'s command line, as strings.
+    fn args_of(specs: &BTreeMap<Component, ProcessSpec>, c: Component) -> Vec<String> {
+        specs[&c]
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     fn fake_tools(dir: &Path) -> Tools {

@@ -136,6 +136,14 @@ pub struct AuditOptions {
 pub const AUDIT_LOG: &str = "audit.log";
 
 impl ClusterOptions {
+    /// The defaults, for a cluster named `name`.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
     /// A cluster with the real node only (no kwok nodes), for tests whose
     /// pods must really run.
     pub fn real_node() -> Self {
