@@ -753,6 +753,15 @@ pub struct LocalWebhookOperator {
     pub ca: String,
 }
 
+/// [`swap_secret_volume`] with a serving certificate and its key (`tls.crt`,
+/// `tls.key`, PEM).
+pub fn swap_serving_cert(dir: &Path, cert: &str, key: &str) -> Result<()> {
+    swap_secret_volume(
+        dir,
+        &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
+    )
+}
+
 /// Installs the operator's RBAC and starts it under its ServiceAccount with a
 /// fresh serving certificate for 127.0.0.1 (log tag `tag`). Register the
 /// webhooks with [`with_local_conversion_webhook`] and

@@ -313,10 +313,7 @@ async fn webhook_certificate_rotation_under_load() -> Result<()> {
     // Re-issue under a CA this test keeps, in the kubelet's layout.
     let ca = WebhookCa::generate()?;
     let (cert, key) = ca.issue()?;
-    operator::swap_secret_volume(
-        &cert_dir,
-        &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
-    )?;
+    operator::swap_serving_cert(&cert_dir, &cert, &key)?;
     let pid = op.pid();
     let ns = "wh";
     let result = async {
@@ -344,10 +341,7 @@ async fn webhook_certificate_rotation_under_load() -> Result<()> {
 
         // 1. Same CA, atomic swap.
         let (cert, key) = ca.issue()?;
-        operator::swap_secret_volume(
-            &cert_dir,
-            &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
-        )?;
+        operator::swap_serving_cert(&cert_dir, &cert, &key)?;
         let t1 = wait_reloads(&op, base + 1).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -366,10 +360,7 @@ async fn webhook_certificate_rotation_under_load() -> Result<()> {
         set_ca_bundle(&client, &format!("{}{}", ca.pem(), new_ca.pem())).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (cert, key) = new_ca.issue()?;
-        operator::swap_secret_volume(
-            &cert_dir,
-            &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
-        )?;
+        operator::swap_serving_cert(&cert_dir, &cert, &key)?;
         let t3 = wait_reloads(&op, base + 3).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         set_ca_bundle(&client, &new_ca.pem()).await?;

@@ -406,12 +406,21 @@ impl Cluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn start_process(&self, component: Component) -> Result<()> {
+    /// Runs `f` on `component`'s process (under the lock).
+    fn with_process<T>(
+        &self,
+        component: Component,
+        f: impl FnOnce(&mut ManagedProcess) -> T,
+    ) -> Result<T> {
         let mut processes = self.lock();
         let process = processes
             .get_mut(&component)
             .with_context(|| format!("{component} is not part of this cluster"))?;
-        process.start(&self.spawner)
+        Ok(f(process))
+    }
+
+    fn start_process(&self, component: Component) -> Result<()> {
+        self.with_process(component, |process| process.start(&self.spawner))?
     }
 
     /// The log tail of `component`, formatted for an error message.
@@ -520,22 +529,16 @@ impl Cluster {
     /// Stops `component` gracefully (SIGTERM to its process group, SIGKILL
     /// after 15 s). Its data and ports are kept for [`Cluster::start_component`].
     pub fn stop_component(&self, component: Component) -> Result<()> {
-        let mut processes = self.lock();
-        let process = processes
-            .get_mut(&component)
-            .with_context(|| format!("{component} is not part of this cluster"))?;
-        process.stop(libc::SIGTERM, Duration::from_secs(15));
-        Ok(())
+        self.with_process(component, |process| {
+            process.stop(libc::SIGTERM, Duration::from_secs(15));
+        })
     }
 
     /// Kills `component` at once (SIGKILL to its process group), like a crash.
     pub fn kill_component(&self, component: Component) -> Result<()> {
-        let mut processes = self.lock();
-        let process = processes
-            .get_mut(&component)
-            .with_context(|| format!("{component} is not part of this cluster"))?;
-        process.stop(libc::SIGKILL, Duration::from_secs(5));
-        Ok(())
+        self.with_process(component, |process| {
+            process.stop(libc::SIGKILL, Duration::from_secs(5));
+        })
     }
 
     /// Restarts a stopped `component` with the same ports, data and
