@@ -56,7 +56,6 @@ pub use network::{
 pub use node::{KUBELET_SYSCTLS, NodeComponent, NodeImages, NodeTimings, REAL_NODE_LABEL};
 
 use crate::tools::Tools;
-use crate::wait::wait_for;
 use commands::{ComponentInputs, component_specs, kwok_config_yaml, scheduler_config_yaml};
 pub use network::Forwarder;
 pub use options::{AUDIT_LOG, AuditOptions, ClusterOptions, Component, Ports, Throughput};
@@ -425,12 +424,10 @@ impl Cluster {
 
     /// The log tail of `component`, formatted for an error message.
     fn log_excerpt(&self, component: Component) -> String {
-        let path = self.layout.log(component);
-        format!(
-            "--- last {LOG_TAIL_LINES} lines of {} ---\n{}\n--- end of {} ---",
-            path.display(),
-            log_tail(&path, LOG_TAIL_LINES),
-            component
+        process::log_excerpt(
+            component.name(),
+            &self.layout.log(component),
+            LOG_TAIL_LINES,
         )
     }
 
@@ -447,21 +444,19 @@ impl Cluster {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<()>>>,
     {
-        let check = &check;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let outcome = wait_for(timeout, Duration::from_millis(100), || async move {
-            let exited = self
-                .lock()
-                .get_mut(&component)
-                .and_then(ManagedProcess::exit_status);
-            if let Some(status) = exited {
-                return Ok(Some(Err(anyhow!("{component} exited with {status}"))));
-            }
-            Ok(check().await?.map(Ok))
-        })
+        process::wait_while_running(
+            component.name(),
+            deadline,
+            what,
+            || {
+                self.lock()
+                    .get_mut(&component)
+                    .and_then(ManagedProcess::exit_status)
+            },
+            || self.log_excerpt(component),
+            check,
+        )
         .await
-        .and_then(|inner| inner);
-        outcome.with_context(|| format!("waiting for {what}\n{}", self.log_excerpt(component)))
     }
 
     async fn wait_ready(&self, component: Component, deadline: Instant) -> Result<()> {

@@ -525,6 +525,44 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
     }
 }
 
+/// The last `lines` lines of `name`'s log at `path`, framed for an error
+/// message.
+pub(crate) fn log_excerpt(name: &str, path: &Path, lines: usize) -> String {
+    format!(
+        "--- last {lines} lines of {} ---\n{}\n--- end of {name} ---",
+        path.display(),
+        log_tail(path, lines),
+    )
+}
+
+/// Polls `check` every 100 ms until it yields `Some`, failing at `deadline`
+/// or as soon as `exited` reports the exit of process `name`; an error
+/// waiting for `what` quotes `excerpt()` (its log).
+pub(crate) async fn wait_while_running<F, Fut>(
+    name: &str,
+    deadline: Instant,
+    what: &str,
+    exited: impl Fn() -> Option<ExitStatus>,
+    excerpt: impl FnOnce() -> String,
+    check: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<()>>>,
+{
+    let (check, exited) = (&check, &exited);
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let outcome = crate::wait_for(timeout, Duration::from_millis(100), || async move {
+        if let Some(status) = exited() {
+            return Ok(Some(Err(anyhow!("{name} exited with {status}"))));
+        }
+        Ok(check().await?.map(Ok))
+    })
+    .await
+    .and_then(|inner| inner);
+    outcome.with_context(|| format!("waiting for {what}\n{}", excerpt()))
+}
+
 /// The last `max_lines` lines of `text`, joined by newlines.
 pub fn last_lines(text: &str, max_lines: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
