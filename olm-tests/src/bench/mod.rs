@@ -13,11 +13,11 @@
 //! Everything is bounded in time, and every process (clusters, operators) is
 //! killed when its owner is dropped.
 //!
-//! One concern per file: [`sample`] reads the machine and its processes
-//! (/proc, the operator binary), [`audit`] reads and counts the apiserver's
-//! audit log, [`floor`] measures the plain client, [`operator_run`] the
+//! One concern per file: `sample.rs` reads the machine and its processes
+//! (/proc, the operator binary), `audit.rs` reads and counts the apiserver's
+//! audit log, `floor.rs` measures the plain client, `operator_run.rs` the
 //! operator (run as an [`OperatorProcess`](crate::operator::OperatorProcess)),
-//! [`results`] holds what they measure and [`report`] renders it.
+//! `results.rs` holds what they measure and `report.rs` renders it.
 
 mod audit;
 mod floor;

@@ -64,7 +64,7 @@ fn clock_ticks() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// utime + stime (seconds) from the text of /proc/<pid>/stat.
+/// utime + stime (seconds) from the text of `/proc/<pid>/stat`.
 pub fn parse_stat_cpu(stat: &str) -> Option<f64> {
     // Fields after the command name (which may contain spaces and parentheses).
     let rest = &stat[stat.rfind(')')? + 1..];

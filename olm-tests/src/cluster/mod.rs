@@ -13,6 +13,13 @@
 //! panicking), and by the kernel if the test process dies: each child has
 //! `PR_SET_PDEATHSIG=SIGKILL`, armed from a spawner thread owned by the
 //! cluster (see [`process`]).
+//!
+//! Files: `options.rs` ([`ClusterOptions`], [`Component`], [`Ports`]),
+//! `commands.rs` (the components' command lines and configuration files,
+//! from the options, the [`Tools`] and the cluster directory), `process.rs`
+//! (child processes), `network.rs`, `pki.rs`, `kubeconfig.rs`, `pods.rs` and
+//! `nodes.rs` (kwok), `node.rs` and `cgroups.rs` (the real node); this file
+//! starts, probes and stops a [`Cluster`].
 
 mod cgroups;
 mod commands;

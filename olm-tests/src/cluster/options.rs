@@ -52,7 +52,7 @@ impl std::fmt::Display for Component {
     }
 }
 
-/// How to start a [`Cluster`].
+/// How to start a [`Cluster`](super::Cluster).
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
     /// Tools to use; `None`: [`Tools::locate`].
@@ -61,7 +61,7 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// Capacity of each fake node.
     pub node_capacity: NodeCapacity,
-    /// Also run a real node ([`REAL_NODE_NAME`]: kubelet, containerd, runc,
+    /// Also run a real node ([`REAL_NODE_NAME`](super::REAL_NODE_NAME): kubelet, containerd, runc,
     /// kube-proxy, CoreDNS) whose pods are real containers; needs root and
     /// the node tools and images (default false: kwok nodes only). See
     /// `docs/local-cluster.md`.
@@ -124,7 +124,7 @@ impl Throughput {
 
 /// Audit logging of the apiserver: every request matching the policy is
 /// written as one JSON line (`audit.k8s.io/v1` Event) to
-/// [`Cluster::audit_log_path`], synchronously (`--audit-log-mode=blocking`),
+/// [`Cluster::audit_log_path`](super::Cluster::audit_log_path), synchronously (`--audit-log-mode=blocking`),
 /// without rotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditOptions {
