@@ -7,6 +7,9 @@
 //!   installed (the bundle's CRD without its conversion webhook, the RBAC,
 //!   the ServiceAccount) and a kubeconfig for the ServiceAccount, ready for
 //!   [`OperatorProcess::spawn`];
+//! - [`webhook_cluster`]: a kwok cluster with the operator serving its
+//!   webhooks on 127.0.0.1, for the tests that register them;
+//! - [`admin_namespace`]: a namespace for the test's objects;
 //! - [`with_operator_log`]: a failed scenario marks the cluster failed (kept
 //!   with `LOCUST_KEEP_CLUSTER=1`) and carries the operator's log tail.
 //!
@@ -15,9 +18,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
+use kube::Client;
 
 use crate::cluster::{Cluster, ClusterOptions};
-use crate::operator::{self, OperatorProcess};
+use crate::operator::{self, LocalWebhookOperator, OperatorProcess};
 use crate::tools::tools_or_skip;
 
 /// Locates the cluster tools (`Ok(None)`: skip `test`, see
@@ -58,6 +62,30 @@ pub async fn operator_cluster_with(
     };
     let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
     Ok(Some((cluster, kubeconfig)))
+}
+
+/// Creates namespace `ns` in `cluster`; returns the admin client.
+pub async fn admin_namespace(cluster: &Cluster, ns: &str) -> Result<Client> {
+    let client = cluster.admin_client();
+    operator::create_namespace(&client, ns, &[]).await?;
+    Ok(client)
+}
+
+/// [`kwok_cluster`] with the operator serving its webhooks on 127.0.0.1
+/// ([`operator::start_local_webhook_operator`], log tag `tag`), not yet
+/// waited for: the cluster, the operator, its webhook port and the CA
+/// (PEM) of its serving certificate.
+pub async fn webhook_cluster(
+    test: &str,
+    name: &str,
+    tag: &str,
+) -> Result<Option<(Cluster, OperatorProcess, u16, String)>> {
+    let Some(cluster) = kwok_cluster(test, name).await? else {
+        return Ok(None);
+    };
+    let LocalWebhookOperator { process, port, ca } =
+        operator::start_local_webhook_operator(&cluster, tag).await?;
+    Ok(Some((cluster, process, port, ca)))
 }
 
 /// The operator's arguments for leader election with short timings:

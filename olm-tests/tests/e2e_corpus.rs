@@ -244,16 +244,12 @@ async fn corpus_through_the_apiserver() -> Result<()> {
     let invalid = invalid_corpus()?;
     let valid = valid_corpus()?;
     ensure!(invalid.len() >= 40 && valid.len() >= 12, "corpus too small");
-    let Some(cluster) = e2e::kwok_cluster("corpus_through_the_apiserver", "e2e-corpus").await?
+    let Some((cluster, op, port, ca)) =
+        e2e::webhook_cluster("corpus_through_the_apiserver", "e2e-corpus", "corpus").await?
     else {
         return Ok(());
     };
     let client = cluster.admin_client();
-    let operator::LocalWebhookOperator {
-        process: op,
-        port,
-        ca,
-    } = operator::start_local_webhook_operator(&cluster, "corpus").await?;
     let ar = ApiResource::erase::<v2::LocustTest>(&());
 
     let result = async {

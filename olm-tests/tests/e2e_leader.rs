@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use locust_operator::api::{LocustTest, Phase};
 use olm_tests::checks;
-use olm_tests::operator::{self, OperatorProcess};
+use olm_tests::operator::OperatorProcess;
 use olm_tests::{e2e, wait_for};
 
 const LEASE_SECS: u64 = 4;
@@ -32,9 +32,8 @@ async fn leader_election_and_restart() -> Result<()> {
     else {
         return Ok(());
     };
-    let client = cluster.admin_client();
     let ns = "team-a";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
 
     let mut a = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &args())?;

@@ -149,16 +149,12 @@ async fn expect_rejected(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_through_the_apiserver() -> Result<()> {
-    let Some(cluster) = e2e::kwok_cluster("webhooks_through_the_apiserver", "e2e-webhooks").await?
+    let Some((cluster, op, port, ca)) =
+        e2e::webhook_cluster("webhooks_through_the_apiserver", "e2e-webhooks", "webhooks").await?
     else {
         return Ok(());
     };
     let client = cluster.admin_client();
-    let operator::LocalWebhookOperator {
-        process: op,
-        port,
-        ca,
-    } = operator::start_local_webhook_operator(&cluster, "webhooks").await?;
     let full_crd = operator::with_local_conversion_webhook(operator::bundle_crd()?, port, &ca);
     operator::install_crd(&client, &full_crd).await?;
     op.wait_ready(Duration::from_secs(30)).await?;

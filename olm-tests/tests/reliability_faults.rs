@@ -83,9 +83,8 @@ async fn apiserver_and_etcd_restarts() -> Result<()> {
     else {
         return Ok(());
     };
-    let client = cluster.admin_client();
     let ns = "team-a";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
     let mut op = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &leader_args())?;
     let pid = op.pid();
@@ -300,15 +299,12 @@ async fn wait_reloads(op: &OperatorProcess, n: usize) -> Result<Duration> {
 /// whole), and a new CA introduced with an overlapping `caBundle`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_certificate_rotation_under_load() -> Result<()> {
-    let Some(cluster) = e2e::kwok_cluster("rel-certs", "rel-certs").await? else {
+    let Some((cluster, op, port, _)) =
+        e2e::webhook_cluster("rel-certs", "rel-certs", "certs").await?
+    else {
         return Ok(());
     };
     let client = cluster.admin_client();
-    let operator::LocalWebhookOperator {
-        process: op,
-        port,
-        ca: _,
-    } = operator::start_local_webhook_operator(&cluster, "certs").await?;
     let cert_dir = cluster.dir().join("webhook-certs-certs");
     // Re-issue under a CA this test keeps, in the kubelet's layout.
     let ca = WebhookCa::generate()?;
@@ -415,9 +411,8 @@ async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
     let Some((cluster, kubeconfig)) = e2e::operator_cluster("rel-evict", "rel-evict").await? else {
         return Ok(());
     };
-    let client = cluster.admin_client();
     let ns = "team-b";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let token = secret_token();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     secrets

@@ -17,7 +17,7 @@ use locust_operator::api::Phase;
 use olm_tests::checks::{self, lease_holder};
 use olm_tests::cluster::NodeCapacity;
 use olm_tests::load;
-use olm_tests::operator::{self, OperatorProcess};
+use olm_tests::operator::OperatorProcess;
 use olm_tests::{Cluster, ClusterOptions, e2e, wait_for};
 
 /// `name` from the environment, else `default`.
@@ -96,9 +96,8 @@ async fn operator_killed_at_random_points() -> Result<()> {
     let Some((cluster, kubeconfig)) = start("rel-soak").await? else {
         return Ok(());
     };
-    let client = cluster.admin_client();
     let ns = "soak";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let args: Vec<String> = vec!["--leader-elect=false".into(), "--disable-webhooks".into()];
     let mut rng = Rng::new()?;
     let started = Instant::now();
@@ -226,9 +225,8 @@ async fn leader_failover_under_load() -> Result<()> {
     let Some((cluster, kubeconfig)) = start("rel-failover").await? else {
         return Ok(());
     };
-    let client = cluster.admin_client();
     let ns = "failover";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let mut replicas: BTreeMap<String, OperatorProcess> = BTreeMap::new();
     for tag in ["a", "b"] {
         let op = OperatorProcess::spawn(&cluster, &kubeconfig, tag, &leader_args())?;
