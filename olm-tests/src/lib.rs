@@ -5,7 +5,9 @@
 //!   as child processes from the pinned binaries that `tools/build.sh` builds;
 //! - [`tools`]: locating those binaries (and deciding whether a test may skip
 //!   when they are missing);
-//! - [`wait`]: the bounded polling helper every test uses.
+//! - [`wait`]: the bounded polling helper every test uses;
+//! - [`e2e`] and [`fixture`]: what the end-to-end tests start with, on kwok
+//!   nodes and on the real node.
 //!
 //! This crate is test tooling: it uses `anyhow` for errors and is not shipped.
 
@@ -22,6 +24,7 @@ pub use wait::wait_for;
 pub mod bench;
 pub mod checks;
 pub mod corpus;
+pub mod e2e;
 pub mod fixture;
 pub mod load;
 pub mod locust;

@@ -19,9 +19,8 @@
 //! `<cluster dir>/logs/{olm,catalog}.log`, is killed when its owner is
 //! dropped, and by the kernel if the test process dies.
 
-use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -35,7 +34,7 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, ClusterNet};
+use crate::cluster::{ChildProcess, Cluster, ClusterNet, log_tail};
 use crate::operator;
 use crate::wait::wait_for;
 
@@ -130,71 +129,6 @@ pub fn field<'a>(obj: &'a DynamicObject, pointer: &str) -> &'a str {
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or("")
-}
-
-/// A child process in its own process group, killed (group and all) on drop.
-pub(crate) struct ChildProcess {
-    name: String,
-    child: Option<Child>,
-}
-
-impl ChildProcess {
-    /// Owns `child` (the leader of its own process group) as `name`.
-    pub(crate) fn new(name: &str, child: Child) -> Self {
-        Self {
-            name: name.to_owned(),
-            child: Some(child),
-        }
-    }
-
-    /// Whether it still runs.
-    pub(crate) fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// Its exit status, if it has exited.
-    pub(crate) fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait(),
-            None => Ok(None),
-        }
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: killpg on the group our unreaped child leads.
-                unsafe {
-                    libc::killpg(pid, libc::SIGKILL);
-                }
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The last lines of a log file.
-pub fn log_tail(path: &Path, max_lines: usize) -> String {
-    const MAX_BYTES: u64 = 24 * 1024;
-    let read = || -> io::Result<String> {
-        let mut file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
-        file.seek(SeekFrom::Start(len.saturating_sub(MAX_BYTES)))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    };
-    match read() {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(max_lines)..].join("\n")
-        }
-        Err(error) => format!("<cannot read {}: {error}>", path.display()),
-    }
 }
 
 /// OLM running against a local cluster. Dropping it stops every process it
@@ -348,7 +282,7 @@ impl Olm {
         let mut dead = Vec::new();
         for (process, _) in &mut self.operators {
             if !process.running() {
-                dead.push(process.name.clone());
+                dead.push(process.name().to_owned());
             }
         }
         if dead.is_empty() {

@@ -3,9 +3,10 @@
 //! ServiceAccount), and running the real operator binary as a process under
 //! that ServiceAccount's token.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -239,6 +240,10 @@ pub fn free_port() -> Result<u16> {
 /// apiserver, its webhooks), killed with the cluster.
 pub struct OperatorProcess {
     child: Option<Child>,
+    /// The exit status, once known (reaped by a signal or seen exited).
+    exited: Option<ExitStatus>,
+    /// When the process was forked.
+    started: Instant,
     net: ClusterNet,
     /// Health probe port (`/healthz`, `/readyz`) on 127.0.0.1 in the cluster.
     pub health_port: u16,
@@ -249,11 +254,51 @@ pub struct OperatorProcess {
     pub log_path: PathBuf,
 }
 
+/// `RUST_LOG` of the operators the tests start: debug logs of the operator
+/// and of kube-runtime.
+pub const DEBUG_LOG: &str =
+    "info,locust_operator=debug,locust_k8s_operator=debug,kube_runtime=debug";
+
+/// How to start the operator: [`OperatorProcess::start`].
+#[derive(Clone, Debug)]
+pub struct OperatorCommand<'a> {
+    /// The operator binary.
+    pub bin: PathBuf,
+    /// Its kubeconfig (`KUBECONFIG`).
+    pub kubeconfig: &'a Path,
+    /// Names the log (`<cluster dir>/operator-<tag>.log`) and the pod
+    /// (`POD_NAME=operator-<tag>`).
+    pub tag: &'a str,
+    /// Arguments after the health and metrics addresses.
+    pub args: &'a [String],
+    /// A program and its arguments that end by exec'ing the operator's
+    /// command line, appended to it (e.g. `unshare … setpriv …`), so the
+    /// process id is still the operator's; empty: none.
+    pub wrapper: &'a [String],
+    /// `RUST_LOG`; `None` removes it (production logging).
+    pub rust_log: Option<&'a str>,
+}
+
+impl<'a> OperatorCommand<'a> {
+    /// The built operator binary ([`operator_binary`]) with `kubeconfig`,
+    /// `tag` and `args`, no wrapper, [`DEBUG_LOG`].
+    pub fn new(kubeconfig: &'a Path, tag: &'a str, args: &'a [String]) -> Result<Self> {
+        Ok(Self {
+            bin: operator_binary()?,
+            kubeconfig,
+            tag,
+            args,
+            wrapper: &[],
+            rust_log: Some(DEBUG_LOG),
+        })
+    }
+}
+
 impl OperatorProcess {
     /// Starts the operator with `kubeconfig` and `args` (health and metrics
     /// ports are chosen here). Its log goes to `<cluster dir>/operator-<tag>.log`.
     pub fn spawn(cluster: &Cluster, kubeconfig: &Path, tag: &str, args: &[String]) -> Result<Self> {
-        Self::spawn_wrapped(cluster, kubeconfig, tag, args, &[])
+        Self::start(cluster, &OperatorCommand::new(kubeconfig, tag, args)?)
     }
 
     /// Like [`OperatorProcess::spawn`], with the operator's command line
@@ -267,36 +312,56 @@ impl OperatorProcess {
         args: &[String],
         wrapper: &[String],
     ) -> Result<Self> {
-        let bin = operator_binary()?;
+        let command = OperatorCommand {
+            wrapper,
+            ..OperatorCommand::new(kubeconfig, tag, args)?
+        };
+        Self::start(cluster, &command)
+    }
+
+    /// Starts the operator as `command` says, in the cluster's network
+    /// namespace (it dies with the cluster).
+    pub fn start(cluster: &Cluster, command: &OperatorCommand<'_>) -> Result<Self> {
+        let OperatorCommand {
+            bin,
+            kubeconfig,
+            tag,
+            args,
+            wrapper,
+            rust_log,
+        } = command;
         let health_port = free_port()?;
         let metrics_port = free_port()?;
         let log_path = cluster.dir().join(format!("operator-{tag}.log"));
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut cmd = Command::new(program);
-                cmd.args(rest).arg(&bin);
+                cmd.args(rest).arg(bin);
                 cmd
             }
-            None => Command::new(&bin),
+            None => Command::new(bin),
         };
         cmd.env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
-            .env("POD_NAME", format!("operator-{tag}"))
-            .env(
-                "RUST_LOG",
-                "info,locust_operator=debug,locust_k8s_operator=debug,kube_runtime=debug",
-            )
-            .arg(format!(
-                "--health-probe-bind-address=127.0.0.1:{health_port}"
-            ))
-            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
-            .args(args);
+            .env("POD_NAME", format!("operator-{tag}"));
+        match rust_log {
+            Some(filter) => cmd.env("RUST_LOG", filter),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        cmd.arg(format!(
+            "--health-probe-bind-address=127.0.0.1:{health_port}"
+        ))
+        .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
+        .args(args.iter());
         let net = cluster.net();
+        let started = Instant::now();
         let child = net
             .spawn(cmd, &log_path)
             .with_context(|| format!("starting {}", bin.display()))?;
         Ok(Self {
             child: Some(child),
+            exited: None,
+            started,
             net,
             health_port,
             metrics_port,
@@ -359,23 +424,91 @@ impl OperatorProcess {
         Ok(start.elapsed())
     }
 
+    /// Waits until the operator is ready to reconcile — it logged "caches
+    /// synced" (which happens only after it acquired the lease) and `/readyz`
+    /// answers 200 — probing every 5 ms; returns the time since the process
+    /// was started (the start-up time the benchmark measures).
+    pub async fn wait_synced(&mut self, timeout: Duration) -> Result<Duration> {
+        let deadline = self.started + timeout;
+        let mut offset = 0usize;
+        let mut synced = false;
+        loop {
+            if let Some(status) = self.exit_status() {
+                bail!(
+                    "the operator exited with {status} before it was ready; log:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            if !synced {
+                let mut text = String::new();
+                if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+                    let _ = f.read_to_string(&mut text);
+                }
+                // Search only what is new (keeping a margin for a split line).
+                let from = offset.saturating_sub(64).min(text.len());
+                synced = text
+                    .get(from..)
+                    .is_some_and(|t| t.contains("caches synced"));
+                offset = text.len();
+            }
+            if synced && matches!(self.probe("/readyz").await, Ok(200)) {
+                return Ok(self.started.elapsed());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the operator was not ready after {timeout:?}; log:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The exit status, once the process ended (by itself or by a signal).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none()
+            && let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            self.exited = Some(status);
+            self.child = None;
+        }
+        self.exited
+    }
+
     /// Sends a signal (e.g. `libc::SIGKILL`, `libc::SIGTERM`) and waits (bounded) for the exit.
-    pub fn signal(&mut self, signal: libc::c_int) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
+    pub fn signal(&mut self, signal: libc::c_int) -> Option<ExitStatus> {
+        self.signal_within(signal, Duration::from_secs(10))
+    }
+
+    /// SIGTERM (the operator releases its lease and exits), SIGKILL after 15 s.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        self.signal_within(libc::SIGTERM, Duration::from_secs(15))
+    }
+
+    /// Sends `signal`, waits up to `grace` for the exit, then kills the
+    /// process; the exit status (also when it had already exited).
+    fn signal_within(&mut self, signal: libc::c_int, grace: Duration) -> Option<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            return self.exited;
+        };
         if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-            // SAFETY: kill(2) on our own child's pid.
+            // SAFETY: kill(2) on our own child's pid, not reaped yet.
             unsafe {
                 libc::kill(pid, signal);
             }
         }
-        for _ in 0..200 {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
+                self.exited = Some(status);
+                return self.exited;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
         let _ = child.kill();
-        child.wait().ok()
+        self.exited = child.wait().ok();
+        self.exited
     }
 
     /// SIGKILL, as a node loss or OOM would.
@@ -385,9 +518,7 @@ impl OperatorProcess {
 
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.exit_status().is_none() && self.child.is_some()
     }
 }
 
@@ -620,6 +751,15 @@ pub struct LocalWebhookOperator {
     pub port: u16,
     /// CA certificate (PEM) of the serving certificate, for `caBundle`.
     pub ca: String,
+}
+
+/// [`swap_secret_volume`] with a serving certificate and its key (`tls.crt`,
+/// `tls.key`, PEM).
+pub fn swap_serving_cert(dir: &Path, cert: &str, key: &str) -> Result<()> {
+    swap_secret_volume(
+        dir,
+        &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
+    )
 }
 
 /// Installs the operator's RBAC and starts it under its ServiceAccount with a

@@ -23,9 +23,9 @@ use semver::Version;
 use serde_json::Value;
 
 use crate::cluster::{
-    Cluster, ClusterNet, MIRRORED_REGISTRIES, NODE_IP, REGISTRY_HOST, REGISTRY_PORT,
+    ChildProcess, Cluster, ClusterNet, MIRRORED_REGISTRIES, NODE_IP, REGISTRY_HOST, REGISTRY_PORT,
+    last_lines,
 };
-use crate::olm::ChildProcess;
 use crate::wait::wait_for;
 
 /// The opm image (OLM's opm and util image, operator-sdk's index and
@@ -121,7 +121,7 @@ impl Registry {
             registry.ensure_running()?;
             return Err(e.context(format!(
                 "the registry never answered /v2/ on {addr}; log:\n{}",
-                crate::olm::log_tail(&registry.log, 20)
+                crate::cluster::log_tail(&registry.log, 20)
             )));
         }
         Ok(registry)
@@ -132,7 +132,7 @@ impl Registry {
         if !self.process.running() {
             bail!(
                 "the registry exited; log:\n{}",
-                crate::olm::log_tail(&self.log, 20)
+                crate::cluster::log_tail(&self.log, 20)
             );
         }
         Ok(())
@@ -460,14 +460,9 @@ pub fn run_in(
     ensure!(
         status.success(),
         "{program} failed ({status}); output:\n{}",
-        tail(&output, 30)
+        last_lines(&output, 30)
     );
     Ok(output)
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// [`run_in`], returning the exit status with the output instead of failing
@@ -496,7 +491,7 @@ pub fn run_in_capture(
             drop(process);
             bail!(
                 "{program} did not finish in {timeout:?}; output:\n{}",
-                crate::olm::log_tail(&log, 30)
+                crate::cluster::log_tail(&log, 30)
             );
         }
         std::thread::sleep(Duration::from_millis(50));

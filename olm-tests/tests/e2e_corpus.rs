@@ -5,20 +5,14 @@
 
 use anyhow::{Result, bail};
 use olm_tests::corpus::check_corpus;
-use olm_tests::operator;
-use olm_tests::{Cluster, ClusterOptions};
+use olm_tests::{e2e, operator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_through_the_apiserver() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("corpus_through_the_apiserver") else {
+    let Some(cluster) = e2e::kwok_cluster("corpus_through_the_apiserver", "e2e-corpus").await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-corpus".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
     let webhook = operator::start_local_webhook_operator(&cluster, "corpus").await?;
     match check_corpus(&cluster, &webhook).await {
         Ok(report) => {

@@ -10,19 +10,13 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use locust_operator::api::{LocustTest, Phase};
 use olm_tests::checks;
-use olm_tests::operator::{self, OperatorProcess};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::operator::OperatorProcess;
+use olm_tests::{e2e, wait_for};
 
 const LEASE_SECS: u64 = 4;
 
 fn args() -> Vec<String> {
-    vec![
-        "--leader-elect=true".into(),
-        "--disable-webhooks".into(),
-        format!("--lease-duration={LEASE_SECS}s"),
-        "--renew-deadline=3s".into(),
-        "--retry-period=500ms".into(),
-    ]
+    e2e::leader_election_args(LEASE_SECS, 3)
 }
 
 async fn wait_phase(api: &Api<LocustTest>, name: &str, phase: Phase) -> Result<()> {
@@ -33,19 +27,13 @@ async fn wait_phase(api: &Api<LocustTest>, name: &str, phase: Phase) -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_election_and_restart() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("leader_election_and_restart") else {
+    let Some((cluster, kubeconfig)) =
+        e2e::operator_cluster("leader_election_and_restart", "e2e-leader").await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-leader".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let client = cluster.admin_client();
     let ns = "team-a";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
 
     let mut a = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &args())?;

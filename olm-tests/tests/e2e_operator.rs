@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use locust_operator::api::{LocustTest, LocustTestStatus, Phase, condition_type as ct};
 use olm_tests::operator::{self, OperatorProcess};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::{Cluster, e2e, wait_for};
 
 const T: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
@@ -509,16 +509,11 @@ async fn scenario(name: &str, fut: impl std::future::Future<Output = Result<()>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_end_to_end() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("operator_end_to_end") else {
+    let Some((cluster, kubeconfig)) =
+        e2e::operator_cluster("operator_end_to_end", "e2e-operator").await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-operator".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
     let op = OperatorProcess::spawn(
         &cluster,
         &kubeconfig,
@@ -591,16 +586,9 @@ async fn rbac_is_minimal() -> Result<()> {
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
     };
-    let Some(tools) = olm_tests::tools::tools_or_skip("rbac_is_minimal") else {
+    let Some((cluster, _)) = e2e::operator_cluster("rbac_is_minimal", "e2e-rbac").await? else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-rbac".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
-    operator::install_operator_prereqs(&cluster).await?;
     let client = cluster.admin_client();
     let sar: Api<SubjectAccessReview> = Api::all(client);
     let user = format!(

@@ -17,7 +17,7 @@ use locust_operator::api::{v1, v2};
 use locust_operator::conversion;
 use locust_operator::crd::crd_without_cel;
 use olm_tests::operator::{self};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::{e2e, wait_for};
 
 fn base(name: &str) -> Result<v2::LocustTest> {
     let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
@@ -149,21 +149,12 @@ async fn expect_rejected(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_through_the_apiserver() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("webhooks_through_the_apiserver") else {
+    let Some((cluster, op, port, ca)) =
+        e2e::webhook_cluster("webhooks_through_the_apiserver", "e2e-webhooks", "webhooks").await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "e2e-webhooks".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
     let client = cluster.admin_client();
-    let operator::LocalWebhookOperator {
-        process: op,
-        port,
-        ca,
-    } = operator::start_local_webhook_operator(&cluster, "webhooks").await?;
     let full_crd = operator::with_local_conversion_webhook(operator::bundle_crd()?, port, &ca);
     operator::install_crd(&client, &full_crd).await?;
     op.wait_ready(Duration::from_secs(30)).await?;
@@ -305,9 +296,5 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail(40));
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &op, 40, result)
 }

@@ -19,7 +19,7 @@ use locust_operator::api::{LocustTest, Phase, condition_type as ct};
 use olm_tests::checks::{sample, wait_phase};
 use olm_tests::corpus::check_corpus;
 use olm_tests::operator::{self, LocalWebhookOperator};
-use olm_tests::{Cluster, ClusterOptions, ControlPlane};
+use olm_tests::{Cluster, ClusterOptions, ControlPlane, e2e};
 
 const T: Duration = Duration::from_secs(90);
 const NS: &str = "min-kube";
@@ -130,16 +130,14 @@ async fn run_one_test(cluster: &Cluster) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oldest_supported_kubernetes() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("oldest_supported_kubernetes") else {
+    let options = ClusterOptions {
+        control_plane: ControlPlane::OldestSupported,
+        ..ClusterOptions::named("min-kube")
+    };
+    let Some(cluster) = e2e::kwok_cluster_with("oldest_supported_kubernetes", options).await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "min-kube".into(),
-        control_plane: ControlPlane::OldestSupported,
-        ..ClusterOptions::default()
-    })
-    .await?;
     let client = cluster.admin_client();
 
     // The control plane is the release the CSV names.

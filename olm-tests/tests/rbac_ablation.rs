@@ -26,7 +26,7 @@ use locust_operator::api::{LocustTest, Phase};
 use locust_operator::rbac::{CLUSTER, NAMESPACED, Permission};
 use olm_tests::checks::{self, wait_phase};
 use olm_tests::operator::{self, OperatorProcess};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::{Cluster, e2e, wait_for};
 
 /// How long a variant may take; the full rules need well under half of it.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(75);
@@ -176,15 +176,10 @@ async fn scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rbac_verb_is_needed() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("every_rbac_verb_is_needed") else {
+    let Some(cluster) = e2e::kwok_cluster("every_rbac_verb_is_needed", "rbac-ablation").await?
+    else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "rbac-ablation".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
     let client = cluster.admin_client();
     operator::install_crd(
         &client,

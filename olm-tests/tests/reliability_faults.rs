@@ -19,34 +19,14 @@ use kube::{Client, ResourceExt};
 use locust_operator::api::{LocustTest, Phase, v1, v2};
 use olm_tests::checks::{self, assert_children_once, lease_holder, wait_phase, wait_readyz};
 use olm_tests::operator::{self, OperatorProcess, WebhookCa};
-use olm_tests::{Cluster, ClusterOptions, Component, wait_for};
+use olm_tests::{Cluster, Component, e2e, wait_for};
 
 const LEASE_SECS: u64 = 4;
 const RENEW_SECS: u64 = 3;
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn leader_args() -> Vec<String> {
-    vec![
-        "--leader-elect=true".into(),
-        "--disable-webhooks".into(),
-        format!("--lease-duration={LEASE_SECS}s"),
-        format!("--renew-deadline={RENEW_SECS}s"),
-        "--retry-period=500ms".into(),
-    ]
-}
-
-async fn start(name: &str) -> Result<Option<Cluster>> {
-    let Some(tools) = olm_tests::tools::tools_or_skip(name) else {
-        return Ok(None);
-    };
-    Ok(Some(
-        Cluster::start(ClusterOptions {
-            tools: Some(tools),
-            name: name.into(),
-            ..ClusterOptions::default()
-        })
-        .await?,
-    ))
+    e2e::leader_election_args(LEASE_SECS, RENEW_SECS)
 }
 
 async fn complete_master(cluster: &Cluster, ns: &str, test: &str) -> Result<()> {
@@ -99,13 +79,12 @@ async fn outage(
 /// takes the lease back, rebuilds its caches and converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apiserver_and_etcd_restarts() -> Result<()> {
-    let Some(cluster) = start("rel-restarts").await? else {
+    let Some((cluster, kubeconfig)) = e2e::operator_cluster("rel-restarts", "rel-restarts").await?
+    else {
         return Ok(());
     };
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let client = cluster.admin_client();
     let ns = "team-a";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
     let mut op = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &leader_args())?;
     let pid = op.pid();
@@ -162,11 +141,7 @@ async fn apiserver_and_etcd_restarts() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!("{e:#}\n--- operator ---\n{}", op.log_tail(60));
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &op, 60, result)
 }
 
 /// Requests through the API server while the webhook certificate changes:
@@ -324,23 +299,17 @@ async fn wait_reloads(op: &OperatorProcess, n: usize) -> Result<Duration> {
 /// whole), and a new CA introduced with an overlapping `caBundle`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_certificate_rotation_under_load() -> Result<()> {
-    let Some(cluster) = start("rel-certs").await? else {
+    let Some((cluster, op, port, _)) =
+        e2e::webhook_cluster("rel-certs", "rel-certs", "certs").await?
+    else {
         return Ok(());
     };
     let client = cluster.admin_client();
-    let operator::LocalWebhookOperator {
-        process: op,
-        port,
-        ca: _,
-    } = operator::start_local_webhook_operator(&cluster, "certs").await?;
     let cert_dir = cluster.dir().join("webhook-certs-certs");
     // Re-issue under a CA this test keeps, in the kubelet's layout.
     let ca = WebhookCa::generate()?;
     let (cert, key) = ca.issue()?;
-    operator::swap_secret_volume(
-        &cert_dir,
-        &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
-    )?;
+    operator::swap_serving_cert(&cert_dir, &cert, &key)?;
     let pid = op.pid();
     let ns = "wh";
     let result = async {
@@ -368,10 +337,7 @@ async fn webhook_certificate_rotation_under_load() -> Result<()> {
 
         // 1. Same CA, atomic swap.
         let (cert, key) = ca.issue()?;
-        operator::swap_secret_volume(
-            &cert_dir,
-            &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
-        )?;
+        operator::swap_serving_cert(&cert_dir, &cert, &key)?;
         let t1 = wait_reloads(&op, base + 1).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -390,10 +356,7 @@ async fn webhook_certificate_rotation_under_load() -> Result<()> {
         set_ca_bundle(&client, &format!("{}{}", ca.pem(), new_ca.pem())).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (cert, key) = new_ca.issue()?;
-        operator::swap_secret_volume(
-            &cert_dir,
-            &[("tls.crt", cert.as_bytes()), ("tls.key", key.as_bytes())],
-        )?;
+        operator::swap_serving_cert(&cert_dir, &cert, &key)?;
         let t3 = wait_reloads(&op, base + 3).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         set_ca_bundle(&client, &new_ca.pem()).await?;
@@ -445,13 +408,11 @@ fn secret_token() -> String {
 /// Events or any status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
-    let Some(cluster) = start("rel-evict").await? else {
+    let Some((cluster, kubeconfig)) = e2e::operator_cluster("rel-evict", "rel-evict").await? else {
         return Ok(());
     };
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let client = cluster.admin_client();
     let ns = "team-b";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let token = secret_token();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     secrets
@@ -594,9 +555,5 @@ async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!("{e:#}\n--- operator ---\n{}", op.log_tail(60));
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &op, 60, result)
 }

@@ -17,8 +17,8 @@ use anyhow::{Context, Result, bail, ensure};
 use kube::api::{Api, PostParams};
 use locust_operator::api::{LocustTest, Phase};
 use olm_tests::checks::{self, wait_phase};
+use olm_tests::e2e;
 use olm_tests::operator::{self, OperatorProcess};
-use olm_tests::{Cluster, ClusterOptions};
 
 const NONROOT: u32 = 65532;
 
@@ -76,17 +76,11 @@ async fn operator_runs_non_root_on_a_read_only_root() -> Result<()> {
             "{tool} (util-linux) is needed"
         );
     }
-    let Some(tools) = olm_tests::tools::tools_or_skip("operator_runs_non_root_on_a_read_only_root")
+    let Some((cluster, kubeconfig)) =
+        e2e::operator_cluster("operator_runs_non_root_on_a_read_only_root", "rel-sandbox").await?
     else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "rel-sandbox".into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
     let client = cluster.admin_client();
 
     // What the pod would mount: the ServiceAccount credentials and the
@@ -182,9 +176,5 @@ async fn operator_runs_non_root_on_a_read_only_root() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!("{e:#}\n--- operator ---\n{}", op.log_tail(40));
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &op, 40, result)
 }

@@ -9,6 +9,7 @@
 //! Figures are printed on lines starting with `FIGURE`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -16,8 +17,8 @@ use locust_operator::api::Phase;
 use olm_tests::checks::{self, lease_holder};
 use olm_tests::cluster::NodeCapacity;
 use olm_tests::load;
-use olm_tests::operator::{self, OperatorProcess};
-use olm_tests::{Cluster, ClusterOptions, wait_for};
+use olm_tests::operator::OperatorProcess;
+use olm_tests::{Cluster, ClusterOptions, e2e, wait_for};
 
 /// `name` from the environment, else `default`.
 fn env_count(name: &str, default: usize) -> Result<usize> {
@@ -66,25 +67,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn start(name: &str) -> Result<Option<Cluster>> {
-    let Some(tools) = olm_tests::tools::tools_or_skip(name) else {
-        return Ok(None);
+/// A kwok cluster named `name` with the operator's prerequisites, and the
+/// operator's kubeconfig (`Ok(None)`: skip).
+async fn start(name: &str) -> Result<Option<(Cluster, PathBuf)>> {
+    let options = ClusterOptions {
+        name: name.into(),
+        // Room for every pod of the full-length soak (250 tests × 2 pods
+        // at the sample's requests), so nothing is Unschedulable.
+        node_capacity: NodeCapacity {
+            cpu: "1000".into(),
+            memory: "4Ti".into(),
+            pods: "1000".into(),
+        },
+        ..ClusterOptions::default()
     };
-    Ok(Some(
-        Cluster::start(ClusterOptions {
-            tools: Some(tools),
-            name: name.into(),
-            // Room for every pod of the full-length soak (250 tests × 2 pods
-            // at the sample's requests), so nothing is Unschedulable.
-            node_capacity: NodeCapacity {
-                cpu: "1000".into(),
-                memory: "4Ti".into(),
-                pods: "1000".into(),
-            },
-            ..ClusterOptions::default()
-        })
-        .await?,
-    ))
+    e2e::operator_cluster_with(name, options).await
 }
 
 /// Bursts of tests are created while the operator is SIGKILLed at random
@@ -96,13 +93,11 @@ async fn start(name: &str) -> Result<Option<Cluster>> {
 async fn operator_killed_at_random_points() -> Result<()> {
     let kills = env_count("LOCUST_SOAK_KILLS", 12)?;
     let burst = env_count("LOCUST_SOAK_BURST", 5)?;
-    let Some(cluster) = start("rel-soak").await? else {
+    let Some((cluster, kubeconfig)) = start("rel-soak").await? else {
         return Ok(());
     };
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let client = cluster.admin_client();
     let ns = "soak";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let args: Vec<String> = vec!["--leader-elect=false".into(), "--disable-webhooks".into()];
     let mut rng = Rng::new()?;
     let started = Instant::now();
@@ -216,13 +211,7 @@ async fn operator_killed_at_random_points() -> Result<()> {
 const LEASE_SECS: u64 = 4;
 
 fn leader_args() -> Vec<String> {
-    vec![
-        "--leader-elect=true".into(),
-        "--disable-webhooks".into(),
-        format!("--lease-duration={LEASE_SECS}s"),
-        "--renew-deadline=3s".into(),
-        "--retry-period=500ms".into(),
-    ]
+    e2e::leader_election_args(LEASE_SECS, 3)
 }
 
 /// Two replicas; in each trial the leader is SIGKILLed while a burst of tests
@@ -233,13 +222,11 @@ fn leader_args() -> Vec<String> {
 async fn leader_failover_under_load() -> Result<()> {
     let trials = env_count("LOCUST_FAILOVER_TRIALS", 3)?;
     let burst = env_count("LOCUST_FAILOVER_BURST", 10)?;
-    let Some(cluster) = start("rel-failover").await? else {
+    let Some((cluster, kubeconfig)) = start("rel-failover").await? else {
         return Ok(());
     };
-    let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-    let client = cluster.admin_client();
     let ns = "failover";
-    operator::create_namespace(&client, ns, &[]).await?;
+    let client = e2e::admin_namespace(&cluster, ns).await?;
     let mut replicas: BTreeMap<String, OperatorProcess> = BTreeMap::new();
     for tag in ["a", "b"] {
         let op = OperatorProcess::spawn(&cluster, &kubeconfig, tag, &leader_args())?;

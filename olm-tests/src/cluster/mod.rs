@@ -13,19 +13,27 @@
 //! panicking), and by the kernel if the test process dies: each child has
 //! `PR_SET_PDEATHSIG=SIGKILL`, armed from a spawner thread owned by the
 //! cluster (see [`process`]).
+//!
+//! Files: `options.rs` ([`ClusterOptions`], [`Component`], [`Ports`]),
+//! `commands.rs` (the components' command lines and configuration files,
+//! from the options, the [`Tools`] and the cluster directory), `process.rs`
+//! (child processes), `network.rs`, `pki.rs`, `kubeconfig.rs`, `pods.rs` and
+//! `nodes.rs` (kwok), `node.rs` and `cgroups.rs` (the real node); this file
+//! starts, probes and stops a [`Cluster`].
 
 mod cgroups;
+mod commands;
 mod kubeconfig;
 pub mod network;
 mod node;
 mod nodes;
+mod options;
 mod pki;
 mod pods;
 mod probe;
 pub(crate) mod process;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,10 +63,14 @@ pub use network::{
 pub use node::{KUBELET_SYSCTLS, NodeComponent, NodeImages, NodeTimings, REAL_NODE_LABEL};
 
 use crate::tools::Tools;
-use crate::wait::wait_for;
+use commands::{ComponentInputs, component_specs, kwok_config_yaml, scheduler_config_yaml};
 pub use network::Forwarder;
-pub use process::log_tail;
-use process::{ManagedProcess, ProcessSpec, Spawner};
+pub use options::{
+    AUDIT_LOG, AuditOptions, ClusterOptions, Component, ControlPlane, Ports, Throughput,
+};
+pub(crate) use process::ChildProcess;
+use process::{ManagedProcess, Spawner};
+pub use process::{last_lines, log_tail};
 
 /// Environment variable: when `1`, a failed cluster's directory (logs, PKI,
 /// kubeconfigs, etcd data) is kept and its path printed.
@@ -67,214 +79,7 @@ pub const KEEP_CLUSTER_ENV: &str = "LOCUST_KEEP_CLUSTER";
 /// Issuer (and audience) of ServiceAccount tokens.
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
-const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
 const LOG_TAIL_LINES: usize = 40;
-
-/// A control-plane component.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Component {
-    /// etcd.
-    Etcd,
-    /// kube-apiserver.
-    Apiserver,
-    /// kube-controller-manager.
-    ControllerManager,
-    /// kube-scheduler.
-    Scheduler,
-    /// kwok (the fake kubelets).
-    Kwok,
-}
-
-impl Component {
-    /// Every component, in start order.
-    pub const ALL: [Component; 5] = [
-        Component::Etcd,
-        Component::Apiserver,
-        Component::ControllerManager,
-        Component::Scheduler,
-        Component::Kwok,
-    ];
-
-    /// The binary (and log file) name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Etcd => "etcd",
-            Component::Apiserver => "kube-apiserver",
-            Component::ControllerManager => "kube-controller-manager",
-            Component::Scheduler => "kube-scheduler",
-            Component::Kwok => "kwok",
-        }
-    }
-}
-
-impl std::fmt::Display for Component {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How to start a [`Cluster`].
-#[derive(Clone, Debug)]
-pub struct ClusterOptions {
-    /// Tools to use; `None`: [`Tools::locate`].
-    pub tools: Option<Tools>,
-    /// Number of fake nodes (default 2).
-    pub nodes: usize,
-    /// Capacity of each fake node.
-    pub node_capacity: NodeCapacity,
-    /// Also run a real node ([`REAL_NODE_NAME`]: kubelet, containerd, runc,
-    /// kube-proxy, CoreDNS) whose pods are real containers; needs root and
-    /// the node tools and images (default false: kwok nodes only). See
-    /// `docs/local-cluster.md`.
-    pub real_node: bool,
-    /// Images for the real node (default `None`: the project's images, see
-    /// `olm_tests::images`).
-    pub node_images: Option<NodeImages>,
-    /// `--authorization-mode` of the apiserver (default `Node,RBAC`).
-    pub authorization_mode: String,
-    /// Bound on the whole start-up (default 180 s).
-    pub startup_timeout: Duration,
-    /// Extra `--flag=value` arguments for kube-apiserver (appended last).
-    pub extra_apiserver_args: Vec<String>,
-    /// Extra arguments for kube-controller-manager (appended last).
-    pub extra_controller_manager_args: Vec<String>,
-    /// Parent of the cluster directory (default: the system temp dir).
-    pub base_dir: Option<PathBuf>,
-    /// Prefix of the cluster directory name and of kubeconfig names.
-    pub name: String,
-    /// Client rate limits and worker counts of the controller-manager,
-    /// scheduler and kwok (default `None`: the components' own defaults,
-    /// enough for a few tests at a time). See [`Throughput`].
-    pub throughput: Option<Throughput>,
-    /// Audit logging of the apiserver (default `None`: off). See [`AuditOptions`].
-    pub audit: Option<AuditOptions>,
-    /// Which Kubernetes release runs the control plane (default
-    /// [`ControlPlane::Current`]). See [`ControlPlane`].
-    pub control_plane: ControlPlane,
-}
-
-/// The Kubernetes release of the apiserver, controller-manager and scheduler.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ControlPlane {
-    /// The tools' `bin/` (the version `olm-tests/tools/kube` pins).
-    #[default]
-    Current,
-    /// The oldest release the operator supports, the one behind the CSV's
-    /// `minKubeVersion` (the tools' `kube-min/`, pinned by
-    /// `olm-tests/tools/kube-min`). kwok nodes only: a kubelet must not be
-    /// newer than its apiserver, and the real node's kubelet is current.
-    OldestSupported,
-}
-
-/// Client rate limits and worker counts for load: with the components'
-/// defaults (controller-manager 20 requests/s, scheduler 50/s, 5 Job syncs,
-/// kwok 4 pod stages at a time) the controllers, not the apiserver, bound how
-/// fast hundreds of Jobs get Running pods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Throughput {
-    /// `--kube-api-qps` of kube-controller-manager and
-    /// `clientConnection.qps` of kube-scheduler.
-    pub kube_api_qps: u32,
-    /// `--kube-api-burst` of kube-controller-manager and
-    /// `clientConnection.burst` of kube-scheduler.
-    pub kube_api_burst: u32,
-    /// `--concurrent-job-syncs` of kube-controller-manager.
-    pub concurrent_job_syncs: u32,
-    /// kwok's `podPlayStageParallelism` and `podsOnNodeSyncParallelism`
-    /// (a `KwokConfiguration` added to its configuration).
-    pub kwok_parallelism: u32,
-}
-
-impl Throughput {
-    /// Limits out of the way: 5000 requests/s with bursts of 10000 (what
-    /// kwokctl sets with `--disable-qps-limits`), 50 Job syncs, 16 kwok
-    /// workers.
-    pub fn high() -> Self {
-        Self {
-            kube_api_qps: 5000,
-            kube_api_burst: 10000,
-            concurrent_job_syncs: 50,
-            kwok_parallelism: 16,
-        }
-    }
-}
-
-/// Audit logging of the apiserver: every request matching the policy is
-/// written as one JSON line (`audit.k8s.io/v1` Event) to
-/// [`Cluster::audit_log_path`], synchronously (`--audit-log-mode=blocking`),
-/// without rotation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditOptions {
-    /// The audit `Policy` (`audit.k8s.io/v1`), YAML or JSON.
-    pub policy: String,
-}
-
-/// Name of the audit log in the cluster's `logs/` directory.
-pub const AUDIT_LOG: &str = "audit.log";
-
-impl ClusterOptions {
-    /// A cluster with the real node only (no kwok nodes), for tests whose
-    /// pods must really run.
-    pub fn real_node() -> Self {
-        Self {
-            nodes: 0,
-            real_node: true,
-            ..Self::default()
-        }
-    }
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        Self {
-            tools: None,
-            nodes: 2,
-            node_capacity: NodeCapacity::default(),
-            real_node: false,
-            node_images: None,
-            authorization_mode: "Node,RBAC".into(),
-            startup_timeout: Duration::from_secs(180),
-            extra_apiserver_args: Vec::new(),
-            extra_controller_manager_args: Vec::new(),
-            base_dir: None,
-            name: "locust-cluster".into(),
-            throughput: None,
-            audit: None,
-            control_plane: ControlPlane::Current,
-        }
-    }
-}
-
-/// The loopback ports a cluster listens on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ports {
-    /// etcd client URL port.
-    pub etcd_client: u16,
-    /// etcd peer URL port.
-    pub etcd_peer: u16,
-    /// kube-apiserver (HTTPS).
-    pub apiserver: u16,
-    /// kube-controller-manager (HTTPS, `/healthz`, `/metrics`).
-    pub controller_manager: u16,
-    /// kube-scheduler (HTTPS, `/healthz`, `/metrics`).
-    pub scheduler: u16,
-}
-
-impl Ports {
-    /// Picks five distinct ports free on the host's loopback and below
-    /// the cluster namespace's ephemeral range ([`network::free_port`];
-    /// another process may still grab one on the host before the forwarder
-    /// binds it, which [`Cluster::start`] retries).
-    fn pick() -> Result<Self> {
-        Ok(Self {
-            etcd_client: network::free_port()?,
-            etcd_peer: network::free_port()?,
-            apiserver: network::free_port()?,
-            controller_manager: network::free_port()?,
-            scheduler: network::free_port()?,
-        })
-    }
-}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
@@ -614,22 +419,29 @@ impl Cluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn start_process(&self, component: Component) -> Result<()> {
+    /// Runs `f` on `component`'s process (under the lock).
+    fn with_process<T>(
+        &self,
+        component: Component,
+        f: impl FnOnce(&mut ManagedProcess) -> T,
+    ) -> Result<T> {
         let mut processes = self.lock();
         let process = processes
             .get_mut(&component)
             .with_context(|| format!("{component} is not part of this cluster"))?;
-        process.start(&self.spawner)
+        Ok(f(process))
+    }
+
+    fn start_process(&self, component: Component) -> Result<()> {
+        self.with_process(component, |process| process.start(&self.spawner))?
     }
 
     /// The log tail of `component`, formatted for an error message.
     fn log_excerpt(&self, component: Component) -> String {
-        let path = self.layout.log(component);
-        format!(
-            "--- last {LOG_TAIL_LINES} lines of {} ---\n{}\n--- end of {} ---",
-            path.display(),
-            log_tail(&path, LOG_TAIL_LINES),
-            component
+        process::log_excerpt(
+            component.name(),
+            &self.layout.log(component),
+            LOG_TAIL_LINES,
         )
     }
 
@@ -646,21 +458,19 @@ impl Cluster {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<()>>>,
     {
-        let check = &check;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let outcome = wait_for(timeout, Duration::from_millis(100), || async move {
-            let exited = self
-                .lock()
-                .get_mut(&component)
-                .and_then(ManagedProcess::exit_status);
-            if let Some(status) = exited {
-                return Ok(Some(Err(anyhow!("{component} exited with {status}"))));
-            }
-            Ok(check().await?.map(Ok))
-        })
+        process::wait_while_running(
+            component.name(),
+            deadline,
+            what,
+            || {
+                self.lock()
+                    .get_mut(&component)
+                    .and_then(ManagedProcess::exit_status)
+            },
+            || self.log_excerpt(component),
+            check,
+        )
         .await
-        .and_then(|inner| inner);
-        outcome.with_context(|| format!("waiting for {what}\n{}", self.log_excerpt(component)))
     }
 
     async fn wait_ready(&self, component: Component, deadline: Instant) -> Result<()> {
@@ -728,22 +538,16 @@ impl Cluster {
     /// Stops `component` gracefully (SIGTERM to its process group, SIGKILL
     /// after 15 s). Its data and ports are kept for [`Cluster::start_component`].
     pub fn stop_component(&self, component: Component) -> Result<()> {
-        let mut processes = self.lock();
-        let process = processes
-            .get_mut(&component)
-            .with_context(|| format!("{component} is not part of this cluster"))?;
-        process.stop(libc::SIGTERM, Duration::from_secs(15));
-        Ok(())
+        self.with_process(component, |process| {
+            process.stop(libc::SIGTERM, Duration::from_secs(15));
+        })
     }
 
     /// Kills `component` at once (SIGKILL to its process group), like a crash.
     pub fn kill_component(&self, component: Component) -> Result<()> {
-        let mut processes = self.lock();
-        let process = processes
-            .get_mut(&component)
-            .with_context(|| format!("{component} is not part of this cluster"))?;
-        process.stop(libc::SIGKILL, Duration::from_secs(5));
-        Ok(())
+        self.with_process(component, |process| {
+            process.stop(libc::SIGKILL, Duration::from_secs(5));
+        })
     }
 
     /// Restarts a stopped `component` with the same ports, data and
@@ -987,262 +791,6 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
     kube::Client::try_from(config).context("building a kube client")
 }
 
-struct ComponentInputs<'a> {
-    options: &'a ClusterOptions,
-    tools: &'a Tools,
-    layout: &'a Layout,
-    ports: Ports,
-    kcm_kubeconfig: &'a Path,
-    scheduler_config: &'a Path,
-    scheduler_kubeconfig: &'a Path,
-    kwok_kubeconfig: &'a Path,
-    kwok_config: &'a Path,
-    kwok_home: &'a Path,
-    audit_policy: Option<&'a Path>,
-}
-
-/// The kube-scheduler configuration file.
-fn scheduler_config_yaml(kubeconfig: &Path, throughput: Option<Throughput>) -> Result<String> {
-    let mut connection = serde_json::json!({ "kubeconfig": kubeconfig });
-    if let Some(t) = throughput {
-        connection["qps"] = t.kube_api_qps.into();
-        connection["burst"] = t.kube_api_burst.into();
-    }
-    Ok(serde_yaml::to_string(&serde_json::json!({
-        "apiVersion": "kubescheduler.config.k8s.io/v1",
-        "kind": "KubeSchedulerConfiguration",
-        "clientConnection": connection,
-        "leaderElection": { "leaderElect": false },
-    }))?)
-}
-
-/// kwok's configuration: the Stages, plus a `KwokConfiguration` with more
-/// workers when `throughput` is set (kwok's command-line flags still win).
-fn kwok_config_yaml(throughput: Option<Throughput>) -> Result<String> {
-    let mut text = KWOK_STAGES.to_owned();
-    if let Some(t) = throughput {
-        let options = serde_yaml::to_string(&serde_json::json!({
-            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-            "kind": "KwokConfiguration",
-            // A configuration file is not defaulted: every default of
-            // kwok v0.8.0 (SetObjectDefaults_KwokConfiguration) is spelled
-            // out; the command-line flags set the rest.
-            "options": {
-                "podPlayStageParallelism": t.kwok_parallelism,
-                "podsOnNodeSyncParallelism": t.kwok_parallelism,
-                "nodePlayStageParallelism": 4,
-                "nodeLeaseParallelism": 4,
-                "enableDebuggingHandlers": true,
-                "enableContentionProfiling": false,
-                "enableProfilingHandler": true,
-                "enablePodsOnNodeSyncListPager": true,
-                "enablePodsOnNodeSyncStreamWatch": false,
-            },
-        }))?;
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str("---\n");
-        text.push_str(&options);
-    }
-    Ok(text)
-}
-
-fn flag(name: &str, value: impl AsRef<std::ffi::OsStr>) -> OsString {
-    let mut arg = OsString::from(format!("--{name}="));
-    arg.push(value.as_ref());
-    arg
-}
-
-/// The binary `component` runs from: the oldest supported control plane has
-/// a directory of its own; etcd and kwok are the same for both.
-fn program(tools: &Tools, control_plane: ControlPlane, component: Component) -> PathBuf {
-    match (control_plane, component) {
-        (
-            ControlPlane::OldestSupported,
-            Component::Apiserver | Component::ControllerManager | Component::Scheduler,
-        ) => tools.min_kube_bin(component.name()),
-        _ => tools.bin(component.name()),
-    }
-}
-
-/// Command lines of every component.
-fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Component, ProcessSpec> {
-    let ComponentInputs {
-        options,
-        tools,
-        layout,
-        ports,
-        ..
-    } = inputs;
-    let pki = &layout.pki;
-    let etcd_client = format!("http://127.0.0.1:{}", ports.etcd_client);
-    let etcd_peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
-
-    let etcd = vec![
-        flag("name", "local"),
-        flag("data-dir", layout.root.join("etcd")),
-        flag("listen-client-urls", &etcd_client),
-        flag("advertise-client-urls", &etcd_client),
-        flag("listen-peer-urls", &etcd_peer),
-        flag("initial-advertise-peer-urls", &etcd_peer),
-        flag("initial-cluster", format!("local={etcd_peer}")),
-        flag("initial-cluster-state", "new"),
-        flag("unsafe-no-fsync", "true"),
-        flag("auto-compaction-retention", "1"),
-        flag("quota-backend-bytes", (2u64 << 30).to_string()),
-        flag("log-level", "warn"),
-    ];
-
-    let mut apiserver = vec![
-        flag("etcd-servers", &etcd_client),
-        // Every address of the cluster's own network namespace: 127.0.0.1
-        // (the host's forwarder, processes in the namespace) and the node
-        // address (pods, through the `kubernetes` Service, whose endpoint
-        // is the advertised address).
-        flag("bind-address", "0.0.0.0"),
-        flag("advertise-address", network::NODE_IP.to_string()),
-        flag("secure-port", ports.apiserver.to_string()),
-        flag("tls-cert-file", &pki.apiserver_cert),
-        flag("tls-private-key-file", &pki.apiserver_key),
-        flag("client-ca-file", &pki.ca_cert),
-        flag("authorization-mode", &options.authorization_mode),
-        // PodSecurity is on by default; listed for clarity.
-        flag(
-            "enable-admission-plugins",
-            "NodeRestriction,OwnerReferencesPermissionEnforcement,PodSecurity",
-        ),
-        flag("service-account-issuer", SERVICE_ACCOUNT_ISSUER),
-        flag("api-audiences", SERVICE_ACCOUNT_ISSUER),
-        flag("service-account-key-file", &pki.sa_pub),
-        flag("service-account-signing-key-file", &pki.sa_key),
-        flag("service-cluster-ip-range", network::SERVICE_CIDR),
-        // `kubectl logs/exec` and the apiserver's health checks of the
-        // real node's kubelet: by its IP, with a client certificate,
-        // verifying the kubelet's serving certificate.
-        flag("kubelet-preferred-address-types", "InternalIP"),
-        flag("kubelet-client-certificate", &pki.kubelet_client_cert),
-        flag("kubelet-client-key", &pki.kubelet_client_key),
-        flag("kubelet-certificate-authority", &pki.ca_cert),
-        flag("requestheader-client-ca-file", &pki.front_proxy_ca_cert),
-        flag("requestheader-allowed-names", "front-proxy-client"),
-        flag("requestheader-username-headers", "X-Remote-User"),
-        flag("requestheader-group-headers", "X-Remote-Group"),
-        flag("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
-        flag("proxy-client-cert-file", &pki.front_proxy_client_cert),
-        flag("proxy-client-key-file", &pki.front_proxy_client_key),
-        flag("profiling", "false"),
-    ];
-    if let Some(policy) = inputs.audit_policy {
-        apiserver.extend([
-            flag("audit-policy-file", policy),
-            flag("audit-log-path", layout.logs.join(AUDIT_LOG)),
-            flag("audit-log-format", "json"),
-            flag("audit-log-mode", "blocking"),
-            // lumberjack rotates at 100 MB unless told otherwise: never rotate.
-            flag("audit-log-maxsize", "1000000"),
-        ]);
-    }
-    apiserver.extend(options.extra_apiserver_args.iter().map(OsString::from));
-
-    let secure_serving = |port: u16| {
-        vec![
-            flag("bind-address", "127.0.0.1"),
-            flag("secure-port", port.to_string()),
-            flag("tls-cert-file", &pki.components_cert),
-            flag("tls-private-key-file", &pki.components_key),
-            flag(
-                "authorization-always-allow-paths",
-                "/healthz,/readyz,/livez,/metrics",
-            ),
-        ]
-    };
-
-    let mut controller_manager = vec![
-        flag("kubeconfig", inputs.kcm_kubeconfig),
-        flag("authentication-kubeconfig", inputs.kcm_kubeconfig),
-        flag("authorization-kubeconfig", inputs.kcm_kubeconfig),
-        flag("leader-elect", "false"),
-        flag("controllers", "*"),
-        flag("use-service-account-credentials", "true"),
-        flag("service-account-private-key-file", &pki.sa_key),
-        flag("root-ca-file", &pki.ca_cert),
-        flag("cluster-signing-cert-file", &pki.ca_cert),
-        flag("cluster-signing-key-file", &pki.ca_key),
-        flag("service-cluster-ip-range", network::SERVICE_CIDR),
-        flag("cluster-name", &options.name),
-        // Node health is checked every second (default 5 s), so a test that
-        // stops kwok sees its nodes go NotReady sooner.
-        flag("node-monitor-period", "1s"),
-        flag("profiling", "false"),
-    ];
-    if let Some(t) = options.throughput {
-        controller_manager.extend([
-            flag("kube-api-qps", t.kube_api_qps.to_string()),
-            flag("kube-api-burst", t.kube_api_burst.to_string()),
-            flag("concurrent-job-syncs", t.concurrent_job_syncs.to_string()),
-        ]);
-    }
-    controller_manager.extend(secure_serving(ports.controller_manager));
-    controller_manager.extend(
-        options
-            .extra_controller_manager_args
-            .iter()
-            .map(OsString::from),
-    );
-
-    let mut scheduler = vec![
-        flag("config", inputs.scheduler_config),
-        flag("authentication-kubeconfig", inputs.scheduler_kubeconfig),
-        flag("authorization-kubeconfig", inputs.scheduler_kubeconfig),
-    ];
-    scheduler.extend(secure_serving(ports.scheduler));
-
-    let kwok = vec![
-        flag("kubeconfig", inputs.kwok_kubeconfig),
-        flag("config", inputs.kwok_config),
-        flag("manage-all-nodes", "false"),
-        flag(
-            "manage-nodes-with-annotation-selector",
-            format!("{KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}"),
-        ),
-        flag("node-lease-duration-seconds", "40"),
-        flag("cidr", network::KWOK_POD_CIDR),
-        flag("node-ip", "127.0.0.1"),
-    ];
-
-    [
-        (Component::Etcd, etcd, vec![]),
-        (Component::Apiserver, apiserver, vec![]),
-        (Component::ControllerManager, controller_manager, vec![]),
-        (Component::Scheduler, scheduler, vec![]),
-        // kwok also reads ~/.kwok/kwok.yaml if present: give it a home of its own.
-        (
-            Component::Kwok,
-            kwok,
-            vec![(
-                OsString::from("HOME"),
-                inputs.kwok_home.as_os_str().to_owned(),
-            )],
-        ),
-    ]
-    .into_iter()
-    .map(|(component, args, env)| {
-        (
-            component,
-            ProcessSpec {
-                name: component.name(),
-                program: program(tools, options.control_plane, component),
-                args,
-                env,
-                cwd: layout.root.clone(),
-                log: layout.log(component),
-            },
-        )
-    })
-    .collect()
-}
-
 /// `GET path` over HTTPS to `addr` inside `net`'s cluster, verifying the
 /// server against `ca_pem`; the status code and body (bounded: 10 s).
 pub async fn net_https_get(
@@ -1259,7 +807,6 @@ pub async fn net_https_get(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
 
     #[test]
     fn cluster_can_be_shared_between_tasks() {
@@ -1279,282 +826,5 @@ mod tests {
         );
         assert!(first_service_ip("fd00::/108").is_err());
         assert!(first_service_ip("10.0.0.0").is_err());
-    }
-
-    #[test]
-    fn ports_are_distinct() {
-        let p = Ports::pick().unwrap();
-        let mut all = [
-            p.etcd_client,
-            p.etcd_peer,
-            p.apiserver,
-            p.controller_manager,
-            p.scheduler,
-        ];
-        all.sort_unstable();
-        assert!(all.windows(2).all(|w| w[0] != w[1]));
-    }
-
-    #[test]
-    fn kwok_stages_leave_job_pods_running() {
-        let names: Vec<String> = serde_yaml::Deserializer::from_str(KWOK_STAGES)
-            .map(|doc| {
-                let v = serde_yaml::Value::deserialize(doc).unwrap();
-                v["metadata"]["name"].as_str().unwrap().to_string()
-            })
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "node-initialize",
-                "node-heartbeat-with-lease",
-                "pod-ready",
-                "pod-terminate-on-delete",
-                "pod-delete"
-            ]
-        );
-        assert!(KWOK_STAGES.contains(r#".metadata.annotations["kwok.x-k8s.io/status"]"#));
-    }
-
-    #[test]
-    fn command_lines_carry_the_required_flags() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = pki::Pki::generate(None)
-            .unwrap()
-            .write(&dir.path().join("pki"))
-            .unwrap();
-        let layout = Layout {
-            root: dir.path().into(),
-            logs: dir.path().join("logs"),
-            admin_kubeconfig: dir.path().join("admin.kubeconfig"),
-            pki,
-        };
-        let options = ClusterOptions::default();
-        let tools_dir = dir.path().join("tools");
-        let specs = component_specs(&ComponentInputs {
-            options: &options,
-            tools: &fake_tools(&tools_dir),
-            layout: &layout,
-            ports: Ports {
-                etcd_client: 1,
-                etcd_peer: 2,
-                apiserver: 3,
-                controller_manager: 4,
-                scheduler: 5,
-            },
-            kcm_kubeconfig: Path::new("/k/kcm"),
-            scheduler_config: Path::new("/k/sched.yaml"),
-            scheduler_kubeconfig: Path::new("/k/sched"),
-            kwok_kubeconfig: Path::new("/k/kwok"),
-            kwok_config: Path::new("/k/stages.yaml"),
-            kwok_home: Path::new("/k/home"),
-            audit_policy: None,
-        });
-        let args = |c: Component| -> Vec<String> {
-            specs[&c]
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
-        };
-        let etcd = args(Component::Etcd);
-        assert!(etcd.contains(&"--unsafe-no-fsync=true".to_string()));
-        assert!(etcd.contains(&"--listen-client-urls=http://127.0.0.1:1".to_string()));
-        let api = args(Component::Apiserver);
-        for expected in [
-            "--bind-address=0.0.0.0",
-            "--advertise-address=198.19.0.1",
-            "--secure-port=3",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement,PodSecurity",
-            "--service-cluster-ip-range=198.19.128.0/17",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--etcd-servers=http://127.0.0.1:1",
-        ] {
-            assert!(
-                api.contains(&expected.to_string()),
-                "{expected} missing from {api:?}"
-            );
-        }
-        assert!(
-            api.iter()
-                .any(|a| a.starts_with("--service-account-signing-key-file="))
-        );
-        let kcm = args(Component::ControllerManager);
-        for expected in [
-            "--leader-elect=false",
-            "--use-service-account-credentials=true",
-            "--secure-port=4",
-        ] {
-            assert!(
-                kcm.contains(&expected.to_string()),
-                "{expected} missing from {kcm:?}"
-            );
-        }
-        assert!(kcm.iter().any(|a| a.starts_with("--root-ca-file=")));
-        assert!(
-            kcm.iter()
-                .any(|a| a.starts_with("--service-account-private-key-file="))
-        );
-        let kwok = args(Component::Kwok);
-        assert!(kwok.contains(
-            &"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_string()
-        ));
-        assert_eq!(specs[&Component::Kwok].env[0].0, "HOME");
-        assert_eq!(
-            specs[&Component::Scheduler].program,
-            tools_dir.join("bin/kube-scheduler")
-        );
-    }
-
-    #[test]
-    fn the_oldest_control_plane_runs_from_kube_min() {
-        let dir = tempfile::tempdir().unwrap();
-        let tools = fake_tools(dir.path());
-        for component in [
-            Component::Apiserver,
-            Component::ControllerManager,
-            Component::Scheduler,
-        ] {
-            let name = component.name();
-            assert_eq!(
-                program(&tools, ControlPlane::OldestSupported, component),
-                dir.path().join("kube-min").join(name)
-            );
-            assert_eq!(
-                program(&tools, ControlPlane::Current, component),
-                dir.path().join("bin").join(name)
-            );
-        }
-        for component in [Component::Etcd, Component::Kwok] {
-            assert_eq!(
-                program(&tools, ControlPlane::OldestSupported, component),
-                dir.path().join("bin").join(component.name())
-            );
-        }
-    }
-
-    #[test]
-    fn defaults_leave_rates_and_audit_alone() {
-        let options = ClusterOptions::default();
-        assert_eq!(options.throughput, None);
-        assert_eq!(options.audit, None);
-        let sched: serde_json::Value =
-            serde_yaml::from_str(&scheduler_config_yaml(Path::new("/k/s"), None).unwrap()).unwrap();
-        assert_eq!(
-            sched["clientConnection"],
-            serde_json::json!({ "kubeconfig": "/k/s" })
-        );
-        assert_eq!(kwok_config_yaml(None).unwrap(), KWOK_STAGES);
-    }
-
-    #[test]
-    fn throughput_and_audit_reach_the_command_lines_and_configs() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = pki::Pki::generate(None)
-            .unwrap()
-            .write(&dir.path().join("pki"))
-            .unwrap();
-        let layout = Layout {
-            root: dir.path().into(),
-            logs: dir.path().join("logs"),
-            admin_kubeconfig: dir.path().join("admin.kubeconfig"),
-            pki,
-        };
-        let options = ClusterOptions {
-            throughput: Some(Throughput::high()),
-            audit: Some(AuditOptions {
-                policy: "apiVersion: audit.k8s.io/v1\nkind: Policy\n".into(),
-            }),
-            extra_apiserver_args: vec!["--v=1".into()],
-            ..ClusterOptions::default()
-        };
-        let tools_dir = dir.path().join("tools");
-        let specs = component_specs(&ComponentInputs {
-            options: &options,
-            tools: &fake_tools(&tools_dir),
-            layout: &layout,
-            ports: Ports {
-                etcd_client: 1,
-                etcd_peer: 2,
-                apiserver: 3,
-                controller_manager: 4,
-                scheduler: 5,
-            },
-            kcm_kubeconfig: Path::new("/k/kcm"),
-            scheduler_config: Path::new("/k/sched.yaml"),
-            scheduler_kubeconfig: Path::new("/k/sched"),
-            kwok_kubeconfig: Path::new("/k/kwok"),
-            kwok_config: Path::new("/k/stages.yaml"),
-            kwok_home: Path::new("/k/home"),
-            audit_policy: Some(Path::new("/k/audit.yaml")),
-        });
-        let args = |c: Component| -> Vec<String> {
-            specs[&c]
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
-        };
-        let api = args(Component::Apiserver);
-        let audit_log = format!(
-            "--audit-log-path={}",
-            dir.path().join("logs").join(AUDIT_LOG).display()
-        );
-        for expected in [
-            "--audit-policy-file=/k/audit.yaml",
-            audit_log.as_str(),
-            "--audit-log-format=json",
-            "--audit-log-mode=blocking",
-        ] {
-            assert!(api.contains(&expected.to_string()), "{expected}: {api:?}");
-        }
-        assert_eq!(
-            api.last().map(String::as_str),
-            Some("--v=1"),
-            "extra args last"
-        );
-        let kcm = args(Component::ControllerManager);
-        for expected in [
-            "--kube-api-qps=5000",
-            "--kube-api-burst=10000",
-            "--concurrent-job-syncs=50",
-        ] {
-            assert!(kcm.contains(&expected.to_string()), "{expected}: {kcm:?}");
-        }
-
-        let sched: serde_json::Value = serde_yaml::from_str(
-            &scheduler_config_yaml(Path::new("/k/s"), Some(Throughput::high())).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(sched["clientConnection"]["qps"], 5000);
-        assert_eq!(sched["clientConnection"]["burst"], 10000);
-        let kwok = kwok_config_yaml(Some(Throughput::high())).unwrap();
-        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&kwok)
-            .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-            .collect();
-        let last = docs.last().unwrap();
-        assert_eq!(last["kind"].as_str(), Some("KwokConfiguration"));
-        assert_eq!(
-            last["options"]["podPlayStageParallelism"].as_u64(),
-            Some(16)
-        );
-        let stages = serde_yaml::Deserializer::from_str(KWOK_STAGES).count();
-        assert_eq!(docs.len(), stages + 1, "the Stages and the configuration");
-    }
-
-    fn fake_tools(dir: &Path) -> Tools {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::create_dir_all(dir.join("bin")).unwrap();
-        for name in crate::tools::CLUSTER_BINARIES {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o755)
-                .open(dir.join("bin").join(name))
-                .unwrap();
-        }
-        Tools::from_dir(dir).unwrap()
     }
 }

@@ -30,7 +30,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -45,10 +45,11 @@ use super::network::{
     REAL_NODE_NAME,
 };
 use super::pki::{CertAndKey, Pki, write_file};
-use super::process::{Isolation, ManagedProcess, ProcessSpec, Spawner, log_tail};
+use super::process::{
+    Isolation, ManagedProcess, ProcessSpec, Spawner, log_excerpt, wait_while_running,
+};
 use super::{node_ready, probe};
 use crate::tools::Tools;
-use crate::wait::wait_for;
 
 /// Binaries (in the tools' `bin/`) the real node needs.
 pub const NODE_BINARIES: [&str; 7] = [
@@ -339,13 +340,7 @@ impl RealNode {
     }
 
     fn excerpt(&self, c: NodeComponent) -> String {
-        let path = self.layout.log(c);
-        format!(
-            "--- last {LOG_TAIL_LINES} lines of {} ---\n{}\n--- end of {} ---",
-            path.display(),
-            log_tail(&path, LOG_TAIL_LINES),
-            c.name()
-        )
+        log_excerpt(c.name(), &self.layout.log(c), LOG_TAIL_LINES)
     }
 
     /// Polls `check` until it yields `Some`, failing at `deadline` or as soon
@@ -361,21 +356,19 @@ impl RealNode {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<()>>>,
     {
-        let check = &check;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let outcome = wait_for(timeout, Duration::from_millis(100), || async move {
-            let exited = self
-                .lock()
-                .get_mut(&c)
-                .and_then(ManagedProcess::exit_status);
-            if let Some(status) = exited {
-                return Ok(Some(Err(anyhow!("{} exited with {status}", c.name()))));
-            }
-            Ok(check().await?.map(Ok))
-        })
+        wait_while_running(
+            c.name(),
+            deadline,
+            what,
+            || {
+                self.lock()
+                    .get_mut(&c)
+                    .and_then(ManagedProcess::exit_status)
+            },
+            || self.excerpt(c),
+            check,
+        )
         .await
-        .and_then(|inner| inner);
-        outcome.with_context(|| format!("waiting for {what}\n{}", self.excerpt(c)))
     }
 
     /// Starts containerd, imports the images, starts the kubelet and waits

@@ -507,10 +507,10 @@ impl Drop for ManagedProcess {
     }
 }
 
-/// The last `max_lines` lines (at most 16 KiB) of a log file, for error
+/// The last `max_lines` lines (at most 24 KiB) of a log file, for error
 /// messages.
 pub fn log_tail(path: &Path, max_lines: usize) -> String {
-    const MAX_BYTES: u64 = 16 * 1024;
+    const MAX_BYTES: u64 = 24 * 1024;
     let read = || -> io::Result<String> {
         let mut file = std::fs::File::open(path)?;
         let len = file.metadata()?.len();
@@ -520,12 +520,102 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
     match read() {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            let start = lines.len().saturating_sub(max_lines);
-            lines[start..].join("\n")
-        }
+        Ok(text) => last_lines(&text, max_lines),
         Err(error) => format!("<cannot read {}: {error}>", path.display()),
+    }
+}
+
+/// The last `lines` lines of `name`'s log at `path`, framed for an error
+/// message.
+pub(crate) fn log_excerpt(name: &str, path: &Path, lines: usize) -> String {
+    format!(
+        "--- last {lines} lines of {} ---\n{}\n--- end of {name} ---",
+        path.display(),
+        log_tail(path, lines),
+    )
+}
+
+/// Polls `check` every 100 ms until it yields `Some`, failing at `deadline`
+/// or as soon as `exited` reports the exit of process `name`; an error
+/// waiting for `what` quotes `excerpt()` (its log).
+pub(crate) async fn wait_while_running<F, Fut>(
+    name: &str,
+    deadline: Instant,
+    what: &str,
+    exited: impl Fn() -> Option<ExitStatus>,
+    excerpt: impl FnOnce() -> String,
+    check: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<()>>>,
+{
+    let (check, exited) = (&check, &exited);
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let outcome = crate::wait_for(timeout, Duration::from_millis(100), || async move {
+        if let Some(status) = exited() {
+            return Ok(Some(Err(anyhow!("{name} exited with {status}"))));
+        }
+        Ok(check().await?.map(Ok))
+    })
+    .await
+    .and_then(|inner| inner);
+    outcome.with_context(|| format!("waiting for {what}\n{}", excerpt()))
+}
+
+/// The last `max_lines` lines of `text`, joined by newlines.
+pub fn last_lines(text: &str, max_lines: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+/// A child process in its own process group, killed (group and all) on drop.
+pub(crate) struct ChildProcess {
+    name: String,
+    child: Option<Child>,
+}
+
+impl ChildProcess {
+    /// Owns `child` (the leader of its own process group) as `name`.
+    pub(crate) fn new(name: &str, child: Child) -> Self {
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// The name it was given.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it still runs.
+    pub(crate) fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Its exit status, if it has exited.
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait(),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: killpg on the group our unreaped child leads.
+                unsafe {
+                    libc::killpg(pid, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait();
+        }
     }
 }
 
