@@ -27,9 +27,10 @@ tools:
 images: tools
 	bash olm-tests/images/build.sh
 
-## Regenerate bundle/, catalog/ and bundle.Dockerfile from the Rust types.
+## Regenerate bundle/, catalog/, bundle.Dockerfile and docs/api.md from the Rust types.
 generate:
 	$(CARGO) run -q -p manifests-gen -- generate
+	UPDATE_API_DOC=1 $(CARGO) test -q -p locust-k8s-operator --test api_reference
 
 ## Fail if the committed bundle/catalog differ from what the generator produces.
 check-manifests:

@@ -15,12 +15,7 @@ use locust_operator::crd::{ConversionTarget, set_webhook_conversion};
 use serde_json::Value;
 
 use crate::Error;
-use crate::csv::{CONVERSION_PATH, DEPLOYMENT_NAME, webhook_port};
-
-/// Name of the Service OLM creates in front of the webhook deployment.
-pub fn webhook_service_name() -> String {
-    format!("{DEPLOYMENT_NAME}-service")
-}
+use crate::deployment::{CONVERSION_PATH, webhook_port, webhook_service_name};
 
 /// The CRD as shipped in the bundle: `locust_operator::crd::try_crd()` (v2
 /// stored, v1 deprecated, CEL rules, printer columns) plus the conversion.

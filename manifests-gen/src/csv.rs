@@ -23,23 +23,14 @@ use semver::Version;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::crd::{schema_at, version_schema};
+use crate::crd::version_schema;
+pub use crate::deployment::{
+    CONTAINER_NAME, CONVERSION_PATH, DEPLOYMENT_NAME, REPLICAS, SELECTOR_LABEL, SERVICE_ACCOUNT,
+    VALIDATION_PATH, webhook_port,
+};
+use crate::descriptors::{STATUS, V1_SPEC, descriptors, spec_descriptors};
 use crate::releases::CsvEdges;
 
-/// Name of the operator Deployment (OLM names the webhook Service after it).
-pub const DEPLOYMENT_NAME: &str = "locust-k8s-operator";
-/// Service account the operator runs as.
-pub const SERVICE_ACCOUNT: &str = "locust-k8s-operator";
-/// Name of the operator container.
-pub const CONTAINER_NAME: &str = "operator";
-/// Replicas of the operator (one leads, one stands by and serves webhooks).
-pub const REPLICAS: i32 = 2;
-/// Label selecting the operator pods. Never change it: a Deployment's selector is immutable.
-pub const SELECTOR_LABEL: (&str, &str) = ("app.kubernetes.io/name", "locust-k8s-operator");
-/// Path of the conversion webhook.
-pub const CONVERSION_PATH: &str = locust_operator::webhook::CONVERT_PATH;
-/// Path of the validating webhook.
-pub const VALIDATION_PATH: &str = locust_operator::webhook::VALIDATE_PATH;
 /// `generateName` of the validating webhook.
 pub const VALIDATING_WEBHOOK_NAME: &str = "vlocusttest.locust.io";
 /// `generateName` of the conversion webhook.
@@ -66,11 +57,6 @@ pub const KEYWORDS: [&str; 6] = [
     "stress testing",
     "ci",
 ];
-
-/// Port of the webhook server: the operator's `--webhook-port` default.
-pub fn webhook_port() -> u16 {
-    OperatorConfig::default().webhook_port
-}
 
 /// The operator's own configuration defaults, from which args and ports derive.
 fn config() -> OperatorConfig {
@@ -288,145 +274,6 @@ pub fn deployment_spec(image: &str) -> DeploymentSpec {
     }
 }
 
-/// A spec or status descriptor: the path, its display name and UI hints; the
-/// description comes from the CRD schema.
-struct Descriptor {
-    path: &'static str,
-    display_name: &'static str,
-    x: &'static [&'static str],
-}
-
-/// A [`Descriptor`] (short, to keep the tables readable).
-const fn d(
-    path: &'static str,
-    display_name: &'static str,
-    x: &'static [&'static str],
-) -> Descriptor {
-    Descriptor {
-        path,
-        display_name,
-        x,
-    }
-}
-
-const TEXT: &str = "urn:alm:descriptor:com.tectonic.ui:text";
-const NUMBER: &str = "urn:alm:descriptor:com.tectonic.ui:number";
-const POD_COUNT: &str = "urn:alm:descriptor:com.tectonic.ui:podCount";
-const RESOURCES: &str = "urn:alm:descriptor:com.tectonic.ui:resourceRequirements";
-const PULL_POLICY: &str = "urn:alm:descriptor:com.tectonic.ui:imagePullPolicy";
-const BOOLEAN: &str = "urn:alm:descriptor:com.tectonic.ui:booleanSwitch";
-const CONFIG_MAP: &str = "urn:alm:descriptor:io.kubernetes:ConfigMap";
-const ADVANCED: &str = "urn:alm:descriptor:com.tectonic.ui:advanced";
-const STATUS_TEXT: &str = "urn:alm:descriptor:text";
-const PHASE: &str = "urn:alm:descriptor:io.kubernetes.phase";
-const CONDITIONS: &str = "urn:alm:descriptor:io.kubernetes.conditions";
-const TIMESTAMP: &str = "urn:alm:descriptor:timestamp";
-
-const V2_SPEC: &[Descriptor] = &[
-    d("image", "Locust Image", &[TEXT]),
-    d("imagePullPolicy", "Image Pull Policy", &[PULL_POLICY]),
-    d("imagePullSecrets", "Image Pull Secrets", &[ADVANCED]),
-    d("master", "Master", &[]),
-    d("master.command", "Master Command", &[TEXT]),
-    d("master.resources", "Master Resources", &[RESOURCES]),
-    d("master.autostart", "Autostart", &[BOOLEAN]),
-    d("master.autoquit.enabled", "Autoquit", &[BOOLEAN]),
-    d(
-        "master.autoquit.timeout",
-        "Autoquit Timeout (seconds)",
-        &[NUMBER],
-    ),
-    d("master.extraArgs", "Master Extra Arguments", &[ADVANCED]),
-    d("worker", "Worker", &[]),
-    d("worker.command", "Worker Command", &[TEXT]),
-    d("worker.replicas", "Worker Replicas", &[POD_COUNT]),
-    d("worker.resources", "Worker Resources", &[RESOURCES]),
-    d("worker.extraArgs", "Worker Extra Arguments", &[ADVANCED]),
-    d("testFiles", "Test Files", &[]),
-    d(
-        "testFiles.configMapRef",
-        "Locustfile ConfigMap",
-        &[CONFIG_MAP],
-    ),
-    d(
-        "testFiles.libConfigMapRef",
-        "Library ConfigMap",
-        &[CONFIG_MAP],
-    ),
-    d("scheduling", "Scheduling", &[ADVANCED]),
-    d("env", "Environment", &[ADVANCED]),
-    d("volumes", "Volumes", &[ADVANCED]),
-    d("volumeMounts", "Volume Mounts", &[ADVANCED]),
-    d("security", "Security", &[ADVANCED]),
-    d("observability", "Observability", &[ADVANCED]),
-];
-
-const V1_SPEC: &[Descriptor] = &[
-    d("image", "Locust Image", &[TEXT]),
-    d("imagePullPolicy", "Image Pull Policy", &[PULL_POLICY]),
-    d("imagePullSecrets", "Image Pull Secrets", &[ADVANCED]),
-    d("masterCommandSeed", "Master Command", &[TEXT]),
-    d("workerCommandSeed", "Worker Command", &[TEXT]),
-    d("workerReplicas", "Worker Replicas", &[POD_COUNT]),
-    d("configMap", "Locustfile ConfigMap", &[CONFIG_MAP]),
-    d("libConfigMap", "Library ConfigMap", &[CONFIG_MAP]),
-    d("labels", "Labels", &[ADVANCED]),
-    d("annotations", "Annotations", &[ADVANCED]),
-    d("affinity", "Affinity", &[ADVANCED]),
-    d("tolerations", "Tolerations", &[ADVANCED]),
-];
-
-/// The status is shared by both versions.
-const STATUS: &[Descriptor] = &[
-    d("phase", "Phase", &[PHASE]),
-    d("conditions", "Conditions", &[CONDITIONS]),
-    d("expectedWorkers", "Expected Workers", &[STATUS_TEXT]),
-    d("connectedWorkers", "Connected Workers", &[STATUS_TEXT]),
-    d("startTime", "Start Time", &[TIMESTAMP]),
-    d("completionTime", "Completion Time", &[TIMESTAMP]),
-    d("result.totalRequests", "Total Requests", &[STATUS_TEXT]),
-    d("result.failedRequests", "Failed Requests", &[STATUS_TEXT]),
-    d("result.failRatio", "Fail Ratio", &[STATUS_TEXT]),
-    d(
-        "result.requestsPerSecond",
-        "Requests per Second",
-        &[STATUS_TEXT],
-    ),
-    d(
-        "result.p95ResponseTime",
-        "95th Percentile Response Time (ms)",
-        &[STATUS_TEXT],
-    ),
-];
-
-/// The descriptors of `root` (`spec` or `status`) with descriptions from
-/// `schema`. A path the schema lacks (a renamed field) is an error.
-fn descriptors(schema: &Value, root: &str, table: &[Descriptor]) -> Result<Value, Error> {
-    let mut out = Vec::new();
-    for d in table {
-        let node = schema_at(schema, root, d.path).ok_or_else(|| {
-            Error::Crd(format!(
-                "descriptor path {root}.{} is not in the schema",
-                d.path
-            ))
-        })?;
-        let description = node
-            .get("description")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Crd(format!("{root}.{} has no description", d.path)))?;
-        let mut entry = json!({
-            "path": d.path,
-            "displayName": d.display_name,
-            "description": description,
-        });
-        if !d.x.is_empty() {
-            entry["x-descriptors"] = json!(d.x);
-        }
-        out.push(entry);
-    }
-    Ok(Value::Array(out))
-}
-
 /// Top-level description of a CRD version's schema (the kind's doc comment).
 fn kind_description(schema: &Value, version: &str) -> Result<String, Error> {
     schema
@@ -453,7 +300,7 @@ pub fn owned_crds(crd: &CustomResourceDefinition) -> Result<Value, Error> {
             "displayName": "Locust Test",
             "description": kind_description(&v2, "v2")?,
             "resources": resources,
-            "specDescriptors": descriptors(&v2, "spec", V2_SPEC)?,
+            "specDescriptors": spec_descriptors(&v2)?,
             "statusDescriptors": descriptors(&v2, "status", STATUS)?,
         },
         {
@@ -627,6 +474,7 @@ pub fn sort_keys(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::descriptors::{CONDITIONS, PHASE, POD_COUNT, PULL_POLICY, RESOURCES, TEXT};
     use clap::Parser;
 
     fn test_csv() -> Value {
@@ -889,14 +737,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn unknown_descriptor_paths_are_errors() {
-        let crd = crate::crd::bundle_crd().unwrap();
-        let schema = version_schema(&crd, "v2").unwrap();
-        let bad = [d("worker.replicaz", "x", &[])];
-        assert!(descriptors(&schema, "spec", &bad).is_err());
     }
 
     #[test]
