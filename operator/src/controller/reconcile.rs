@@ -18,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::api::{LocustTest, LocustTestStatus, Phase};
+use crate::api::{LocustTest, LocustTestStatus, Phase, event_reason};
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 use crate::resources::{self, labels};
@@ -583,14 +583,14 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
                 if was_created {
                     let note = format!("recreated {} deleted during the run", created.join(", "));
                     warn!(%ns, %name, "{note}");
-                    publish(ctx, test, true, "ChildRecreated", note).await;
+                    publish(ctx, test, true, event_reason::CHILD_RECREATED, note).await;
                 } else {
                     info!(%ns, %name, "created master Service, master Job and worker Job");
                     publish(
                         ctx,
                         test,
                         false,
-                        "Created",
+                        event_reason::CREATED,
                         format!(
                             "created Service {service_name}, Jobs {master_name} and {worker_name}"
                         ),

@@ -17,29 +17,10 @@ use crate::thresholds;
 
 use super::pod_health::HealthReport;
 
-/// Condition reasons, documented in docs/status.md.
-pub mod reason {
-    pub const ALL_RESOURCES_CREATED: &str = "AllResourcesCreated";
-    pub const RESOURCES_MISSING: &str = "ResourcesMissing";
-    pub const TEST_FINISHED: &str = "TestFinished";
-    pub const ALL_WORKERS_CONNECTED: &str = "AllWorkersConnected";
-    pub const WAITING_FOR_WORKERS: &str = "WaitingForWorkers";
-    pub const TEST_PENDING: &str = "TestPending";
-    pub const TEST_IN_PROGRESS: &str = "TestInProgress";
-    pub const TEST_SUCCEEDED: &str = "TestSucceeded";
-    pub const TEST_FAILED: &str = "TestFailed";
-    pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
-    pub const WORKERS_FAILED: &str = "WorkersFailed";
-    pub const MASTER_LOST: &str = "MasterLost";
-    pub const ALL_PODS_HEALTHY: &str = "AllPodsHealthy";
-    pub const NO_DRIFT: &str = "NoDrift";
-    pub const SPEC_CHANGED: &str = "SpecChanged";
-    pub const STATS_READ: &str = "StatsRead";
-    pub const MASTER_UNREACHABLE: &str = "MasterUnreachable";
-    pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
-    pub const THRESHOLDS_BREACHED: &str = crate::thresholds::REASON_BREACHED;
-    pub const RESULTS_UNAVAILABLE: &str = crate::thresholds::REASON_UNAVAILABLE;
-}
+/// Condition reasons (the table is [`crate::api::condition_reason`]; this
+/// path is kept for its users).
+pub use crate::api::condition_reason as reason;
+use crate::api::event_reason;
 
 /// The outcome of reading the master's statistics during this reconcile.
 #[derive(Clone, Debug, PartialEq)]
@@ -241,7 +222,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         if !is_true(&prev.conditions, ct::SPEC_DRIFTED) {
             events.push(Transition {
                 warning: true,
-                reason: "SpecDrifted",
+                reason: event_reason::SPEC_DRIFTED,
                 message: "spec changed after the test was created; the change is ignored (tests are immutable: delete and recreate the test to apply it)".into(),
             });
         }
@@ -329,7 +310,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
             if was_healthy {
                 events.push(Transition {
                     warning: true,
-                    reason: "PodsUnhealthy",
+                    reason: event_reason::PODS_UNHEALTHY,
                     message: report.message.clone(),
                 });
             }
@@ -543,16 +524,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
             );
             events.push(Transition {
                 warning: failed,
-                reason: if !failed {
-                    "TestSucceeded"
-                } else if why == reason::THRESHOLDS_BREACHED
-                    || why == reason::RESULTS_UNAVAILABLE
-                    || why == reason::MASTER_LOST
-                {
-                    why
-                } else {
-                    "TestFailed"
-                },
+                reason: completion_event_reason(failed, why),
                 message,
             });
         }
@@ -596,7 +568,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
             if phase == Phase::Running && prev_phase != Some(Phase::Running) {
                 events.push(Transition {
                     warning: false,
-                    reason: "TestStarted",
+                    reason: event_reason::TEST_STARTED,
                     message: "master pod is running".into(),
                 });
             }
@@ -607,6 +579,17 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         status: st,
         events,
         requeue_after,
+    }
+}
+
+/// The Event announcing a completion with `TestCompleted` reason `why`.
+fn completion_event_reason(failed: bool, why: &str) -> &'static str {
+    match why {
+        _ if !failed => event_reason::TEST_SUCCEEDED,
+        reason::THRESHOLDS_BREACHED => event_reason::THRESHOLDS_BREACHED,
+        reason::RESULTS_UNAVAILABLE => event_reason::RESULTS_UNAVAILABLE,
+        reason::MASTER_LOST => event_reason::MASTER_LOST,
+        _ => event_reason::TEST_FAILED,
     }
 }
 
