@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod children;
+pub mod conditions;
 pub mod observe;
 pub mod pod_health;
 pub mod reconcile;
