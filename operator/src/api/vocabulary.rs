@@ -93,6 +93,16 @@ vocabulary! {
         RESULTS_UNAVAILABLE = "ResultsUnavailable",
         PODS_UNHEALTHY = "PodsUnhealthy",
         SPEC_DRIFTED = "SpecDrifted",
+        // Failed reconciles (`controller::reconcile::Error::reason`), at most
+        // once per reason and test every `ERROR_EVENT_INTERVAL`.
+        /// The test's children cannot be built from its spec.
+        INVALID_SPEC = "InvalidSpec",
+        /// The API server refused to create a child.
+        CREATE_FAILED = "CreateFailed",
+        /// An object not owned by the test has a child's name.
+        NAME_CONFLICT = "NameConflict",
+        /// The API server refused the status write.
+        STATUS_UPDATE_FAILED = "StatusUpdateFailed",
     }
 }
 

@@ -228,6 +228,7 @@ pub async fn run(
         stats_reads: Default::default(),
         written: Default::default(),
         start_holds: Default::default(),
+        error_events: Default::default(),
     });
 
     // Background tasks of this run end with it (the controller may be stopped
