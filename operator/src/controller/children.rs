@@ -172,7 +172,7 @@ pub(super) async fn ensure(ctx: &Context, test: &LocustTest, seen: &mut Seen) ->
     let missing = match plan(seen.terminal(), &seen.obs, &seen.spec_hash) {
         Plan::Nothing => return Ok(()),
         Plan::Report(missing) => {
-            seen.obs.missing_not_recreated = missing.iter().map(|c| c.label().to_owned()).collect();
+            seen.obs.missing_not_recreated = missing;
             return Ok(());
         }
         Plan::Create(missing) => missing,

@@ -158,9 +158,14 @@ pub(super) fn ready(d: &mut Draft<'_>, obs: &Observed) {
         let why = if obs.missing_not_recreated.is_empty() {
             "being created".to_owned()
         } else {
+            let labels: Vec<&str> = obs
+                .missing_not_recreated
+                .iter()
+                .map(|c| c.label())
+                .collect();
             format!(
                 "deleted and not recreated because the spec changed since creation: {}; delete and recreate the test",
-                obs.missing_not_recreated.join(", ")
+                labels.join(", ")
             )
         };
         d.set(

@@ -14,6 +14,7 @@ use crate::api::v2::ThresholdsSpec;
 use crate::api::{LocustTestStatus, Phase, condition_type as ct};
 use crate::thresholds;
 
+use super::children::Child;
 use super::conditions::{self, Completion, Draft, seconds};
 use super::pod_health::HealthReport;
 
@@ -87,7 +88,7 @@ pub struct Observed {
     /// The spec hash the children were built from (annotation on the children).
     pub children_spec_hash: Option<String>,
     /// Children that were missing and could not be recreated because the spec drifted.
-    pub missing_not_recreated: Vec<String>,
+    pub missing_not_recreated: Vec<Child>,
     /// The master's statistics, when they were read during this reconcile.
     pub stats: Option<StatsObservation>,
     /// When the next statistics read is due (requeue deadline while running).
@@ -629,14 +630,16 @@ mod tests {
     fn missing_children_are_reported() {
         let obs = Observed {
             master_job_exists: false,
-            missing_not_recreated: vec!["master Job".into()],
+            missing_not_recreated: vec![Child::MasterJob],
             ..created()
         };
         let d = derive(&view(None), &obs, t(0), GRACE);
         let r = cond(&d.status, ct::READY);
         assert_eq!(r.status, "False");
-        assert!(r.message.contains("master Job"));
-        assert!(r.message.contains("spec changed"));
+        assert_eq!(
+            r.message,
+            "missing master Job: deleted and not recreated because the spec changed since creation: master Job; delete and recreate the test"
+        );
     }
 
     #[test]
