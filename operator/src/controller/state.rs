@@ -905,4 +905,130 @@ mod tests {
             c.message
         );
     }
+
+    #[test]
+    fn every_type_and_reason_written_is_in_the_tables() {
+        use crate::api::{condition_reason, event_reason};
+        let sick = |problem| Observed {
+            health: Some(HealthReport {
+                problem,
+                message: "m".into(),
+            }),
+            ..running_obs()
+        };
+        let failed_job = Some(JobOutcome::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: String::new(),
+        });
+        let mut outcomes: Vec<Derived> = vec![
+            derive(&view(None), &Observed::default(), t(0), GRACE),
+            derive(&view(None), &created(), t(0), GRACE),
+            derive(&view(None), &running_obs(), t(6), GRACE),
+            derive(
+                &view(None),
+                &Observed {
+                    stats: Some(read(None)),
+                    ..running_obs()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    master_outcome: Some(JobOutcome::Complete),
+                    ..created()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    master_outcome: failed_job.clone(),
+                    ..created()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    worker_outcome: failed_job,
+                    ..running_obs()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    master_lost: Some("pod p was deleted".into()),
+                    ..running_obs()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    children_spec_hash: Some("h0".into()),
+                    ..created()
+                },
+                t(6),
+                GRACE,
+            ),
+        ];
+        for problem in [
+            Problem::ImagePullError,
+            Problem::ConfigError,
+            Problem::Unschedulable,
+            Problem::CrashLoop,
+            Problem::ContainerFailed,
+        ] {
+            let first = derive(&view(None), &sick(problem), t(0), GRACE);
+            let late = derive(&view(Some(&first.status)), &sick(problem), t(500), GRACE);
+            outcomes.extend([first, late]);
+        }
+        let breach = ThresholdsSpec {
+            max_fail_ratio: Some(0.01),
+            ..Default::default()
+        };
+        outcomes.push(complete_with(&breach, Some(final_result())));
+        outcomes.push(complete_with(&breach, None));
+        let mut reasons = std::collections::BTreeSet::new();
+        for d in &outcomes {
+            for c in &d.status.conditions {
+                assert!(ct::ALL.contains(&c.type_.as_str()), "type {}", c.type_);
+                assert!(
+                    condition_reason::ALL.contains(&c.reason.as_str()),
+                    "condition reason {}",
+                    c.reason
+                );
+                reasons.insert(c.reason.clone());
+            }
+            for e in &d.events {
+                assert!(
+                    event_reason::ALL.contains(&e.reason),
+                    "Event reason {}",
+                    e.reason
+                );
+            }
+        }
+        // The scenarios reach every reason the phase machine writes (the
+        // statistics failures come from `stats::StatsError`).
+        let unreached: Vec<_> = condition_reason::ALL
+            .iter()
+            .filter(|r| !reasons.contains(**r))
+            .filter(|r| {
+                ![
+                    reason::MASTER_UNREACHABLE,
+                    reason::MASTER_BAD_RESPONSE,
+                    reason::STATS_UNDECODABLE,
+                ]
+                .contains(r)
+            })
+            .collect();
+        assert!(unreached.is_empty(), "not reached: {unreached:?}");
+    }
 }
