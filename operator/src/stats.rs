@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::api::condition_reason;
 use crate::api::status::{LiveStats, TestResult};
 
 /// Default time limit of one HTTP request to the master.
@@ -110,12 +111,14 @@ impl StatsError {
     pub fn reason(&self) -> &'static str {
         match self {
             StatsError::Connect { .. } | StatsError::Io { .. } | StatsError::Timeout { .. } => {
-                "MasterUnreachable"
+                condition_reason::MASTER_UNREACHABLE
             }
             StatsError::Malformed { .. }
             | StatsError::Status { .. }
-            | StatsError::TooLarge { .. } => "MasterBadResponse",
-            StatsError::Json(_) | StatsError::Shape(_) | StatsError::Csv(_) => "StatsUndecodable",
+            | StatsError::TooLarge { .. } => condition_reason::MASTER_BAD_RESPONSE,
+            StatsError::Json(_) | StatsError::Shape(_) | StatsError::Csv(_) => {
+                condition_reason::STATS_UNDECODABLE
+            }
         }
     }
 }

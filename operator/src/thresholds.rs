@@ -4,13 +4,9 @@
 //! and allowed value) and every threshold whose number the master did not
 //! report. A missing number never passes silently.
 
+use crate::api::condition_reason;
 use crate::api::status::TestResult;
 use crate::api::v2::ThresholdsSpec;
-
-/// Condition reason of a test that breached a threshold.
-pub const REASON_BREACHED: &str = "ThresholdsBreached";
-/// Condition reason of a test whose thresholds could not be checked.
-pub const REASON_UNAVAILABLE: &str = "ResultsUnavailable";
 
 /// Errors of this module: why a result does not pass.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -33,8 +29,8 @@ impl ThresholdError {
     /// CamelCase reason, used as the `TestCompleted` condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            ThresholdError::Breached { .. } => REASON_BREACHED,
-            ThresholdError::Unavailable(_) => REASON_UNAVAILABLE,
+            ThresholdError::Breached { .. } => condition_reason::THRESHOLDS_BREACHED,
+            ThresholdError::Unavailable(_) => condition_reason::RESULTS_UNAVAILABLE,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The user documentation stays true to the code: every operator flag and its
-//! environment variable is documented, and every condition reason the phase
-//! machine can write is in the status lifecycle page.
+//! environment variable is documented, and every condition type, condition reason and
+//! Event reason (the `ALL` lists of `locust_operator::api::vocabulary`) is in
+//! the status lifecycle page.
 
 use clap::{Args, Command};
 use locust_operator::config::OperatorConfig;
@@ -46,42 +47,67 @@ fn every_flag_and_variable_is_documented() {
     assert!(count > 20, "found only {count} flags");
 }
 
-#[test]
-fn every_condition_reason_is_documented() {
-    use locust_operator::controller::pod_health::Problem;
-    use locust_operator::controller::state::reason;
-    let text = doc("status.md");
-    let reasons = [
-        reason::ALL_RESOURCES_CREATED,
-        reason::RESOURCES_MISSING,
-        reason::TEST_FINISHED,
-        reason::ALL_WORKERS_CONNECTED,
-        reason::WAITING_FOR_WORKERS,
-        reason::TEST_PENDING,
-        reason::TEST_IN_PROGRESS,
-        reason::TEST_SUCCEEDED,
-        reason::TEST_FAILED,
-        reason::PODS_UNHEALTHY,
-        reason::ALL_PODS_HEALTHY,
-        reason::NO_DRIFT,
-        reason::SPEC_CHANGED,
-        reason::STATS_READ,
-        reason::MASTER_UNREACHABLE,
-        reason::WAITING_FOR_MASTER,
-        reason::THRESHOLDS_BREACHED,
-        reason::RESULTS_UNAVAILABLE,
-        "MasterBadResponse",
-        "StatsUndecodable",
-        Problem::ImagePullError.reason(),
-        Problem::ConfigError.reason(),
-        Problem::Unschedulable.reason(),
-        Problem::CrashLoop.reason(),
-        Problem::ContainerFailed.reason(),
-    ];
-    for r in reasons {
+/// The part of `text` under the heading `heading`, up to the next heading of
+/// the same level.
+fn section<'a>(text: &'a str, heading: &str) -> &'a str {
+    let start = text
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let body = &text[start + heading.len() + 2..];
+    let level = heading.split(' ').next().unwrap_or_default();
+    let end = body.find(&format!("\n{level} ")).unwrap_or(body.len());
+    &body[..end]
+}
+
+/// Every value of `table` appears, in backquotes, in the first column
+/// `column` (0-based) of a row of a Markdown table of `text`.
+fn assert_documented(text: &str, page: &str, what: &str, table: &[&str], column: usize) {
+    let cells: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .filter_map(|l| l.split('|').nth(column + 1))
+        .map(str::trim)
+        .collect();
+    assert!(!table.is_empty());
+    for value in table {
         assert!(
-            text.contains(&format!("`{r}`")),
-            "docs/status.md lacks reason {r}"
+            cells.contains(&format!("`{value}`").as_str()),
+            "{page} lacks {what} {value}"
         );
     }
+}
+
+#[test]
+fn every_condition_type_and_reason_is_documented() {
+    use locust_operator::api::{condition_reason, condition_type};
+    let text = doc("status.md");
+    let conditions = section(&text, "## Conditions");
+    assert_documented(
+        conditions,
+        "docs/status.md",
+        "condition type",
+        condition_type::ALL,
+        0,
+    );
+    assert_documented(
+        conditions,
+        "docs/status.md",
+        "condition reason",
+        condition_reason::ALL,
+        2,
+    );
+}
+
+#[test]
+fn every_event_reason_is_documented() {
+    use locust_operator::api::event_reason;
+    let text = doc("status.md");
+    let events = section(&text, "## Events");
+    assert_documented(
+        events,
+        "docs/status.md",
+        "Event reason",
+        event_reason::ALL,
+        1,
+    );
 }

@@ -5,9 +5,11 @@
 pub mod status;
 pub mod v1;
 pub mod v2;
+pub mod vocabulary;
 
-pub use status::{LocustTestStatus, Phase, TestResult, condition_type};
+pub use status::{LocustTestStatus, Phase, TestResult};
 pub use v2::{LocustTest, LocustTestSpec};
+pub use vocabulary::{condition_reason, condition_type, event_reason};
 
 pub const GROUP: &str = "locust.io";
 pub const KIND: &str = "LocustTest";

@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::vocabulary::condition_type;
+
 /// Observed state of a LocustTest, written only by the operator.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -145,23 +147,4 @@ pub struct LiveStats {
     /// Locust's state of the run (`ready`, `spawning`, `running`, `stopped`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-}
-
-/// Condition types written by the operator.
-pub mod condition_type {
-    pub const READY: &str = "Ready";
-    pub const WORKERS_CONNECTED: &str = "WorkersConnected";
-    pub const TEST_COMPLETED: &str = "TestCompleted";
-    pub const PODS_HEALTHY: &str = "PodsHealthy";
-    pub const SPEC_DRIFTED: &str = "SpecDrifted";
-    /// Whether the operator could read the master's statistics on its last attempt.
-    pub const STATS_AVAILABLE: &str = "StatsAvailable";
-    pub const ALL: [&str; 6] = [
-        READY,
-        WORKERS_CONNECTED,
-        TEST_COMPLETED,
-        PODS_HEALTHY,
-        SPEC_DRIFTED,
-        STATS_AVAILABLE,
-    ];
 }

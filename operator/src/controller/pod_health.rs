@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::api::condition_reason as reason;
 use crate::resources::DISRUPTION_TARGET;
 
 /// Why a pod is unhealthy, most actionable first.
@@ -24,11 +25,11 @@ impl Problem {
     /// Condition reason (CamelCase).
     pub fn reason(self) -> &'static str {
         match self {
-            Problem::ImagePullError => "ImagePullError",
-            Problem::ConfigError => "ConfigError",
-            Problem::Unschedulable => "Unschedulable",
-            Problem::CrashLoop => "CrashLoop",
-            Problem::ContainerFailed => "ContainerFailed",
+            Problem::ImagePullError => reason::IMAGE_PULL_ERROR,
+            Problem::ConfigError => reason::CONFIG_ERROR,
+            Problem::Unschedulable => reason::UNSCHEDULABLE,
+            Problem::CrashLoop => reason::CRASH_LOOP,
+            Problem::ContainerFailed => reason::CONTAINER_FAILED,
         }
     }
 

@@ -2,9 +2,9 @@
 //! trimmed to what the reconciler reads, to keep memory small), shared by the
 //! controller's triggers and the reconciler's caches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -222,12 +222,13 @@ pub async fn run(
                 instance: Some(identity),
             },
         ),
-        expectations: Mutex::new(HashMap::new()),
+        expectations: Default::default(),
         stats_interval,
         stats_timeout: crate::stats::DEFAULT_TIMEOUT,
-        stats_reads: Mutex::new(HashMap::new()),
+        stats_reads: Default::default(),
         written: Default::default(),
         start_holds: Default::default(),
+        error_events: Default::default(),
     });
 
     // Background tasks of this run end with it (the controller may be stopped

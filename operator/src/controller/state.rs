@@ -7,39 +7,20 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::status::{LiveStats, TestResult};
 use crate::api::v2::ThresholdsSpec;
 use crate::api::{LocustTestStatus, Phase, condition_type as ct};
 use crate::thresholds;
 
+use super::children::Child;
+use super::conditions::{self, Completion, Draft, seconds};
 use super::pod_health::HealthReport;
 
-/// Condition reasons, documented in docs/status.md.
-pub mod reason {
-    pub const ALL_RESOURCES_CREATED: &str = "AllResourcesCreated";
-    pub const RESOURCES_MISSING: &str = "ResourcesMissing";
-    pub const TEST_FINISHED: &str = "TestFinished";
-    pub const ALL_WORKERS_CONNECTED: &str = "AllWorkersConnected";
-    pub const WAITING_FOR_WORKERS: &str = "WaitingForWorkers";
-    pub const TEST_PENDING: &str = "TestPending";
-    pub const TEST_IN_PROGRESS: &str = "TestInProgress";
-    pub const TEST_SUCCEEDED: &str = "TestSucceeded";
-    pub const TEST_FAILED: &str = "TestFailed";
-    pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
-    pub const WORKERS_FAILED: &str = "WorkersFailed";
-    pub const MASTER_LOST: &str = "MasterLost";
-    pub const ALL_PODS_HEALTHY: &str = "AllPodsHealthy";
-    pub const NO_DRIFT: &str = "NoDrift";
-    pub const SPEC_CHANGED: &str = "SpecChanged";
-    pub const STATS_READ: &str = "StatsRead";
-    pub const MASTER_UNREACHABLE: &str = "MasterUnreachable";
-    pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
-    pub const THRESHOLDS_BREACHED: &str = crate::thresholds::REASON_BREACHED;
-    pub const RESULTS_UNAVAILABLE: &str = crate::thresholds::REASON_UNAVAILABLE;
-}
+/// Condition reasons (the table is [`crate::api::condition_reason`]; this
+/// path is kept for its users).
+pub use crate::api::condition_reason as reason;
 
 /// The outcome of reading the master's statistics during this reconcile.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +88,7 @@ pub struct Observed {
     /// The spec hash the children were built from (annotation on the children).
     pub children_spec_hash: Option<String>,
     /// Children that were missing and could not be recreated because the spec drifted.
-    pub missing_not_recreated: Vec<String>,
+    pub missing_not_recreated: Vec<Child>,
     /// The master's statistics, when they were read during this reconcile.
     pub stats: Option<StatsObservation>,
     /// When the next statistics read is due (requeue deadline while running).
@@ -142,54 +123,6 @@ pub struct Derived {
     pub requeue_after: Option<Duration>,
 }
 
-fn seconds(ts: Timestamp) -> Time {
-    // The API server stores RFC 3339 with second precision; compare like with like.
-    Time(Timestamp::from_second(ts.as_second()).unwrap_or(ts))
-}
-
-fn find<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conds.iter().find(|c| c.type_ == type_)
-}
-
-/// Sets a condition, keeping `lastTransitionTime` when the status does not change.
-pub fn set_condition(
-    conds: &mut Vec<Condition>,
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    let status_str = if status { "True" } else { "False" };
-    let last = match find(conds, type_) {
-        Some(c) if c.status == status_str => c.last_transition_time.clone(),
-        _ => seconds(now),
-    };
-    let cond = Condition {
-        type_: type_.to_owned(),
-        status: status_str.to_owned(),
-        reason: reason.to_owned(),
-        message,
-        observed_generation: generation,
-        last_transition_time: last,
-    };
-    match conds.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => *c = cond,
-        None => conds.push(cond),
-    }
-    conds.sort_by_key(|c| {
-        ct::ALL
-            .iter()
-            .position(|t| *t == c.type_)
-            .unwrap_or(ct::ALL.len())
-    });
-}
-
-fn is_true(conds: &[Condition], type_: &str) -> bool {
-    find(conds, type_).is_some_and(|c| c.status == "True")
-}
-
 /// The verdict on a completed master Job: `Ok` to succeed, else the
 /// `TestCompleted` reason and message of the failure.
 fn completed_verdict(
@@ -222,222 +155,26 @@ fn completed_verdict(
     })
 }
 
-/// Derives the next status from the previous one and the observations.
-pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Duration) -> Derived {
-    let prev = test.status.cloned().unwrap_or_default();
-    let mut st = prev.clone();
-    let mut events = Vec::new();
-    let generation = test.generation;
-    st.observed_generation = generation;
-    st.expected_workers = Some(test.expected_workers);
-    let prev_phase = prev.phase;
-
-    // Spec drift is reported in every phase, terminal ones included.
-    let drifted = obs
-        .children_spec_hash
-        .as_deref()
-        .is_some_and(|h| h != test.spec_hash);
-    if drifted {
-        if !is_true(&prev.conditions, ct::SPEC_DRIFTED) {
-            events.push(Transition {
-                warning: true,
-                reason: "SpecDrifted",
-                message: "spec changed after the test was created; the change is ignored (tests are immutable: delete and recreate the test to apply it)".into(),
-            });
-        }
-        set_condition(
-            &mut st.conditions,
-            ct::SPEC_DRIFTED,
-            true,
-            reason::SPEC_CHANGED,
-            format!(
-                "spec changed at generation {} after the test was created; changes are ignored, delete and recreate the test to apply them",
-                generation.unwrap_or_default()
-            ),
-            generation,
-            now,
-        );
-    } else {
-        set_condition(
-            &mut st.conditions,
-            ct::SPEC_DRIFTED,
-            false,
-            reason::NO_DRIFT,
-            "spec is the one the test was created with".into(),
-            generation,
-            now,
-        );
-    }
-
-    if prev_phase.is_some_and(Phase::is_terminal) {
-        // Terminal tests are left alone: only the drift report above may change.
-        return Derived {
-            status: st,
-            events,
-            requeue_after: None,
-        };
-    }
-
-    // Ready: the three children exist.
-    let mut missing: Vec<&str> = Vec::new();
-    if !obs.service_exists {
-        missing.push("Service");
-    }
-    if !obs.master_job_exists {
-        missing.push("master Job");
-    }
-    if !obs.worker_job_exists {
-        missing.push("worker Job");
-    }
-    if missing.is_empty() {
-        set_condition(
-            &mut st.conditions,
-            ct::READY,
-            true,
-            reason::ALL_RESOURCES_CREATED,
-            "master Service, master Job and worker Job exist".into(),
-            generation,
-            now,
-        );
-    } else {
-        let why = if obs.missing_not_recreated.is_empty() {
-            "being created".to_owned()
-        } else {
-            format!(
-                "deleted and not recreated because the spec changed since creation: {}; delete and recreate the test",
-                obs.missing_not_recreated.join(", ")
-            )
-        };
-        set_condition(
-            &mut st.conditions,
-            ct::READY,
-            false,
-            reason::RESOURCES_MISSING,
-            format!("missing {}: {why}", missing.join(", ")),
-            generation,
-            now,
-        );
-    }
-
-    // Pod health, and how long it has been bad.
-    let mut requeue_after = None;
-    let mut unhealthy_too_long: Option<String> = None;
-    match &obs.health {
-        Some(report) => {
-            let was_healthy =
-                find(&prev.conditions, ct::PODS_HEALTHY).is_none_or(|c| c.status != "False");
-            if was_healthy {
-                events.push(Transition {
-                    warning: true,
-                    reason: "PodsUnhealthy",
-                    message: report.message.clone(),
-                });
-            }
-            set_condition(
-                &mut st.conditions,
-                ct::PODS_HEALTHY,
-                false,
-                report.problem.reason(),
-                report.message.clone(),
-                generation,
-                now,
-            );
-            let since = find(&st.conditions, ct::PODS_HEALTHY)
-                .map(|c| c.last_transition_time.0)
-                .unwrap_or(now);
-            let elapsed = now.duration_since(since);
-            let grace_signed = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
-            if elapsed >= grace_signed {
-                unhealthy_too_long = Some(format!(
-                    "pods unhealthy for more than {}s: {}",
-                    grace.as_secs(),
-                    report.message
-                ));
-            } else {
-                let left = grace_signed - elapsed;
-                requeue_after = Some(
-                    Duration::try_from(left)
-                        .unwrap_or(grace)
-                        .saturating_add(Duration::from_secs(1)),
-                );
-            }
-        }
-        None => set_condition(
-            &mut st.conditions,
-            ct::PODS_HEALTHY,
-            true,
-            reason::ALL_PODS_HEALTHY,
-            "no pod reports a problem".into(),
-            generation,
-            now,
-        ),
-    }
-
-    // Statistics read from the master this time (kept from the last read otherwise).
-    let mut master_workers: Option<i32> = None;
-    match &obs.stats {
-        Some(StatsObservation::Read {
-            live,
-            workers,
-            final_result,
-        }) => {
-            st.live = Some(live.clone());
-            master_workers = *workers;
-            if let Some(r) = final_result {
-                st.result = Some(r.as_ref().clone());
-            }
-            set_condition(
-                &mut st.conditions,
-                ct::STATS_AVAILABLE,
-                true,
-                reason::STATS_READ,
-                match &live.state {
-                    Some(state) => {
-                        format!("statistics read from the master (Locust state {state})")
-                    }
-                    None => "statistics read from the master".to_owned(),
-                },
-                generation,
-                now,
-            );
-        }
-        Some(StatsObservation::Failed { reason: r, message }) => set_condition(
-            &mut st.conditions,
-            ct::STATS_AVAILABLE,
-            false,
-            r,
-            message.clone(),
-            generation,
-            now,
-        ),
-        None => {
-            // No read this time (the next one is not due yet): the last
-            // successful read's worker count stands until the next read,
-            // rather than flapping to the running pods in between (which
-            // differ from the master's count with `processesPerPod` > 1).
-            if is_true(&prev.conditions, ct::STATS_AVAILABLE) {
-                master_workers = prev.connected_workers;
-            }
-            if find(&st.conditions, ct::STATS_AVAILABLE).is_none() {
-                set_condition(
-                    &mut st.conditions,
-                    ct::STATS_AVAILABLE,
-                    false,
-                    reason::WAITING_FOR_MASTER,
-                    "statistics are read once the master pod runs".into(),
-                    generation,
-                    now,
-                );
-            }
-        }
-    }
-
+/// The phase, and how the test ended if it did. `st` is the status derived
+/// so far (with this reconcile's statistics); `unhealthy_too_long` the
+/// failure of pods unhealthy past the grace period.
+fn phase(
+    test: &TestView<'_>,
+    obs: &Observed,
+    st: &LocustTestStatus,
+    unhealthy_too_long: Option<String>,
+) -> (Phase, Option<Completion>) {
+    let done = |failed, reason, message| {
+        Some(Completion {
+            failed,
+            reason,
+            message,
+        })
+    };
     let workers_failed = obs
         .worker_outcome
         .as_ref()
         .and_then(|o| o.failure("worker"));
-
-    // Phase.
     // A master lost mid-run exits 0 on SIGTERM like one that finished, so its
     // Job may complete: the loss, seen on the pod, decides. A Job that failed
     // (exit code, `podFailurePolicy`) adds its own words.
@@ -445,167 +182,120 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         .master_outcome
         .as_ref()
         .and_then(|o| o.failure("master"));
-    let master_lost = obs.master_lost.as_ref().map(|how| {
+    if let Some(how) = &obs.master_lost {
         let job = master_failed
             .as_deref()
             .map(|f| format!("; {f}"))
             .unwrap_or_default();
-        format!(
-            "the master was lost before the run ended: {how}; the master holds the run's state and is never restarted, so the run is incomplete (delete and recreate the test to run it again){job}"
-        )
-    });
-    let (phase, completed): (Phase, Option<(bool, &'static str, String)>) =
-        match (&obs.master_outcome, &unhealthy_too_long) {
-            _ if master_lost.is_some() => (
-                Phase::Failed,
-                master_lost.map(|m| (true, reason::MASTER_LOST, m)),
-            ),
-            (Some(JobOutcome::Complete), _) => match completed_verdict(test.thresholds, &st) {
-                Ok(()) => (
-                    Phase::Succeeded,
-                    Some((
-                        false,
-                        reason::TEST_SUCCEEDED,
-                        "master Job completed".to_owned(),
-                    )),
-                ),
-                Err((why, message)) => (Phase::Failed, Some((true, why, message))),
-            },
-            (Some(JobOutcome::Failed { .. }), _) => {
-                let job = master_failed.unwrap_or_default();
-                // A breach is the more useful reason (Locust exits non-zero on
-                // failed requests); the Job's failure stays in the message.
-                match completed_verdict(test.thresholds, &st) {
-                    Err((why, m)) if why == reason::THRESHOLDS_BREACHED => {
-                        (Phase::Failed, Some((true, why, format!("{m}; {job}"))))
-                    }
-                    _ => (Phase::Failed, Some((true, reason::TEST_FAILED, job))),
-                }
-            }
-            // The workers are gone for good while the master still runs: the
-            // rest of the run would measure nothing meaningful.
-            (None, _) if workers_failed.is_some() => (
-                Phase::Failed,
-                workers_failed.map(|job| (true, reason::WORKERS_FAILED, job)),
-            ),
-            (None, Some(msg)) => (
-                Phase::Failed,
-                Some((true, reason::PODS_UNHEALTHY, msg.clone())),
-            ),
-            (None, None) => {
-                if obs.master_running_since.is_some() || prev_phase == Some(Phase::Running) {
-                    (Phase::Running, None)
-                } else {
-                    (Phase::Pending, None)
-                }
-            }
-        };
-
-    if phase == Phase::Running && st.start_time.is_none() {
-        st.start_time = Some(seconds(obs.master_running_since.unwrap_or(now)));
-    }
-    st.phase = Some(phase);
-
-    match completed {
-        Some((failed, why, message)) => {
-            st.completion_time = Some(seconds(now));
-            if st.start_time.is_none() {
-                st.start_time = obs.master_running_since.map(seconds);
-            }
-            st.connected_workers = Some(0);
-            requeue_after = None;
-            set_condition(
-                &mut st.conditions,
-                ct::TEST_COMPLETED,
+        return (
+            Phase::Failed,
+            done(
                 true,
-                why,
-                message.clone(),
-                generation,
-                now,
-            );
-            set_condition(
-                &mut st.conditions,
-                ct::WORKERS_CONNECTED,
-                false,
-                reason::TEST_FINISHED,
-                "the test has finished".into(),
-                generation,
-                now,
-            );
-            set_condition(
-                &mut st.conditions,
-                ct::READY,
-                false,
-                reason::TEST_FINISHED,
-                "the test has finished".into(),
-                generation,
-                now,
-            );
-            events.push(Transition {
-                warning: failed,
-                reason: if !failed {
-                    "TestSucceeded"
-                } else if why == reason::THRESHOLDS_BREACHED
-                    || why == reason::RESULTS_UNAVAILABLE
-                    || why == reason::MASTER_LOST
-                {
-                    why
-                } else {
-                    "TestFailed"
-                },
-                message,
-            });
-        }
-        None => {
-            // The master's own count when it answered, else the running worker pods.
-            let connected = master_workers.unwrap_or(obs.running_workers);
-            st.connected_workers = Some(connected);
-            if phase == Phase::Running
-                && let Some(next) = obs.next_stats_read
-            {
-                requeue_after = Some(requeue_after.map_or(next, |r: Duration| r.min(next)));
+                reason::MASTER_LOST,
+                format!(
+                    "the master was lost before the run ended: {how}; the master holds the run's state and is never restarted, so the run is incomplete (delete and recreate the test to run it again){job}"
+                ),
+            ),
+        );
+    }
+    match (&obs.master_outcome, unhealthy_too_long) {
+        (Some(JobOutcome::Complete), _) => match completed_verdict(test.thresholds, st) {
+            Ok(()) => (
+                Phase::Succeeded,
+                done(
+                    false,
+                    reason::TEST_SUCCEEDED,
+                    "master Job completed".to_owned(),
+                ),
+            ),
+            Err((why, message)) => (Phase::Failed, done(true, why, message)),
+        },
+        (Some(JobOutcome::Failed { .. }), _) => {
+            let job = master_failed.unwrap_or_default();
+            // A breach is the more useful reason (Locust exits non-zero on
+            // failed requests); the Job's failure stays in the message.
+            match completed_verdict(test.thresholds, st) {
+                Err((why, m)) if why == reason::THRESHOLDS_BREACHED => {
+                    (Phase::Failed, done(true, why, format!("{m}; {job}")))
+                }
+                _ => (Phase::Failed, done(true, reason::TEST_FAILED, job)),
             }
-            let (ok, r) = if connected >= test.expected_workers {
-                (true, reason::ALL_WORKERS_CONNECTED)
+        }
+        // The workers are gone for good while the master still runs: the
+        // rest of the run would measure nothing meaningful.
+        (None, _) if workers_failed.is_some() => (
+            Phase::Failed,
+            workers_failed.and_then(|job| done(true, reason::WORKERS_FAILED, job)),
+        ),
+        (None, Some(msg)) => (Phase::Failed, done(true, reason::PODS_UNHEALTHY, msg)),
+        (None, None) => {
+            let prev_phase = test.status.and_then(|s| s.phase);
+            if obs.master_running_since.is_some() || prev_phase == Some(Phase::Running) {
+                (Phase::Running, None)
             } else {
-                (false, reason::WAITING_FOR_WORKERS)
-            };
-            set_condition(
-                &mut st.conditions,
-                ct::WORKERS_CONNECTED,
-                ok,
-                r,
-                format!("{connected}/{} workers connected", test.expected_workers),
-                generation,
-                now,
-            );
-            let (r, m) = if phase == Phase::Running {
-                (reason::TEST_IN_PROGRESS, "the test is running")
-            } else {
-                (reason::TEST_PENDING, "waiting for the master pod to run")
-            };
-            set_condition(
-                &mut st.conditions,
-                ct::TEST_COMPLETED,
-                false,
-                r,
-                m.into(),
-                generation,
-                now,
-            );
-            if phase == Phase::Running && prev_phase != Some(Phase::Running) {
-                events.push(Transition {
-                    warning: false,
-                    reason: "TestStarted",
-                    message: "master pod is running".into(),
-                });
+                (Phase::Pending, None)
             }
         }
     }
+}
+
+/// Derives the next status from the previous one and the observations:
+/// one function per condition ([`super::conditions`]), the phase from
+/// [`phase`].
+pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Duration) -> Derived {
+    let prev = test.status.cloned().unwrap_or_default();
+    let mut d = Draft::new(&prev, test.generation, now);
+    d.status.observed_generation = test.generation;
+    d.status.expected_workers = Some(test.expected_workers);
+
+    // Spec drift is reported in every phase, terminal ones included.
+    let drifted = obs
+        .children_spec_hash
+        .as_deref()
+        .is_some_and(|h| h != test.spec_hash);
+    conditions::spec_drifted(&mut d, drifted);
+    if prev.phase.is_some_and(Phase::is_terminal) {
+        // Terminal tests are left alone: only the drift report above may change.
+        return Derived {
+            status: d.status,
+            events: d.events,
+            requeue_after: None,
+        };
+    }
+
+    conditions::ready(&mut d, obs);
+    let clock = conditions::pods_healthy(&mut d, obs.health.as_ref(), grace);
+    let master_workers = conditions::stats_available(&mut d, obs.stats.as_ref());
+    let (phase, completion) = phase(test, obs, &d.status, clock.unhealthy_too_long);
+
+    let mut requeue_after = clock.requeue_after;
+    if phase == Phase::Running && d.status.start_time.is_none() {
+        d.status.start_time = Some(seconds(obs.master_running_since.unwrap_or(now)));
+    }
+    d.status.phase = Some(phase);
+    if completion.is_some() {
+        d.status.completion_time = Some(seconds(now));
+        if d.status.start_time.is_none() {
+            d.status.start_time = obs.master_running_since.map(seconds);
+        }
+        d.status.connected_workers = Some(0);
+        requeue_after = None;
+    } else {
+        // The master's own count when it answered, else the running worker pods.
+        let connected = master_workers.unwrap_or(obs.running_workers);
+        d.status.connected_workers = Some(connected);
+        if phase == Phase::Running
+            && let Some(next) = obs.next_stats_read
+        {
+            requeue_after = Some(requeue_after.map_or(next, |r: Duration| r.min(next)));
+        }
+        conditions::workers_connected(&mut d, connected, test.expected_workers);
+    }
+    conditions::test_completed(&mut d, phase, completion);
 
     Derived {
-        status: st,
-        events,
+        status: d.status,
+        events: d.events,
         requeue_after,
     }
 }
@@ -613,7 +303,9 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::conditions::find;
     use crate::controller::pod_health::{HealthReport, Problem};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     const GRACE: Duration = Duration::from_secs(120);
 
@@ -938,14 +630,16 @@ mod tests {
     fn missing_children_are_reported() {
         let obs = Observed {
             master_job_exists: false,
-            missing_not_recreated: vec!["master Job".into()],
+            missing_not_recreated: vec![Child::MasterJob],
             ..created()
         };
         let d = derive(&view(None), &obs, t(0), GRACE);
         let r = cond(&d.status, ct::READY);
         assert_eq!(r.status, "False");
-        assert!(r.message.contains("master Job"));
-        assert!(r.message.contains("spec changed"));
+        assert_eq!(
+            r.message,
+            "missing master Job: deleted and not recreated because the spec changed since creation: master Job; delete and recreate the test"
+        );
     }
 
     #[test]
@@ -1210,5 +904,131 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    #[test]
+    fn every_type_and_reason_written_is_in_the_tables() {
+        use crate::api::{condition_reason, event_reason};
+        let sick = |problem| Observed {
+            health: Some(HealthReport {
+                problem,
+                message: "m".into(),
+            }),
+            ..running_obs()
+        };
+        let failed_job = Some(JobOutcome::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: String::new(),
+        });
+        let mut outcomes: Vec<Derived> = vec![
+            derive(&view(None), &Observed::default(), t(0), GRACE),
+            derive(&view(None), &created(), t(0), GRACE),
+            derive(&view(None), &running_obs(), t(6), GRACE),
+            derive(
+                &view(None),
+                &Observed {
+                    stats: Some(read(None)),
+                    ..running_obs()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    master_outcome: Some(JobOutcome::Complete),
+                    ..created()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    master_outcome: failed_job.clone(),
+                    ..created()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    worker_outcome: failed_job,
+                    ..running_obs()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    master_lost: Some("pod p was deleted".into()),
+                    ..running_obs()
+                },
+                t(6),
+                GRACE,
+            ),
+            derive(
+                &view(None),
+                &Observed {
+                    children_spec_hash: Some("h0".into()),
+                    ..created()
+                },
+                t(6),
+                GRACE,
+            ),
+        ];
+        for problem in [
+            Problem::ImagePullError,
+            Problem::ConfigError,
+            Problem::Unschedulable,
+            Problem::CrashLoop,
+            Problem::ContainerFailed,
+        ] {
+            let first = derive(&view(None), &sick(problem), t(0), GRACE);
+            let late = derive(&view(Some(&first.status)), &sick(problem), t(500), GRACE);
+            outcomes.extend([first, late]);
+        }
+        let breach = ThresholdsSpec {
+            max_fail_ratio: Some(0.01),
+            ..Default::default()
+        };
+        outcomes.push(complete_with(&breach, Some(final_result())));
+        outcomes.push(complete_with(&breach, None));
+        let mut reasons = std::collections::BTreeSet::new();
+        for d in &outcomes {
+            for c in &d.status.conditions {
+                assert!(ct::ALL.contains(&c.type_.as_str()), "type {}", c.type_);
+                assert!(
+                    condition_reason::ALL.contains(&c.reason.as_str()),
+                    "condition reason {}",
+                    c.reason
+                );
+                reasons.insert(c.reason.clone());
+            }
+            for e in &d.events {
+                assert!(
+                    event_reason::ALL.contains(&e.reason),
+                    "Event reason {}",
+                    e.reason
+                );
+            }
+        }
+        // The scenarios reach every reason the phase machine writes (the
+        // statistics failures come from `stats::StatsError`).
+        let unreached: Vec<_> = condition_reason::ALL
+            .iter()
+            .filter(|r| !reasons.contains(**r))
+            .filter(|r| {
+                ![
+                    reason::MASTER_UNREACHABLE,
+                    reason::MASTER_BAD_RESPONSE,
+                    reason::STATS_UNDECODABLE,
+                ]
+                .contains(r)
+            })
+            .collect();
+        assert!(unreached.is_empty(), "not reached: {unreached:?}");
     }
 }

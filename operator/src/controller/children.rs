@@ -1,0 +1,370 @@
+//! The test's children (master Service, master Job, worker Job) and the
+//! "ensure children" step of a reconcile: create the ones that are missing,
+//! unless the test is over or its spec drifted since they were built.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tracing::{info, warn};
+
+use crate::api::{LocustTest, event_reason};
+use crate::resources::{self, Children, labels};
+
+use super::cache::UidCache;
+use super::observe::Seen;
+use super::reconcile::{Context, Error, publish};
+use super::state::Observed;
+
+/// One child of a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Child {
+    MasterService,
+    MasterJob,
+    WorkerJob,
+}
+
+impl Child {
+    /// Every child, in the order they are created and reported.
+    pub const ALL: [Child; 3] = [Child::MasterService, Child::MasterJob, Child::WorkerJob];
+
+    /// The API kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Child::MasterService => "Service",
+            Child::MasterJob | Child::WorkerJob => "Job",
+        }
+    }
+
+    /// How messages and Events name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Child::MasterService => "master Service",
+            Child::MasterJob => "master Job",
+            Child::WorkerJob => "worker Job",
+        }
+    }
+
+    /// Its name, for the test `test_name`.
+    pub fn name(self, test_name: &str) -> String {
+        match self {
+            Child::MasterService => resources::names::service_name(test_name),
+            Child::MasterJob => resources::names::master_job_name(test_name),
+            Child::WorkerJob => resources::names::worker_job_name(test_name),
+        }
+    }
+
+    /// Whether `obs` has it (in the caches, or created and not yet seen there).
+    pub fn exists(self, obs: &Observed) -> bool {
+        match self {
+            Child::MasterService => obs.service_exists,
+            Child::MasterJob => obs.master_job_exists,
+            Child::WorkerJob => obs.worker_job_exists,
+        }
+    }
+
+    fn set_exists(self, obs: &mut Observed) {
+        match self {
+            Child::MasterService => obs.service_exists = true,
+            Child::MasterJob => obs.master_job_exists = true,
+            Child::WorkerJob => obs.worker_job_exists = true,
+        }
+    }
+
+    /// Creates it from `built` in `ns`.
+    async fn create(
+        self,
+        client: Client,
+        ns: &str,
+        pp: &PostParams,
+        built: &Children,
+    ) -> Result<(), kube::Error> {
+        match self {
+            Child::MasterService => Api::<Service>::namespaced(client, ns)
+                .create(pp, &built.service)
+                .await
+                .map(drop),
+            Child::MasterJob => Api::<Job>::namespaced(client, ns)
+                .create(pp, &built.master_job)
+                .await
+                .map(drop),
+            Child::WorkerJob => Api::<Job>::namespaced(client, ns)
+                .create(pp, &built.worker_job)
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// Whether `meta` has a controller owner reference to the test `uid`.
+pub(super) fn owned_by(meta: &ObjectMeta, uid: Option<&str>) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
+/// What the ensure step does.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Every child exists, or the test is over.
+    Nothing,
+    /// Children are missing but the spec drifted since the others were
+    /// built: recreating them would apply the change, so they are reported.
+    Report(Vec<Child>),
+    /// Create these.
+    Create(Vec<Child>),
+}
+
+fn plan(terminal: bool, obs: &Observed, spec_hash: &str) -> Plan {
+    let missing: Vec<Child> = Child::ALL.into_iter().filter(|c| !c.exists(obs)).collect();
+    if terminal || missing.is_empty() {
+        Plan::Nothing
+    } else if obs
+        .children_spec_hash
+        .as_deref()
+        .is_some_and(|h| h != spec_hash)
+    {
+        Plan::Report(missing)
+    } else {
+        Plan::Create(missing)
+    }
+}
+
+/// The Event for children just created: `(warning, reason, note)`.
+/// `recreated` when the test had a status already (its children were
+/// created before and someone deleted these).
+fn creation_event(
+    created: &[Child],
+    recreated: bool,
+    test_name: &str,
+) -> (bool, &'static str, String) {
+    if recreated {
+        let labels: Vec<&str> = created.iter().map(|c| c.label()).collect();
+        (
+            true,
+            event_reason::CHILD_RECREATED,
+            format!("recreated {} deleted during the run", labels.join(", ")),
+        )
+    } else {
+        (
+            false,
+            event_reason::CREATED,
+            format!(
+                "created Service {}, Jobs {} and {}",
+                Child::MasterService.name(test_name),
+                Child::MasterJob.name(test_name),
+                Child::WorkerJob.name(test_name)
+            ),
+        )
+    }
+}
+
+/// The ensure step: creates the missing children (at once: a Service create
+/// waits for its ClusterIP allocation, which need not hold up the Jobs and
+/// their pods), records them as expected until the caches show them, and
+/// publishes `Created` or `ChildRecreated`. Missing children that must not
+/// be recreated are recorded in `seen.obs.missing_not_recreated`.
+pub(super) async fn ensure(ctx: &Context, test: &LocustTest, seen: &mut Seen) -> Result<(), Error> {
+    let missing = match plan(seen.terminal(), &seen.obs, &seen.spec_hash) {
+        Plan::Nothing => return Ok(()),
+        Plan::Report(missing) => {
+            seen.obs.missing_not_recreated = missing;
+            return Ok(());
+        }
+        Plan::Create(missing) => missing,
+    };
+    let built = resources::build_children(test, &ctx.config)?;
+    let pp = PostParams {
+        field_manager: Some(labels::OPERATOR_NAME.into()),
+        ..PostParams::default()
+    };
+    let (ns, name, uid) = (seen.ns.as_str(), seen.name.as_str(), seen.uid.as_deref());
+    let results = futures::future::join_all(
+        missing
+            .iter()
+            .map(|c| c.create(ctx.client.clone(), ns, &pp, &built)),
+    )
+    .await;
+    let mut created = Vec::new();
+    let mut failure = None;
+    for (child, res) in missing.iter().zip(results) {
+        match res {
+            Ok(()) => {
+                ctx.expectations.expect(uid, *child);
+                created.push(*child);
+            }
+            // Created earlier and not in the cache yet.
+            Err(kube::Error::Api(s)) if s.code == 409 => ctx.expectations.expect(uid, *child),
+            Err(source) => {
+                failure.get_or_insert(Error::Create {
+                    kind: child.kind(),
+                    name: child.name(name),
+                    source,
+                });
+            }
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if created.is_empty() {
+        return Ok(());
+    }
+    for child in Child::ALL {
+        child.set_exists(&mut seen.obs);
+    }
+    seen.obs.children_spec_hash = Some(seen.spec_hash.clone());
+    let recreated = seen.status.as_ref().is_some_and(|s| s.phase.is_some());
+    let (warning, reason, note) = creation_event(&created, recreated, name);
+    if warning {
+        warn!(%ns, %name, "{note}");
+    } else {
+        info!(%ns, %name, "created master Service, master Job and worker Job");
+    }
+    publish(ctx, test, warning, reason, note).await;
+    Ok(())
+}
+
+/// How long a child created by this process stands in for the cached one.
+const EXPECTATION_TTL: Duration = Duration::from_secs(30);
+
+/// Children of one test created by this process and not yet seen in the
+/// caches (controller "expectations"), with when they were created.
+#[derive(Clone, Debug, Default)]
+pub struct Expected(BTreeMap<Child, Instant>);
+
+/// [`Expected`] by test uid: avoids duplicate create calls while the watch
+/// event of a create is in flight.
+pub type Expectations = UidCache<Expected>;
+
+impl UidCache<Expected> {
+    /// Whether `child` of test `uid` was created by this process within
+    /// [`EXPECTATION_TTL`] and not seen in the caches since.
+    pub fn expected(&self, uid: Option<&str>, child: Child) -> bool {
+        self.retain(|e| {
+            e.0.retain(|_, at| at.elapsed() < EXPECTATION_TTL);
+            !e.0.is_empty()
+        });
+        self.update(uid, |slot| {
+            slot.as_ref().is_some_and(|e| e.0.contains_key(&child))
+        })
+        .unwrap_or(false)
+    }
+
+    /// Records that `child` of test `uid` was just created.
+    pub fn expect(&self, uid: Option<&str>, child: Child) {
+        self.update(uid, |slot| {
+            slot.get_or_insert_with(Expected::default)
+                .0
+                .insert(child, Instant::now());
+        });
+    }
+
+    /// Records that the caches show `child` of test `uid`.
+    pub fn seen(&self, uid: Option<&str>, child: Child) {
+        self.update(uid, |slot| {
+            if let Some(e) = slot {
+                e.0.remove(&child);
+                if e.0.is_empty() {
+                    *slot = None;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_exist() -> Observed {
+        Observed {
+            service_exists: true,
+            master_job_exists: true,
+            worker_job_exists: true,
+            children_spec_hash: Some("h1".into()),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn children_have_fixed_names_kinds_and_labels() {
+        let names: Vec<_> = Child::ALL.iter().map(|c| c.name("t")).collect();
+        assert_eq!(names, ["t-master", "t-master", "t-worker"]);
+        let kinds: Vec<_> = Child::ALL.iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds, ["Service", "Job", "Job"]);
+        let labels: Vec<_> = Child::ALL.iter().map(|c| c.label()).collect();
+        assert_eq!(labels, ["master Service", "master Job", "worker Job"]);
+    }
+
+    #[test]
+    fn missing_children_are_created_unless_over_or_drifted() {
+        assert_eq!(plan(false, &all_exist(), "h1"), Plan::Nothing);
+        let obs = Observed {
+            service_exists: false,
+            worker_job_exists: false,
+            ..all_exist()
+        };
+        assert_eq!(
+            plan(false, &obs, "h1"),
+            Plan::Create(vec![Child::MasterService, Child::WorkerJob])
+        );
+        assert_eq!(plan(true, &obs, "h1"), Plan::Nothing, "terminal");
+        assert_eq!(
+            plan(false, &obs, "h2"),
+            Plan::Report(vec![Child::MasterService, Child::WorkerJob]),
+            "drifted"
+        );
+        // A new test: no child, no hash to drift from.
+        assert_eq!(
+            plan(false, &Observed::default(), "h1"),
+            Plan::Create(Child::ALL.to_vec())
+        );
+    }
+
+    #[test]
+    fn creation_events_tell_first_creation_from_recreation() {
+        let (warning, reason, note) = creation_event(&Child::ALL, false, "t");
+        assert!(!warning);
+        assert_eq!(reason, "Created");
+        assert_eq!(note, "created Service t-master, Jobs t-master and t-worker");
+        let (warning, reason, note) =
+            creation_event(&[Child::MasterService, Child::WorkerJob], true, "t");
+        assert!(warning);
+        assert_eq!(reason, "ChildRecreated");
+        assert_eq!(
+            note,
+            "recreated master Service, worker Job deleted during the run"
+        );
+    }
+
+    #[test]
+    fn expected_children_stand_in_until_seen() {
+        let exp = Expectations::default();
+        assert!(!exp.expected(Some("u1"), Child::MasterJob));
+        exp.expect(Some("u1"), Child::MasterJob);
+        exp.expect(Some("u1"), Child::WorkerJob);
+        assert!(exp.expected(Some("u1"), Child::MasterJob));
+        assert!(!exp.expected(Some("u1"), Child::MasterService));
+        assert!(!exp.expected(Some("u2"), Child::MasterJob), "per test");
+        assert!(!exp.expected(None, Child::MasterJob));
+        exp.seen(Some("u1"), Child::MasterJob);
+        assert!(!exp.expected(Some("u1"), Child::MasterJob));
+        assert_eq!(exp.len(), 1);
+        exp.seen(Some("u1"), Child::WorkerJob);
+        assert!(exp.is_empty(), "an empty entry goes");
+        // Expired entries go.
+        exp.update(Some("u3"), |slot| {
+            *slot = Some(Expected(BTreeMap::from([(
+                Child::MasterJob,
+                Instant::now() - EXPECTATION_TTL,
+            )])));
+        });
+        assert!(!exp.expected(Some("u3"), Child::MasterJob));
+        assert!(exp.is_empty());
+    }
+}
