@@ -2,78 +2,22 @@
 //! "ensure children" step of a reconcile: create the ones that are missing,
 //! unless the test is over or its spec drifted since they were built.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, PostParams};
 use tracing::{info, warn};
 
 use crate::api::{LocustTest, event_reason};
 use crate::resources::{self, Children, labels};
 
-use super::cache::UidCache;
+use super::context::{Context, Error, publish};
+pub use super::memory::{Expectations, Expected};
+use super::model::Observed;
+pub use super::model::{Child, owned_by};
 use super::observe::Seen;
-use super::reconcile::{Context, Error, publish};
-use super::state::Observed;
-
-/// One child of a test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Child {
-    MasterService,
-    MasterJob,
-    WorkerJob,
-}
 
 impl Child {
-    /// Every child, in the order they are created and reported.
-    pub const ALL: [Child; 3] = [Child::MasterService, Child::MasterJob, Child::WorkerJob];
-
-    /// The API kind.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Child::MasterService => "Service",
-            Child::MasterJob | Child::WorkerJob => "Job",
-        }
-    }
-
-    /// How messages and Events name it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Child::MasterService => "master Service",
-            Child::MasterJob => "master Job",
-            Child::WorkerJob => "worker Job",
-        }
-    }
-
-    /// Its name, for the test `test_name`.
-    pub fn name(self, test_name: &str) -> String {
-        match self {
-            Child::MasterService => resources::names::service_name(test_name),
-            Child::MasterJob => resources::names::master_job_name(test_name),
-            Child::WorkerJob => resources::names::worker_job_name(test_name),
-        }
-    }
-
-    /// Whether `obs` has it (in the caches, or created and not yet seen there).
-    pub fn exists(self, obs: &Observed) -> bool {
-        match self {
-            Child::MasterService => obs.service_exists,
-            Child::MasterJob => obs.master_job_exists,
-            Child::WorkerJob => obs.worker_job_exists,
-        }
-    }
-
-    fn set_exists(self, obs: &mut Observed) {
-        match self {
-            Child::MasterService => obs.service_exists = true,
-            Child::MasterJob => obs.master_job_exists = true,
-            Child::WorkerJob => obs.worker_job_exists = true,
-        }
-    }
-
     /// Creates it from `built` in `ns`.
     async fn create(
         self,
@@ -97,14 +41,6 @@ impl Child {
                 .map(drop),
         }
     }
-}
-
-/// Whether `meta` has a controller owner reference to the test `uid`.
-pub(super) fn owned_by(meta: &ObjectMeta, uid: Option<&str>) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
 /// What the ensure step does.
@@ -229,57 +165,12 @@ pub(super) async fn ensure(ctx: &Context, test: &LocustTest, seen: &mut Seen) ->
     Ok(())
 }
 
-/// How long a child created by this process stands in for the cached one.
-const EXPECTATION_TTL: Duration = Duration::from_secs(30);
-
-/// Children of one test created by this process and not yet seen in the
-/// caches (controller "expectations"), with when they were created.
-#[derive(Clone, Debug, Default)]
-pub struct Expected(BTreeMap<Child, Instant>);
-
-/// [`Expected`] by test uid: avoids duplicate create calls while the watch
-/// event of a create is in flight.
-pub type Expectations = UidCache<Expected>;
-
-impl UidCache<Expected> {
-    /// Whether `child` of test `uid` was created by this process within
-    /// [`EXPECTATION_TTL`] and not seen in the caches since.
-    pub fn expected(&self, uid: Option<&str>, child: Child) -> bool {
-        self.retain(|e| {
-            e.0.retain(|_, at| at.elapsed() < EXPECTATION_TTL);
-            !e.0.is_empty()
-        });
-        self.update(uid, |slot| {
-            slot.as_ref().is_some_and(|e| e.0.contains_key(&child))
-        })
-        .unwrap_or(false)
-    }
-
-    /// Records that `child` of test `uid` was just created.
-    pub fn expect(&self, uid: Option<&str>, child: Child) {
-        self.update(uid, |slot| {
-            slot.get_or_insert_with(Expected::default)
-                .0
-                .insert(child, Instant::now());
-        });
-    }
-
-    /// Records that the caches show `child` of test `uid`.
-    pub fn seen(&self, uid: Option<&str>, child: Child) {
-        self.update(uid, |slot| {
-            if let Some(e) = slot {
-                e.0.remove(&child);
-                if e.0.is_empty() {
-                    *slot = None;
-                }
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::memory::EXPECTATION_TTL;
+    use std::collections::BTreeMap;
+    use std::time::Instant;
 
     fn all_exist() -> Observed {
         Observed {

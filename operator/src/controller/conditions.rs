@@ -10,9 +10,10 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::{LocustTestStatus, Phase, condition_type as ct, event_reason};
 
-use super::children::Child;
+use super::model::Child;
+use super::model::{Observed, StatsObservation, Transition};
 use super::pod_health::HealthReport;
-use super::state::{Observed, StatsObservation, Transition, reason};
+use crate::api::condition_reason as reason;
 
 /// A time as the API server stores it (RFC 3339, second precision), so that
 /// a derived status compares equal to the stored one.

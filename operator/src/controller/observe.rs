@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -17,11 +16,11 @@ use kube::runtime::reflector::ObjectRef;
 use crate::api::{LocustTest, LocustTestStatus, Phase};
 use crate::resources::{self, labels};
 
-use super::cache::UidCache;
-use super::children::{Child, owned_by};
+use super::context::{Context, Error};
+pub use super::memory::{START_HOLD, StartHold, StartHolds};
+use super::model::{Child, owned_by};
+use super::model::{JobOutcome, Observed};
 use super::pod_health;
-use super::reconcile::{Context, Error};
-use super::state::{JobOutcome, Observed};
 
 /// A test as the observe step saw it; the later steps add to `obs`.
 #[derive(Clone, Debug)]
@@ -244,13 +243,6 @@ fn master_exit_detail(pods: &[&Pod]) -> Option<String> {
     })
 }
 
-/// How long the first start of a test may be held back while only some of
-/// its pods run (the master without all its workers, or workers before the
-/// master): the start is then written once, with every pod running, instead
-/// of once per pod. Phase `Running` shows at most this much later than the
-/// master pod started (`status.startTime` is still the master's start).
-pub const START_HOLD: Duration = Duration::from_secs(2);
-
 /// Whether the test is starting and only some of its pods run, with nothing
 /// wrong: its first start is then held back (see [`START_HOLD`]).
 pub(super) fn partial_start(seen: &Seen, replicas: i32) -> bool {
@@ -267,37 +259,6 @@ pub(super) fn partial_start(seen: &Seen, replicas: i32) -> bool {
         && !all_pods_run
 }
 
-/// When this process began holding back a test's first start.
-#[derive(Clone, Copy, Debug)]
-pub struct StartHold {
-    since: Instant,
-}
-
-/// Tests whose first start is being held back, by uid.
-pub type StartHolds = UidCache<StartHold>;
-
-impl UidCache<StartHold> {
-    /// With `partial` (only some of the test's pods run, none has failed),
-    /// the time left to hold the status write, counted from the first such
-    /// reconcile, or `None` once `hold` has passed; without `partial`, `None`
-    /// (and the test is forgotten).
-    pub fn check(&self, uid: Option<&str>, partial: bool, hold: Duration) -> Option<Duration> {
-        self.update(uid, |slot| {
-            if !partial {
-                *slot = None;
-                return None;
-            }
-            let since = slot
-                .get_or_insert_with(|| StartHold {
-                    since: Instant::now(),
-                })
-                .since;
-            hold.checked_sub(since.elapsed()).filter(|d| !d.is_zero())
-        })
-        .flatten()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +268,7 @@ mod tests {
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     fn pod(component: &str, running_at: Option<i64>, ip: &str) -> Arc<Pod> {
         let state = match running_at {

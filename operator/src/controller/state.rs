@@ -9,91 +9,16 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::status::{LiveStats, TestResult};
 use crate::api::v2::ThresholdsSpec;
 use crate::api::{LocustTestStatus, Phase, condition_type as ct};
 use crate::thresholds;
 
-use super::children::Child;
 use super::conditions::{self, Completion, Draft, seconds};
-use super::pod_health::HealthReport;
+pub use super::model::{JobOutcome, Observed, StatsObservation, Transition};
 
 /// Condition reasons (the table is [`crate::api::condition_reason`]; this
 /// path is kept for its users).
 pub use crate::api::condition_reason as reason;
-
-/// The outcome of reading the master's statistics during this reconcile.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StatsObservation {
-    /// The master answered.
-    Read {
-        /// Live numbers for `status.live`.
-        live: LiveStats,
-        /// Workers connected to the master, as the master counts them.
-        workers: Option<i32>,
-        /// The final result, once Locust's state is `stopped`.
-        final_result: Option<Box<TestResult>>,
-    },
-    /// The master could not be read.
-    Failed {
-        /// Condition reason (`MasterUnreachable`, `MasterBadResponse`, `StatsUndecodable`).
-        reason: &'static str,
-        /// The error.
-        message: String,
-    },
-}
-
-/// How a finished Job ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobOutcome {
-    Complete,
-    Failed { reason: String, message: String },
-}
-
-impl JobOutcome {
-    /// `<role> Job failed: <reason>[: <message>]` for a failed Job, else `None`.
-    fn failure(&self, role: &str) -> Option<String> {
-        match self {
-            JobOutcome::Complete => None,
-            JobOutcome::Failed { reason, message } if message.is_empty() => {
-                Some(format!("{role} Job failed: {reason}"))
-            }
-            JobOutcome::Failed { reason, message } => {
-                Some(format!("{role} Job failed: {reason}: {message}"))
-            }
-        }
-    }
-}
-
-/// What the reconciler saw (from its caches) after ensuring the children exist.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Observed {
-    pub service_exists: bool,
-    pub master_job_exists: bool,
-    pub worker_job_exists: bool,
-    /// Set once the master Job has finished.
-    pub master_outcome: Option<JobOutcome>,
-    /// Set once the worker Job has finished (it fails after more worker
-    /// failures than its `backoffLimit`; it completes when workers exit 0).
-    pub worker_outcome: Option<JobOutcome>,
-    /// Set when the master pod was evicted, preempted or deleted before its Job
-    /// finished ([`super::pod_health::lost`]): how it went.
-    pub master_lost: Option<String>,
-    /// When the (earliest) running master pod started, if one runs.
-    pub master_running_since: Option<Timestamp>,
-    /// Worker pods in phase Running.
-    pub running_workers: i32,
-    /// Unhealthy pods, if any.
-    pub health: Option<HealthReport>,
-    /// The spec hash the children were built from (annotation on the children).
-    pub children_spec_hash: Option<String>,
-    /// Children that were missing and could not be recreated because the spec drifted.
-    pub missing_not_recreated: Vec<Child>,
-    /// The master's statistics, when they were read during this reconcile.
-    pub stats: Option<StatsObservation>,
-    /// When the next statistics read is due (requeue deadline while running).
-    pub next_stats_read: Option<Duration>,
-}
 
 /// Identity of the test needed to derive its status.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,14 +29,6 @@ pub struct TestView<'a> {
     pub status: Option<&'a LocustTestStatus>,
     /// `spec.thresholds`, checked when the master Job completes.
     pub thresholds: Option<&'a ThresholdsSpec>,
-}
-
-/// An Event to publish because of a transition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transition {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub message: String,
 }
 
 /// The derived status, the Events, and when to look again.
@@ -303,7 +220,9 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::status::{LiveStats, TestResult};
     use crate::controller::conditions::find;
+    use crate::controller::model::Child;
     use crate::controller::pod_health::{HealthReport, Problem};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 

@@ -3,7 +3,6 @@
 //! run is under way), and schedule the next read.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -11,53 +10,10 @@ use crate::api::LocustTest;
 use crate::resources;
 use crate::stats;
 
-use super::cache::UidCache;
+use super::context::Context;
+pub use super::memory::{DEFAULT_STATS_INTERVAL, StatsSchedule, StatsSchedules};
+use super::model::StatsObservation;
 use super::observe::Seen;
-use super::reconcile::Context;
-use super::state::StatsObservation;
-
-/// Default of [`Context::stats_interval`].
-pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
-
-/// First retry after a read that did not find the run under way: a master
-/// pod runs a moment before Locust listens and before its users are spawned,
-/// and a short run (`--run-time 10s`) would otherwise show no live numbers.
-const FIRST_STATS_RETRY: Duration = Duration::from_secs(1);
-
-/// When a test's master statistics are next read.
-#[derive(Clone, Copy, Debug)]
-pub struct StatsSchedule {
-    at: Instant,
-    delay: Duration,
-    under_way: bool,
-}
-
-/// [`StatsSchedule`] by test uid.
-pub type StatsSchedules = UidCache<StatsSchedule>;
-
-impl UidCache<StatsSchedule> {
-    /// `None` when a read of test `uid` is due now, else the time until it is.
-    pub fn due_in(&self, uid: Option<&str>) -> Option<Duration> {
-        let at = self.get(uid)?.at;
-        let left = at.saturating_duration_since(Instant::now());
-        (!left.is_zero()).then_some(left)
-    }
-
-    /// Records a read of test `uid` that just ended (`under_way`: it found
-    /// the run under way) and returns the time until the next.
-    pub fn done(&self, uid: Option<&str>, under_way: bool, interval: Duration) -> Duration {
-        self.update(uid, |slot| {
-            let (delay, under_way) = next_stats_delay(slot.as_ref(), under_way, interval);
-            *slot = Some(StatsSchedule {
-                at: Instant::now() + delay,
-                delay,
-                under_way,
-            });
-            delay
-        })
-        .unwrap_or(interval)
-    }
-}
 
 /// Whether a read found the run under way (Locust past `ready` and
 /// `spawning`): from then on the master is read once per interval.
@@ -69,23 +25,6 @@ fn run_under_way(read: &StatsObservation) -> bool {
             .is_some_and(|s| !matches!(s, "ready" | "spawning")),
         StatsObservation::Failed { .. } => false,
     }
-}
-
-/// The delay until the next read, and whether a read has found the run under
-/// way. A read every `interval`; until one finds the run under way (the
-/// master not listening yet, or still `ready`/`spawning`), the next read comes
-/// after 1 s, 2 s, 4 s, … up to `interval`: at most a few extra reads per
-/// test, and none afterwards.
-fn next_stats_delay(
-    prev: Option<&StatsSchedule>,
-    under_way: bool,
-    interval: Duration,
-) -> (Duration, bool) {
-    if under_way || prev.is_some_and(|p| p.under_way) {
-        return (interval, true);
-    }
-    let delay = prev.map_or(FIRST_STATS_RETRY, |p| p.delay.saturating_mul(2));
-    (delay.min(interval), false)
 }
 
 /// Reads the master at `ip` on the web port (under `webUI.basePath`).
@@ -143,6 +82,8 @@ pub(super) async fn read_statistics(ctx: &Context, test: &LocustTest, seen: &mut
 mod tests {
     use super::*;
     use crate::api::status::LiveStats;
+    use crate::controller::memory::{FIRST_STATS_RETRY, next_stats_delay};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn stats_reads_retry_quickly_only_until_the_run_is_under_way() {

@@ -3,8 +3,6 @@
 //! only when it changed, publish the transition Events, and remember the
 //! write until the watch cache shows it.
 
-use std::time::{Duration, Instant};
-
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -13,66 +11,10 @@ use tracing::{debug, info};
 
 use crate::api::{LocustTest, LocustTestStatus};
 
-use super::cache::UidCache;
+use super::context::{Context, Error, publish};
+pub use super::memory::{WrittenStatus, WrittenStatuses};
 use super::observe::Seen;
-use super::reconcile::{Context, Error, publish};
 use super::state::{self, TestView};
-
-/// How long a written status stands in for the cached one when the cache
-/// never shows the write's resourceVersion (a later change of the test, by
-/// anyone, superseded it; only this operator writes the status, so the
-/// written status is still the current one).
-const WRITTEN_TTL: Duration = Duration::from_secs(60);
-
-/// A status written by this process.
-#[derive(Clone, Debug)]
-pub struct WrittenStatus {
-    /// resourceVersion of the test in the write's response.
-    resource_version: Option<String>,
-    /// The status written.
-    status: LocustTestStatus,
-    /// When it was written.
-    at: Instant,
-}
-
-/// The statuses this process wrote that the watch cache may not show yet,
-/// by test uid: a reconcile triggered by a child's event may run before the
-/// test's own watch event of that write arrives, and must neither write the
-/// same status again (a no-op write) nor publish the same transition Event
-/// twice.
-pub type WrittenStatuses = UidCache<WrittenStatus>;
-
-impl UidCache<WrittenStatus> {
-    /// The status last written for the test `uid`, while the cached test (at
-    /// resourceVersion `cached_rv`) may not include it yet; `None` once the
-    /// cache shows the write's resourceVersion, or after [`WRITTEN_TTL`].
-    pub fn current(&self, uid: Option<&str>, cached_rv: Option<&str>) -> Option<LocustTestStatus> {
-        self.retain(|w| w.at.elapsed() < WRITTEN_TTL);
-        self.update(uid, |slot| {
-            let caught_up = slot.as_ref().is_some_and(|w| {
-                w.resource_version.is_none() || w.resource_version.as_deref() == cached_rv
-            });
-            if caught_up {
-                *slot = None;
-            }
-            slot.as_ref().map(|w| w.status.clone())
-        })
-        .flatten()
-    }
-
-    /// Records that `status` was written for test `uid`, answered with
-    /// resourceVersion `rv`.
-    pub fn record(&self, uid: Option<&str>, rv: Option<String>, status: LocustTestStatus) {
-        self.insert(
-            uid,
-            WrittenStatus {
-                resource_version: rv,
-                status,
-                at: Instant::now(),
-            },
-        );
-    }
-}
 
 /// A JSON merge patch turning `current` into `desired`: the desired status,
 /// plus an explicit `null` for every top-level field `desired` no longer has
@@ -147,6 +89,8 @@ pub(super) async fn write_status(
 mod tests {
     use super::*;
     use crate::api::Phase;
+    use crate::controller::memory::WRITTEN_TTL;
+    use std::time::Instant;
 
     #[test]
     fn written_status_stands_in_until_the_cache_shows_it() {
