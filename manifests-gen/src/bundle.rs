@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn annotations_and_dockerfile_labels_agree() {
-        let a: Value = serde_yaml::from_str(&annotations_yaml("alpha,stable", "stable")).unwrap();
+        let a: Value = crate::yaml::from_str(&annotations_yaml("alpha,stable", "stable")).unwrap();
         let a = a["annotations"].as_object().unwrap();
         let d = dockerfile("alpha,stable", "stable");
         let labels: Vec<(&str, &str)> = d

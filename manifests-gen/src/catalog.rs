@@ -26,11 +26,11 @@ pub fn read_frozen(path: &Path) -> Result<Frozen, Error> {
         Err(e) => return Err(Error::io(path, e)),
     };
     let mut out = Frozen::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| Error::Input {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+    let docs = crate::yaml::documents(&text).map_err(|e| Error::Input {
+        path: path.to_owned(),
+        message: crate::yaml::describe(&e, &path.display().to_string()),
+    })?;
+    for value in docs {
         if value.get("schema").and_then(Value::as_str) == Some("olm.bundle")
             && let Some(name) = value.get("name").and_then(Value::as_str)
         {

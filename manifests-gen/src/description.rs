@@ -90,7 +90,7 @@ mod tests {
             .map(|l| l.strip_prefix("   ").unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
-        let test: locust_operator::api::v2::LocustTest = serde_yaml::from_str(&block).unwrap();
+        let test: locust_operator::api::v2::LocustTest = crate::yaml::from_str(&block).unwrap();
         assert_eq!(test.spec.image, "locustio/locust:2.43.1");
         assert_eq!(test.spec.worker.replicas, 2);
     }

@@ -95,9 +95,9 @@ pub fn bundle_annotations(generated: &Generated) -> Result<BTreeMap<String, Stri
     let text = generated
         .text(ANNOTATIONS_PATH)
         .ok_or_else(|| Error::Image(format!("{ANNOTATIONS_PATH} was not generated")))?;
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| Error::Input {
+    let doc: Value = crate::yaml::from_str(text).map_err(|e| Error::Input {
         path: ANNOTATIONS_PATH.into(),
-        message: e.to_string(),
+        message: crate::yaml::describe(&e, ANNOTATIONS_PATH),
     })?;
     serde_json::from_value(doc.get("annotations").cloned().unwrap_or(Value::Null)).map_err(|e| {
         Error::Input {

@@ -45,14 +45,11 @@ pub fn load(root: &Path) -> Result<Vec<Sample>, Error> {
     let mut samples = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| Error::Input {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            if value.is_null() {
-                continue;
-            }
+        let docs = crate::yaml::documents(&text).map_err(|e| Error::Input {
+            path: path.clone(),
+            message: crate::yaml::describe(&e, &path.display().to_string()),
+        })?;
+        for value in docs {
             let kind = value.get("kind").and_then(Value::as_str);
             let group = value
                 .get("apiVersion")

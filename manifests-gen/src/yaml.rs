@@ -1,4 +1,7 @@
-//! A small, deterministic YAML emitter for JSON values.
+//! YAML for the generator: reading goes through the operator's helpers
+//! ([`locust_operator::yaml`], re-exported here) so that both crates read the
+//! same way; writing the generated files is this module's own small,
+//! deterministic emitter for JSON values (below).
 //!
 //! The manifests are read by Go tools (OLM, opm, operator-sdk) through
 //! `sigs.k8s.io/yaml`, whose parser still follows YAML 1.1 in places (`on`,
@@ -12,6 +15,8 @@
 //! `serde_json::Map`).
 
 use serde_json::{Map, Value};
+
+pub use locust_operator::yaml::{Error, describe, documents, from_str};
 
 /// Renders `value` as one YAML document (no `---` marker), ending in a newline.
 pub fn to_yaml(value: &Value) -> String {
@@ -207,7 +212,7 @@ mod tests {
 
     fn roundtrip(v: &Value) -> Value {
         let text = to_yaml(v);
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
+        from_str(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
     }
 
     #[test]
@@ -232,7 +237,7 @@ mod tests {
         ] {
             let out = scalar_string(s);
             assert!(out.starts_with('"'), "{s:?} must be quoted, got {out}");
-            let back: String = serde_yaml::from_str(&out).unwrap();
+            let back: String = from_str(&out).unwrap();
             assert_eq!(back, s);
         }
         for s in [

@@ -156,8 +156,9 @@ fn opm_render_bundle(tools: &Tools, bundle: &Path, inline: bool) -> Value {
 
 fn catalog_bundle(out: &Path, name: &str) -> Value {
     let text = std::fs::read_to_string(out.join(CATALOG_PATH)).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+    manifests_gen::yaml::documents(&text)
+        .unwrap()
+        .into_iter()
         .find(|d: &Value| d["schema"] == "olm.bundle" && d["name"] == name)
         .unwrap_or_else(|| panic!("no olm.bundle {name}"))
 }

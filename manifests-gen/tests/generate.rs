@@ -15,9 +15,7 @@ fn opts(out: &Path) -> Options {
 }
 
 fn catalog_docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect()
+    manifests_gen::yaml::documents(text).unwrap()
 }
 
 fn channel<'a>(docs: &'a [Value], name: &str) -> &'a Value {
@@ -129,7 +127,7 @@ fn hypothetical_next_releases() {
     let g = generate(&o).unwrap();
 
     // The bundle is the highest release: 3.2.0, alpha only.
-    let csv: Value = serde_yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
+    let csv: Value = manifests_gen::yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
     assert_eq!(csv["metadata"]["name"], "locust-k8s-operator.v3.2.0");
     assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v3.1.0");
     assert_eq!(csv["spec"]["maturity"], "alpha");
@@ -235,7 +233,7 @@ fn csv_edges_agree_with_the_catalog() {
         parse_extra_release("3.2.0:alpha,stable").unwrap(),
     ];
     let g = generate(&o).unwrap();
-    let csv: Value = serde_yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
+    let csv: Value = manifests_gen::yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
     // Primary channel stable: replaces 3.0.0; the alpha predecessor 3.1.0 is skipped.
     assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v3.0.0");
     assert_eq!(

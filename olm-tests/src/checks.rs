@@ -22,7 +22,7 @@ pub const LEASE: &str = "locust-k8s-operator.locust.io";
 /// The sample v2 LocustTest of `operator/samples/`, renamed to `name`.
 pub fn sample(name: &str) -> Result<LocustTest> {
     let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
-    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+    let mut t: LocustTest = crate::yaml::from_str(&std::fs::read_to_string(&path)?)
         .with_context(|| format!("parsing {}", path.display()))?;
     t.metadata.name = Some(name.into());
     Ok(t)

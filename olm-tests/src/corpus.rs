@@ -17,7 +17,6 @@ use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use locust_operator::api::v2;
 use locust_operator::crd::crd_without_cel;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::operator::{self, LocalWebhookOperator};
@@ -63,14 +62,7 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn parse_docs(text: &str) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    for d in serde_yaml::Deserializer::from_str(text) {
-        let v = Value::deserialize(d)?;
-        if !v.is_null() {
-            out.push(v);
-        }
-    }
-    Ok(out)
+    Ok(crate::yaml::documents(text)?)
 }
 
 fn header(text: &str, key: &str) -> Option<String> {

@@ -86,7 +86,7 @@ fn line(st: &LocustTestStatus) -> String {
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    crate::yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// A Deployment of the HTTP target image and a Service `name:8080` in front
@@ -385,7 +385,7 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
     println!(
         "{} final status of `{SAMPLE_TEST}`:\n{}",
         stamp(),
-        serde_yaml::to_string(sample_status)?
+        crate::yaml::to_string(sample_status)?
     );
     let completed = |st: &LocustTestStatus| {
         st.conditions

@@ -365,8 +365,8 @@ mod tests {
     #[test]
     fn operator_image_is_the_csv_image() {
         let csv_path = manifests_gen::workspace_root().join(manifests_gen::CSV_PATH);
-        let csv: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&csv_path).unwrap()).unwrap();
+        let csv: serde_json::Value =
+            crate::yaml::from_str(&std::fs::read_to_string(&csv_path).unwrap()).unwrap();
         let deployed = &csv["spec"]["install"]["spec"]["deployments"][0]["spec"]["template"]["spec"]
             ["containers"][0]["image"];
         assert_eq!(deployed.as_str(), Some(operator_image().as_str()));

@@ -7,7 +7,8 @@
 //!   when they are missing);
 //! - [`wait`]: the bounded polling helper every test uses;
 //! - [`e2e`] and [`fixture`]: what the end-to-end tests start with, on kwok
-//!   nodes and on the real node.
+//!   nodes and on the real node;
+//! - [`yaml`]: every YAML read and write, through the operator's helpers.
 //!
 //! This crate is test tooling: it uses `anyhow` for errors and is not shipped.
 
@@ -31,3 +32,4 @@ pub mod locust;
 pub mod olm;
 pub mod operator;
 pub mod registry;
+pub mod yaml;

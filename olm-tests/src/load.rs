@@ -40,7 +40,7 @@ pub const SERVICES_PER_TEST: usize = 1;
 /// The sample is compiled in; a unit test checks it parses, so this cannot
 /// fail at run time.
 pub fn test_object(name: &str) -> LocustTest {
-    let mut test: LocustTest = serde_yaml::from_str(SAMPLE_V2)
+    let mut test: LocustTest = crate::yaml::from_str(SAMPLE_V2)
         .expect("operator/samples/locusttest-v2.yaml parses (checked by a unit test)");
     test.metadata = ObjectMeta {
         name: Some(name.to_owned()),

@@ -71,7 +71,7 @@ pub fn current_version() -> Result<String> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (run `make generate`)", path.display()))?;
     let csv: Value =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        crate::yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     csv.pointer("/spec/version")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -168,7 +168,7 @@ impl Olm {
         for file in &files {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+            let crd: CustomResourceDefinition = crate::yaml::from_str(&text)
                 .with_context(|| format!("parsing {}", file.display()))?;
             operator::install_crd(&client, &crd)
                 .await

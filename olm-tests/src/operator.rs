@@ -38,7 +38,7 @@ pub fn bundle_crd() -> Result<CustomResourceDefinition> {
     let path = workspace_root().join("bundle/manifests/locust.io_locusttests.yaml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (run `make generate`)", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    crate::yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// The operator binary built by `cargo build -p locust-k8s-operator`

@@ -26,7 +26,7 @@ fn sample_v2(name: &str) -> Result<LocustTest> {
 
 async fn sample_configmap(client: &Client, ns: &str) -> Result<()> {
     let path = operator::workspace_root().join("operator/samples/demo-locustfile.yaml");
-    let cm: ConfigMap = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    let cm: ConfigMap = olm_tests::yaml::from_str(&std::fs::read_to_string(&path)?)?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     match api.create(&PostParams::default(), &cm).await {
         Ok(_) => Ok(()),

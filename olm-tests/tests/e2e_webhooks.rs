@@ -21,7 +21,7 @@ use olm_tests::{e2e, wait_for};
 
 fn base(name: &str) -> Result<v2::LocustTest> {
     let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
-    let mut t: v2::LocustTest = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+    let mut t: v2::LocustTest = olm_tests::yaml::from_str(&std::fs::read_to_string(path)?)?;
     t.metadata.name = Some(name.into());
     Ok(t)
 }
@@ -167,7 +167,7 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
 
         // v1 in, read back as v2 and as v1, losslessly.
         let path = operator::workspace_root().join("operator/samples/locusttest-v1.yaml");
-        let sample: v1::LocustTest = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+        let sample: v1::LocustTest = olm_tests::yaml::from_str(&std::fs::read_to_string(path)?)?;
         // The webhook may briefly be unknown to the apiserver's client cache: retry.
         let created = wait_for(
             Duration::from_secs(20),

@@ -106,7 +106,7 @@ async fn run_one_test(cluster: &Cluster) -> Result<()> {
     );
 
     // v1 in, v2 out, through the conversion webhook.
-    let v1: DynamicObject = serde_yaml::from_str(&std::fs::read_to_string(
+    let v1: DynamicObject = olm_tests::yaml::from_str(&std::fs::read_to_string(
         operator::workspace_root().join("operator/samples/locusttest-v1.yaml"),
     )?)?;
     let v1_api = Api::<DynamicObject>::namespaced_with(

@@ -31,7 +31,7 @@ const CATALOG: &str = "locust-catalog";
 
 fn sample_v2(name: &str) -> Result<LocustTest> {
     let path = operator::workspace_root().join("operator/samples/locusttest-v2.yaml");
-    let mut t: LocustTest = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    let mut t: LocustTest = olm_tests::yaml::from_str(&std::fs::read_to_string(&path)?)?;
     t.metadata.name = Some(name.to_owned());
     t.metadata.namespace = None;
     // Pods really start here: the Locust image built here, not Docker Hub's.

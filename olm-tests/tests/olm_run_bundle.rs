@@ -112,7 +112,7 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         // annotations.yaml, and it passes operator-sdk's validation read from
         // the registry (not from the directory).
         let labels = registry.config(&bundle_current)?["config"]["Labels"].clone();
-        let committed: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        let committed: serde_json::Value = olm_tests::yaml::from_str(&std::fs::read_to_string(
             operator::workspace_root().join(manifests_gen::ANNOTATIONS_PATH),
         )?)?;
         ensure!(
@@ -331,7 +331,7 @@ async fn scorecard(registry: &Registry, tools: &olm_tests::Tools, cluster: &Clus
     );
 
     // The v1 example's top-level spec fields without a v2 spec descriptor.
-    let csv: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+    let csv: serde_json::Value = olm_tests::yaml::from_str(&std::fs::read_to_string(
         root.join(manifests_gen::CSV_PATH),
     )?)?;
     let owned = csv["spec"]["customresourcedefinitions"]["owned"]
@@ -345,7 +345,7 @@ async fn scorecard(registry: &Registry, tools: &olm_tests::Tools, cluster: &Clus
         .iter()
         .filter_map(|d| d["path"].as_str())
         .collect();
-    let v1: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+    let v1: serde_json::Value = olm_tests::yaml::from_str(&std::fs::read_to_string(
         root.join("operator/samples/locusttest-v1.yaml"),
     )?)?;
     let expected: std::collections::BTreeSet<String> = v1["spec"]

@@ -62,7 +62,7 @@ fn locust_api(client: &Client, ns: &str, version: &str) -> Api<DynamicObject> {
 fn sample(version: &str, name: &str) -> Result<DynamicObject> {
     let file = format!("operator/samples/locusttest-{version}.yaml");
     let path = operator::workspace_root().join(file);
-    let mut obj: DynamicObject = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    let mut obj: DynamicObject = olm_tests::yaml::from_str(&std::fs::read_to_string(&path)?)?;
     obj.metadata.name = Some(name.to_owned());
     obj.metadata.namespace = None;
     // Pods really start here: the Locust image built here (v1 and v2 both

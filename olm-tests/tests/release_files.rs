@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail, ensure};
 use olm_tests::operator::workspace_root;
 use olm_tests::tools::{REQUIRE_TOOLS_ENV, tools_or_skip, tools_required};
 use semver::Version;
-use serde_yaml::Value;
+use serde_json::Value;
 
 /// Environment variable naming an actionlint binary to use instead of the
 /// tools' `bin/actionlint`.
@@ -40,7 +40,7 @@ fn read(rel: &str) -> Result<String> {
 }
 
 fn yaml(rel: &str) -> Result<Value> {
-    serde_yaml::from_str(&read(rel)?).with_context(|| format!("parsing {rel}"))
+    olm_tests::yaml::from_str(&read(rel)?).with_context(|| format!("parsing {rel}"))
 }
 
 /// `spec.version` of the committed CSV: the release the bundle describes.
@@ -172,12 +172,11 @@ fn logical_lines(script: &str) -> Vec<String> {
 
 fn run_steps(workflow: &Value) -> Result<Vec<Step>> {
     let jobs = workflow["jobs"]
-        .as_mapping()
+        .as_object()
         .context("the workflow has no jobs")?;
     let mut steps = Vec::new();
     for (name, job) in jobs {
-        let name = name.as_str().context("a job name is not a string")?;
-        let Some(list) = job["steps"].as_sequence() else {
+        let Some(list) = job["steps"].as_array() else {
             continue;
         };
         for (index, step) in list.iter().enumerate() {
@@ -272,13 +271,11 @@ fn published(steps: &[Step], kind: &str, tag: &str) -> Result<Published> {
 fn release_workflow_builds_what_the_release_list_names() -> Result<()> {
     let workflow = yaml(".github/workflows/release.yml")?;
 
-    // Triggered by release tags. (`on` may be read as a YAML 1.1 boolean.)
-    let on = workflow
-        .get("on")
-        .or_else(|| workflow.get(Value::Bool(true)))
-        .context("release.yml has no `on`")?;
+    // Triggered by release tags. (Read into JSON, a key stays the string
+    // `on`, not the YAML 1.1 boolean.)
+    let on = workflow.get("on").context("release.yml has no `on`")?;
     let tags = on["push"]["tags"]
-        .as_sequence()
+        .as_array()
         .context("release.yml is not triggered by tag pushes")?;
     ensure!(
         tags.iter().any(|t| t.as_str() == Some("v*.*.*")),
@@ -384,10 +381,10 @@ fn release_workflow_builds_what_the_release_list_names() -> Result<()> {
 
     // The CLI for the four targets, released with SHA256SUMS.
     let targets: Vec<&str> = workflow["jobs"]
-        .as_mapping()
+        .as_object()
         .into_iter()
         .flatten()
-        .filter_map(|(_, job)| job["strategy"]["matrix"]["include"].as_sequence())
+        .filter_map(|(_, job)| job["strategy"]["matrix"]["include"].as_array())
         .flatten()
         .filter_map(|entry| entry["target"].as_str())
         .collect();
@@ -492,7 +489,7 @@ fn community_operators_script_copies_the_bundle() -> Result<()> {
     }
     ensure!(copied >= 3, "only {copied} files copied");
 
-    let ci: Value = serde_yaml::from_str(&std::fs::read_to_string(package.join("ci.yaml"))?)
+    let ci: Value = olm_tests::yaml::from_str(&std::fs::read_to_string(package.join("ci.yaml"))?)
         .context("parsing ci.yaml")?;
     ensure!(
         ci["updateGraph"].as_str() == Some("replaces-mode"),

@@ -17,7 +17,8 @@
 //!   Prometheus metrics with their endpoint;
 //! - [`server`]: the one HTTP/1.1 serving loop (plain TCP or TLS) under the
 //!   webhook, health and metrics servers;
-//! - [`rbac`]: the permissions the operator needs, declared next to the code.
+//! - [`rbac`]: the permissions the operator needs, declared next to the code;
+//! - [`yaml`]: every YAML read and write (the CLI, tests, fuzz targets).
 
 pub mod api;
 pub mod config;
@@ -36,3 +37,4 @@ pub mod thresholds;
 pub mod units;
 pub mod validation;
 pub mod webhook;
+pub mod yaml;

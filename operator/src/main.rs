@@ -15,8 +15,7 @@ use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
 use locust_operator::metrics::{self, Metrics};
-use locust_operator::{controller, conversion, resources, validation, webhook};
-use serde::Deserialize;
+use locust_operator::{controller, conversion, resources, validation, webhook, yaml};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -85,15 +84,12 @@ fn read_docs(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
         text = std::fs::read_to_string(file)
             .map_err(|e| format!("reading {}: {e}", file.display()))?;
     }
-    let mut docs = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value =
-            serde_json::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
-    Ok(docs)
+    let source = if file.as_os_str() == "-" {
+        "<stdin>".to_owned()
+    } else {
+        file.display().to_string()
+    };
+    yaml::documents(&text).map_err(|e| yaml::describe(&e, &source))
 }
 
 fn doc_name(doc: &serde_json::Value) -> String {
@@ -110,7 +106,7 @@ fn to_v2(doc: serde_json::Value) -> Result<v2::LocustTest, String> {
 }
 
 fn print_yaml<T: serde::Serialize>(obj: &T) -> Result<(), String> {
-    let text = serde_yaml::to_string(obj).map_err(|e| e.to_string())?;
+    let text = yaml::to_string(obj).map_err(|e| e.to_string())?;
     print!("---\n{text}");
     Ok(())
 }

@@ -165,7 +165,7 @@ spec:
 "#;
 
 fn test_from(yaml: &str) -> LocustTest {
-    serde_yaml::from_str(yaml).unwrap()
+    locust_operator::yaml::from_str(yaml).unwrap()
 }
 
 fn minimal() -> LocustTest {
@@ -743,7 +743,7 @@ fn env_order_user_precedence_and_otel() {
 #[test]
 fn otel_defaults_when_enabled_without_extras() {
     let mut t = minimal();
-    t.spec.observability = serde_yaml::from_str(
+    t.spec.observability = locust_operator::yaml::from_str(
         "openTelemetry: {enabled: true, endpoint: 'collector:4317', protocol: http/protobuf}",
     )
     .unwrap();
@@ -768,9 +768,10 @@ fn otel_defaults_when_enabled_without_extras() {
 #[test]
 fn no_env_without_otel_or_variables() {
     let mut t = minimal();
-    t.spec.observability =
-        serde_yaml::from_str("openTelemetry: {enabled: false, endpoint: 'collector:4317'}")
-            .unwrap();
+    t.spec.observability = locust_operator::yaml::from_str(
+        "openTelemetry: {enabled: false, endpoint: 'collector:4317'}",
+    )
+    .unwrap();
     let c = build(&t);
     for job in [&c.master_job, &c.worker_job] {
         let ctr = container(job);
@@ -879,7 +880,7 @@ fn no_volumes_without_test_files_or_mounts() {
         assert_eq!(container(job).volume_mounts, None);
     }
     let mut t = minimal();
-    t.spec.test_files = serde_yaml::from_str("libConfigMapRef: only-lib").unwrap();
+    t.spec.test_files = locust_operator::yaml::from_str("libConfigMapRef: only-lib").unwrap();
     let c = build(&t);
     let v = pod(&c.worker_job).volumes.as_ref().unwrap();
     assert_eq!(v.len(), 1);

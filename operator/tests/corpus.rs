@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use locust_operator::validation::validate_value;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// One invalid corpus file.
@@ -38,10 +37,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn parse_docs(text: &str, what: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{what}: {e}")))
-        .filter(|v| !v.is_null())
-        .collect()
+    locust_operator::yaml::documents(text).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 fn header<'a>(text: &'a str, key: &str, path: &Path) -> &'a str {
@@ -255,7 +251,7 @@ fn the_cli_agrees() {
     let valid = valid_corpus();
     let text: Vec<String> = valid
         .iter()
-        .map(|(_, doc)| serde_yaml::to_string(doc).unwrap())
+        .map(|(_, doc)| locust_operator::yaml::to_string(doc).unwrap())
         .collect();
     std::fs::write(&all, text.join("---\n")).unwrap();
     let (code, stdout) = cli_validate(&all);
@@ -265,4 +261,33 @@ fn the_cli_agrees() {
         valid.len(),
         "{stdout}"
     );
+}
+
+#[test]
+fn the_cli_shows_where_a_file_is_not_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("test.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: locust.io/v2\nkind: LocustTest\nmetadata:\n  name: \"demo\nspec: {}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_locust-k8s-operator"))
+        .args(["validate", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: line 5 column 1: invalid indentation in multiline quoted scalar\n"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(" --> {}:5:1\n", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("4 |   name: \"demo\n"), "{stderr}");
 }

@@ -8,7 +8,7 @@ use locust_operator::api::v2;
 use locust_operator::config::{LOCUST_IMAGE_UID, OperatorConfig};
 use locust_operator::conversion::{V2_API_VERSION, convert_value};
 use locust_operator::resources::build_children;
-use serde::Deserialize;
+use locust_operator::yaml;
 
 const BIN: &str = env!("CARGO_BIN_EXE_locust-k8s-operator");
 
@@ -33,8 +33,7 @@ fn render(file: &Path, flags: &[&str]) -> String {
 fn built(file: &Path, config: &OperatorConfig) -> String {
     let text = std::fs::read_to_string(file).unwrap();
     let mut out = String::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+    for value in yaml::documents(&text).unwrap() {
         let mut test: v2::LocustTest =
             serde_json::from_value(convert_value(value, V2_API_VERSION).unwrap()).unwrap();
         test.metadata
@@ -45,9 +44,9 @@ fn built(file: &Path, config: &OperatorConfig) -> String {
             .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".to_owned());
         let children = build_children(&test, config).unwrap();
         for yaml in [
-            serde_yaml::to_string(&children.service),
-            serde_yaml::to_string(&children.master_job),
-            serde_yaml::to_string(&children.worker_job),
+            yaml::to_string(&children.service),
+            yaml::to_string(&children.master_job),
+            yaml::to_string(&children.worker_job),
         ] {
             out.push_str("---\n");
             out.push_str(&yaml.unwrap());

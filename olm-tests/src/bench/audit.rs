@@ -58,7 +58,7 @@ pub fn audit_policy() -> String {
             { "level": "None" },
         ],
     });
-    serde_yaml::to_string(&policy).unwrap_or_default()
+    crate::yaml::to_string(&policy).unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -791,7 +791,7 @@ mod tests {
 
     #[test]
     fn policy_names_both_users_and_parses() {
-        let policy: serde_json::Value = serde_yaml::from_str(&audit_policy()).unwrap();
+        let policy: serde_json::Value = crate::yaml::from_str(&audit_policy()).unwrap();
         assert_eq!(policy["kind"], "Policy");
         let users = &policy["rules"][0]["users"];
         assert_eq!(

@@ -40,7 +40,7 @@ pub(super) fn scheduler_config_yaml(
         connection["qps"] = t.kube_api_qps.into();
         connection["burst"] = t.kube_api_burst.into();
     }
-    Ok(serde_yaml::to_string(&serde_json::json!({
+    Ok(crate::yaml::to_string(&serde_json::json!({
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
         "clientConnection": connection,
@@ -53,7 +53,7 @@ pub(super) fn scheduler_config_yaml(
 pub(super) fn kwok_config_yaml(throughput: Option<Throughput>) -> Result<String> {
     let mut text = KWOK_STAGES.to_owned();
     if let Some(t) = throughput {
-        let options = serde_yaml::to_string(&serde_json::json!({
+        let options = crate::yaml::to_string(&serde_json::json!({
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokConfiguration",
             // A configuration file is not defaulted: every default of
@@ -278,17 +278,15 @@ pub(super) fn component_specs(inputs: &ComponentInputs<'_>) -> BTreeMap<Componen
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
 
     use crate::cluster::{AuditOptions, pki};
 
     #[test]
     fn kwok_stages_leave_job_pods_running() {
-        let names: Vec<String> = serde_yaml::Deserializer::from_str(KWOK_STAGES)
-            .map(|doc| {
-                let v = serde_yaml::Value::deserialize(doc).unwrap();
-                v["metadata"]["name"].as_str().unwrap().to_string()
-            })
+        let names: Vec<String> = crate::yaml::documents(KWOK_STAGES)
+            .unwrap()
+            .iter()
+            .map(|v| v["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(
             names,
@@ -366,7 +364,8 @@ mod tests {
         assert_eq!(options.throughput, None);
         assert_eq!(options.audit, None);
         let sched: serde_json::Value =
-            serde_yaml::from_str(&scheduler_config_yaml(Path::new("/k/s"), None).unwrap()).unwrap();
+            crate::yaml::from_str(&scheduler_config_yaml(Path::new("/k/s"), None).unwrap())
+                .unwrap();
         assert_eq!(
             sched["clientConnection"],
             serde_json::json!({ "kubeconfig": "/k/s" })
@@ -414,23 +413,21 @@ mod tests {
             assert!(kcm.contains(&expected.to_string()), "{expected}: {kcm:?}");
         }
 
-        let sched: serde_json::Value = serde_yaml::from_str(
+        let sched: serde_json::Value = crate::yaml::from_str(
             &scheduler_config_yaml(Path::new("/k/s"), Some(Throughput::high())).unwrap(),
         )
         .unwrap();
         assert_eq!(sched["clientConnection"]["qps"], 5000);
         assert_eq!(sched["clientConnection"]["burst"], 10000);
         let kwok = kwok_config_yaml(Some(Throughput::high())).unwrap();
-        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&kwok)
-            .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-            .collect();
+        let docs = crate::yaml::documents(&kwok).unwrap();
         let last = docs.last().unwrap();
         assert_eq!(last["kind"].as_str(), Some("KwokConfiguration"));
         assert_eq!(
             last["options"]["podPlayStageParallelism"].as_u64(),
             Some(16)
         );
-        let stages = serde_yaml::Deserializer::from_str(KWOK_STAGES).count();
+        let stages = crate::yaml::documents(KWOK_STAGES).unwrap().len();
         assert_eq!(docs.len(), stages + 1, "the Stages and the configuration");
     }
 

@@ -50,7 +50,7 @@ pub(crate) fn render(
         "current-context": name,
         "preferences": {},
     });
-    serde_yaml::to_string(&doc).context("serializing a kubeconfig")
+    crate::yaml::to_string(&doc).context("serializing a kubeconfig")
 }
 
 /// Writes a kubeconfig (mode 0600: it holds credentials).

@@ -662,7 +662,7 @@ state = "{state}"
 
 fn kubelet_config(f: &NodeFiles<'_>) -> Result<String> {
     let dir = f.dir.join("kubelet");
-    Ok(serde_yaml::to_string(&json!({
+    Ok(crate::yaml::to_string(&json!({
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         // This machine may have cgroup v1; Kubernetes ≥ 1.35 refuses it
@@ -714,7 +714,7 @@ fn kubelet_config(f: &NodeFiles<'_>) -> Result<String> {
 }
 
 fn kube_proxy_config(f: &NodeFiles<'_>) -> Result<String> {
-    Ok(serde_yaml::to_string(&json!({
+    Ok(crate::yaml::to_string(&json!({
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": f.kube_proxy_kubeconfig},

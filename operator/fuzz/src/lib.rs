@@ -30,6 +30,7 @@ use locust_operator::resources::{
 use locust_operator::stats::{self, MasterStats, RowStats};
 use locust_operator::validation::{Violation, validate, validate_value};
 use locust_operator::webhook::handlers;
+use locust_operator::yaml;
 use serde_json::{Value, json};
 
 /// The message of a violation for a field the schema does not have.
@@ -42,7 +43,7 @@ const ROOTS: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
 pub fn document(data: &[u8]) -> Option<Value> {
     serde_json::from_slice(data)
         .ok()
-        .or_else(|| serde_yaml::from_slice(data).ok())
+        .or_else(|| yaml::from_str(std::str::from_utf8(data).ok()?).ok())
 }
 
 /// The object as the API server stores it, for decoding: `null` fields dropped.

@@ -65,7 +65,7 @@ const V2_JSON: &str = r#"{
 }"#;
 
 fn v1_yaml_value() -> Value {
-    serde_yaml::from_str(V1_YAML).unwrap()
+    locust_operator::yaml::from_str(V1_YAML).unwrap()
 }
 
 #[test]

@@ -50,7 +50,6 @@ use locust_operator::validation::{Violation, validate, validate_value};
 use locust_operator::webhook::handlers::{admission_review, convert_review};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Cases per property (`PROPTEST_CASES` overrides it, for a longer search).
@@ -78,8 +77,9 @@ fn root() -> PathBuf {
 
 fn yaml_docs(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap())
+    locust_operator::yaml::documents(&text)
+        .unwrap()
+        .into_iter()
         .filter(|v| v.get("kind").and_then(Value::as_str) == Some("LocustTest"))
         .collect()
 }

@@ -15,7 +15,7 @@ fn crd_assembles_without_falling_back() {
         strict.spec.conversion.is_none(),
         "the manifests generator adds conversion"
     );
-    let yaml = serde_yaml::to_string(&strict).unwrap();
+    let yaml = locust_operator::yaml::to_string(&strict).unwrap();
     assert!(yaml.contains("x-kubernetes-validations"));
 }
 
