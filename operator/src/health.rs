@@ -18,7 +18,7 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
-use crate::server::{self, BindError, HttpResponse, Plain, reject_unless_get, text_response};
+use crate::server::{self, BindError, HttpResponse, reject_unless_get, text_response};
 
 /// Liveness path: 200 while the process runs.
 pub const HEALTHZ_PATH: &str = "/healthz";
@@ -152,22 +152,9 @@ pub async fn bind_health(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError> {
-    let (listener, local) = server::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
     let handler =
         move |req: Request<Incoming>| std::future::ready(health_response(&req, &readiness));
-    Ok((
-        local,
-        server::serve(
-            "health",
-            listener,
-            Plain,
-            server::PLAIN_HTTP_LIMITS,
-            handler,
-            shutdown,
-        ),
-    ))
+    server::bind_plain("health", addr, handler, shutdown).await
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::api::Phase;
-use crate::server::{self, BindError, HttpResponse, Plain};
+use crate::server::{self, BindError, HttpResponse};
 
 /// Path of the metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -344,22 +344,9 @@ pub async fn bind_metrics(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError> {
-    let (listener, local) = server::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
     let handler =
         move |req: Request<Incoming>| std::future::ready(metrics_response(&req, &metrics));
-    Ok((
-        local,
-        server::serve(
-            "metrics",
-            listener,
-            Plain,
-            server::PLAIN_HTTP_LIMITS,
-            handler,
-            shutdown,
-        ),
-    ))
+    server::bind_plain("metrics", addr, handler, shutdown).await
 }
 
 #[cfg(test)]

@@ -130,6 +130,28 @@ pub async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
+/// Binds `addr` (port 0 allowed) and returns the bound address and the future
+/// serving `handler` over plain HTTP within [`PLAIN_HTTP_LIMITS`] until
+/// `shutdown`. `name` labels the logs.
+pub async fn bind_plain<H, F>(
+    name: &'static str,
+    addr: SocketAddr,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError>
+where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    let (listener, local) = bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    Ok((
+        local,
+        serve(name, listener, Plain, PLAIN_HTTP_LIMITS, handler, shutdown),
+    ))
+}
+
 /// Serves `handler` on `listener` through `acceptor` within `limits` until
 /// `shutdown` completes (see the module docs). `name` labels the logs.
 pub async fn serve<A, H, F>(
