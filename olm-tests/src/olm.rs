@@ -514,29 +514,19 @@ impl Olm {
         csv: &str,
         timeout: Duration,
     ) -> Result<DynamicObject> {
-        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
-        let csv_api = csvs(&self.client, OPERATORS_NAMESPACE);
-        let res = wait_for(timeout, POLL, || {
-            let subs = subs.clone();
-            let csv_api = csv_api.clone();
-            async move {
-                let s = subs.get(sub).await?;
-                if field(&s, "/status/installedCSV") != csv {
-                    return Ok(None);
-                }
-                let Some(c) = csv_api.get_opt(csv).await? else {
-                    return Ok(None);
-                };
-                Ok((field(&c, "/status/phase") == "Succeeded").then_some(c))
-            }
+        let res = self
+            .wait_subscription_ref(
+                sub,
+                csvs(&self.client, OPERATORS_NAMESPACE),
+                timeout,
+                |s| (field(s, "/status/installedCSV") == csv).then(|| csv.to_owned()),
+                |c| field(c, "/status/phase") == "Succeeded",
+            )
+            .await;
+        self.or_fail(res, || {
+            format!("Subscription {sub}: waiting for {csv} Succeeded")
         })
-        .await;
-        match res {
-            Ok(c) => Ok(c),
-            Err(e) => Err(self
-                .fail(e.context(format!("Subscription {sub}: waiting for {csv} Succeeded")))
-                .await),
-        }
+        .await
     }
 
     /// Waits for an InstallPlan of Subscription `sub` that installs `csv`
@@ -547,37 +537,67 @@ impl Olm {
         csv: &str,
         timeout: Duration,
     ) -> Result<DynamicObject> {
+        let res = self
+            .wait_subscription_ref(
+                sub,
+                install_plans(&self.client, OPERATORS_NAMESPACE),
+                timeout,
+                |s| {
+                    let name = field(s, "/status/installPlanRef/name");
+                    (!name.is_empty()).then(|| name.to_owned())
+                },
+                |p| {
+                    let names = p
+                        .data
+                        .pointer("/spec/clusterServiceVersionNames")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    names.iter().any(|n| n.as_str() == Some(csv))
+                },
+            )
+            .await;
+        self.or_fail(res, || {
+            format!("Subscription {sub}: waiting for an InstallPlan for {csv}")
+        })
+        .await
+    }
+
+    /// Waits until Subscription `sub` names (by `name_of`) an object of
+    /// `api` that exists and that `accept` takes; returns that object.
+    async fn wait_subscription_ref(
+        &self,
+        sub: &str,
+        api: Api<DynamicObject>,
+        timeout: Duration,
+        name_of: impl Fn(&DynamicObject) -> Option<String>,
+        accept: impl Fn(&DynamicObject) -> bool,
+    ) -> Result<DynamicObject> {
         let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
-        let plans = install_plans(&self.client, OPERATORS_NAMESPACE);
-        let res = wait_for(timeout, POLL, || {
+        let (name_of, accept) = (&name_of, &accept);
+        wait_for(timeout, POLL, || {
             let subs = subs.clone();
-            let plans = plans.clone();
+            let api = api.clone();
             async move {
                 let s = subs.get(sub).await?;
-                let name = field(&s, "/status/installPlanRef/name");
-                if name.is_empty() {
-                    return Ok(None);
-                }
-                let Some(p) = plans.get_opt(name).await? else {
+                let Some(name) = name_of(&s) else {
                     return Ok(None);
                 };
-                let names = p
-                    .data
-                    .pointer("/spec/clusterServiceVersionNames")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                Ok(names.iter().any(|n| n.as_str() == Some(csv)).then_some(p))
+                let Some(o) = api.get_opt(&name).await? else {
+                    return Ok(None);
+                };
+                Ok(accept(&o).then_some(o))
             }
         })
-        .await;
-        match res {
-            Ok(p) => Ok(p),
-            Err(e) => Err(self
-                .fail(e.context(format!(
-                    "Subscription {sub}: waiting for an InstallPlan for {csv}"
-                )))
-                .await),
+        .await
+    }
+
+    /// `result`, or its error with `what()` and [`Self::fail`]'s OLM objects
+    /// and logs attached.
+    async fn or_fail<T>(&self, result: Result<T>, what: impl FnOnce() -> String) -> Result<T> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.fail(e.context(what())).await),
         }
     }
 
@@ -597,12 +617,10 @@ impl Olm {
         })
         .await
         .and_then(|r| r);
-        match res {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self
-                .fail(e.context(format!("waiting for InstallPlan {name} to be Complete")))
-                .await),
-        }
+        self.or_fail(res, || {
+            format!("waiting for InstallPlan {name} to be Complete")
+        })
+        .await
     }
 
     /// Approves InstallPlan `name`.
@@ -664,14 +682,12 @@ impl Olm {
             }
         })
         .await;
-        match res {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self
-                .fail(e.context(format!(
-                    "uninstalling: waiting for Subscription {sub}, its InstallPlans, the CSVs and the Deployment to be removed"
-                )))
-                .await),
-        }
+        let what = || {
+            format!(
+                "uninstalling: waiting for Subscription {sub}, its InstallPlans, the CSVs and the Deployment to be removed"
+            )
+        };
+        self.or_fail(res, what).await
     }
 }
 
