@@ -181,19 +181,23 @@ mod tests {
         assert!(r.is_ready());
     }
 
-    #[test]
-    fn webhook_part_ignored_when_disabled() {
-        let r = Readiness::new(false);
+    /// Readiness with synced caches and a reached apiserver.
+    fn synced(webhooks_enabled: bool) -> Readiness {
+        let r = Readiness::new(webhooks_enabled);
         r.set_caches_synced(true);
         r.set_apiserver_ok(true);
+        r
+    }
+
+    #[test]
+    fn webhook_part_ignored_when_disabled() {
+        let r = synced(false);
         assert!(r.is_ready());
     }
 
     #[test]
     fn apiserver_outage_keeps_first_failure_time() {
-        let r = Readiness::new(false);
-        r.set_caches_synced(true);
-        r.set_apiserver_ok(true);
+        let r = synced(false);
         r.set_apiserver_ok(false);
         let first = *r.inner.apiserver.lock().unwrap();
         r.set_apiserver_ok(false);

@@ -359,6 +359,16 @@ mod tests {
             .map(|l| l[prefix.len()..].trim().to_owned())
     }
 
+    /// Asserts that the line starting with `prefix` holds `value`.
+    #[track_caller]
+    fn assert_value(text: &str, prefix: &str, value: &str) {
+        assert_eq!(
+            line_value(text, prefix).as_deref(),
+            Some(value),
+            "{prefix} in\n{text}"
+        );
+    }
+
     #[test]
     fn encodes_all_metric_names() {
         let m = Metrics::new();
@@ -373,10 +383,7 @@ mod tests {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
-        assert_eq!(
-            line_value(&text, "locust_operator_reconciles_total"),
-            Some("0".into())
-        );
+        assert_value(&text, "locust_operator_reconciles_total", "0");
     }
 
     #[test]
@@ -389,13 +396,11 @@ mod tests {
             let _t = m.reconcile_started();
         }
         let text = m.encode();
-        assert_eq!(
-            line_value(&text, "locust_operator_reconciles_total"),
-            Some("2".into())
-        );
-        assert_eq!(
-            line_value(&text, "locust_operator_reconcile_duration_seconds_count"),
-            Some("2".into())
+        assert_value(&text, "locust_operator_reconciles_total", "2");
+        assert_value(
+            &text,
+            "locust_operator_reconcile_duration_seconds_count",
+            "2",
         );
     }
 
@@ -413,30 +418,20 @@ mod tests {
         m.set_tests_by_phase(&counts);
 
         let text = m.encode();
-        assert_eq!(
-            line_value(
-                &text,
-                "locust_operator_reconcile_errors_total{reason=\"KubeError\"}"
-            ),
-            Some("2".into())
+        assert_value(
+            &text,
+            "locust_operator_reconcile_errors_total{reason=\"KubeError\"}",
+            "2",
         );
         let build = text.find("reason=\"BuildFailed\"").unwrap();
         let kube = text.find("reason=\"KubeError\"").unwrap();
         assert!(build < kube, "series not sorted:\n{text}");
-        assert_eq!(
-            line_value(&text, "locust_operator_tests{phase=\"Running\"}"),
-            Some("3".into())
-        );
-        assert_eq!(
-            line_value(&text, "locust_operator_tests{phase=\"Pending\"}"),
-            Some("0".into())
-        );
-        assert_eq!(
-            line_value(
-                &text,
-                "locust_operator_webhook_requests_total{path=\"/convert\",result=\"error\"}"
-            ),
-            Some("1".into())
+        assert_value(&text, "locust_operator_tests{phase=\"Running\"}", "3");
+        assert_value(&text, "locust_operator_tests{phase=\"Pending\"}", "0");
+        assert_value(
+            &text,
+            "locust_operator_webhook_requests_total{path=\"/convert\",result=\"error\"}",
+            "1",
         );
         // Same state, same text.
         assert_eq!(text, m.encode());
