@@ -131,6 +131,48 @@ pub fn field<'a>(obj: &'a DynamicObject, pointer: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The JSON at a pointer of an object's data (`null` when absent).
+fn value(obj: &DynamicObject, pointer: &str) -> Value {
+    obj.data.pointer(pointer).cloned().unwrap_or_default()
+}
+
+/// One line about an OLM object, for [`Olm::state_summary`].
+type Describe = fn(&DynamicObject) -> String;
+
+fn describe_subscription(s: &DynamicObject) -> String {
+    format!(
+        "Subscription {}: channel={} state={} currentCSV={} installedCSV={} installPlan={} conditions={}\n",
+        s.name_any(),
+        field(s, "/spec/channel"),
+        field(s, "/status/state"),
+        field(s, "/status/currentCSV"),
+        field(s, "/status/installedCSV"),
+        field(s, "/status/installPlanRef/name"),
+        value(s, "/status/conditions")
+    )
+}
+
+fn describe_install_plan(p: &DynamicObject) -> String {
+    format!(
+        "InstallPlan {}: csvs={} approved={} phase={} conditions={}\n",
+        p.name_any(),
+        value(p, "/spec/clusterServiceVersionNames"),
+        value(p, "/spec/approved"),
+        field(p, "/status/phase"),
+        value(p, "/status/conditions")
+    )
+}
+
+fn describe_csv(c: &DynamicObject) -> String {
+    format!(
+        "CSV {}: phase={} reason={} message={}\n",
+        c.name_any(),
+        field(c, "/status/phase"),
+        field(c, "/status/reason"),
+        field(c, "/status/message")
+    )
+}
+
 /// OLM running against a local cluster. Dropping it stops every process it
 /// started (the `olm` and `catalog` operators).
 pub struct Olm {
@@ -445,56 +487,22 @@ impl Olm {
     pub async fn state_summary(&self) -> String {
         let mut out = String::from("--- OLM objects ---\n");
         let lp = ListParams::default();
-        if let Ok(list) = subscriptions(&self.client, OPERATORS_NAMESPACE)
-            .list(&lp)
-            .await
-        {
-            for s in list.items {
-                out.push_str(&format!(
-                    "Subscription {}: channel={} state={} currentCSV={} installedCSV={} installPlan={} conditions={}\n",
-                    s.name_any(),
-                    field(&s, "/spec/channel"),
-                    field(&s, "/status/state"),
-                    field(&s, "/status/currentCSV"),
-                    field(&s, "/status/installedCSV"),
-                    field(&s, "/status/installPlanRef/name"),
-                    s.data.pointer("/status/conditions").cloned().unwrap_or_default()
-                ));
-            }
-        }
-        if let Ok(list) = install_plans(&self.client, OPERATORS_NAMESPACE)
-            .list(&lp)
-            .await
-        {
-            for p in list.items {
-                out.push_str(&format!(
-                    "InstallPlan {}: csvs={} approved={} phase={} conditions={}\n",
-                    p.name_any(),
-                    p.data
-                        .pointer("/spec/clusterServiceVersionNames")
-                        .cloned()
-                        .unwrap_or_default(),
-                    p.data
-                        .pointer("/spec/approved")
-                        .cloned()
-                        .unwrap_or_default(),
-                    field(&p, "/status/phase"),
-                    p.data
-                        .pointer("/status/conditions")
-                        .cloned()
-                        .unwrap_or_default()
-                ));
-            }
-        }
-        if let Ok(list) = csvs(&self.client, OPERATORS_NAMESPACE).list(&lp).await {
-            for c in list.items {
-                out.push_str(&format!(
-                    "CSV {}: phase={} reason={} message={}\n",
-                    c.name_any(),
-                    field(&c, "/status/phase"),
-                    field(&c, "/status/reason"),
-                    field(&c, "/status/message")
-                ));
+        let kinds: [(Api<DynamicObject>, Describe); 3] = [
+            (
+                subscriptions(&self.client, OPERATORS_NAMESPACE),
+                describe_subscription,
+            ),
+            (
+                install_plans(&self.client, OPERATORS_NAMESPACE),
+                describe_install_plan,
+            ),
+            (csvs(&self.client, OPERATORS_NAMESPACE), describe_csv),
+        ];
+        for (api, describe) in kinds {
+            if let Ok(list) = api.list(&lp).await {
+                for o in list.items {
+                    out.push_str(&describe(&o));
+                }
             }
         }
         out
@@ -514,18 +522,15 @@ impl Olm {
         csv: &str,
         timeout: Duration,
     ) -> Result<DynamicObject> {
-        let res = self
-            .wait_subscription_ref(
-                sub,
-                csvs(&self.client, OPERATORS_NAMESPACE),
-                timeout,
-                |s| (field(s, "/status/installedCSV") == csv).then(|| csv.to_owned()),
-                |c| field(c, "/status/phase") == "Succeeded",
-            )
-            .await;
-        self.or_fail(res, || {
-            format!("Subscription {sub}: waiting for {csv} Succeeded")
-        })
+        let what = format!("Subscription {sub}: waiting for {csv} Succeeded");
+        let csv_api = csvs(&self.client, OPERATORS_NAMESPACE);
+        self.wait_subscription_ref(
+            (sub, &what),
+            csv_api,
+            timeout,
+            |s| (field(s, "/status/installedCSV") == csv).then(|| csv.to_owned()),
+            |c| field(c, "/status/phase") == "Succeeded",
+        )
         .await
     }
 
@@ -537,37 +542,30 @@ impl Olm {
         csv: &str,
         timeout: Duration,
     ) -> Result<DynamicObject> {
-        let res = self
-            .wait_subscription_ref(
-                sub,
-                install_plans(&self.client, OPERATORS_NAMESPACE),
-                timeout,
-                |s| {
-                    let name = field(s, "/status/installPlanRef/name");
-                    (!name.is_empty()).then(|| name.to_owned())
-                },
-                |p| {
-                    let names = p
-                        .data
-                        .pointer("/spec/clusterServiceVersionNames")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    names.iter().any(|n| n.as_str() == Some(csv))
-                },
-            )
-            .await;
-        self.or_fail(res, || {
-            format!("Subscription {sub}: waiting for an InstallPlan for {csv}")
-        })
+        let what = format!("Subscription {sub}: waiting for an InstallPlan for {csv}");
+        let plans = install_plans(&self.client, OPERATORS_NAMESPACE);
+        let installs_csv = |p: &DynamicObject| {
+            p.data
+                .pointer("/spec/clusterServiceVersionNames")
+                .and_then(Value::as_array)
+                .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(csv)))
+        };
+        self.wait_subscription_ref(
+            (sub, &what),
+            plans,
+            timeout,
+            |s| Some(field(s, "/status/installPlanRef/name").to_owned()).filter(|n| !n.is_empty()),
+            installs_csv,
+        )
         .await
     }
 
     /// Waits until Subscription `sub` names (by `name_of`) an object of
-    /// `api` that exists and that `accept` takes; returns that object.
+    /// `api` that exists and that `accept` takes; returns that object, or
+    /// fails ([`Self::or_fail`]) as waiting for `what`.
     async fn wait_subscription_ref(
         &self,
-        sub: &str,
+        (sub, what): (&str, &str),
         api: Api<DynamicObject>,
         timeout: Duration,
         name_of: impl Fn(&DynamicObject) -> Option<String>,
@@ -575,7 +573,7 @@ impl Olm {
     ) -> Result<DynamicObject> {
         let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
         let (name_of, accept) = (&name_of, &accept);
-        wait_for(timeout, POLL, || {
+        let res = wait_for(timeout, POLL, || {
             let subs = subs.clone();
             let api = api.clone();
             async move {
@@ -589,7 +587,8 @@ impl Olm {
                 Ok(accept(&o).then_some(o))
             }
         })
-        .await
+        .await;
+        self.or_fail(res, || what.to_owned()).await
     }
 
     /// `result`, or its error with `what()` and [`Self::fail`]'s OLM objects
