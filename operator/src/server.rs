@@ -324,6 +324,18 @@ mod tests {
         (addr, stop_tx, server)
     }
 
+    /// Stops the server [`start`] returned and waits (bounded) until it ended.
+    async fn stop_and_join(
+        stop: tokio::sync::oneshot::Sender<()>,
+        server: tokio::task::JoinHandle<()>,
+    ) {
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     async fn get(tcp: &mut TcpStream) -> String {
         tcp.write_all(GET).await.unwrap();
         let mut answer = String::new();
@@ -344,11 +356,7 @@ mod tests {
         let answer = get(&mut TcpStream::connect(addr).await.unwrap()).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap();
+        stop_and_join(stop, server).await;
         assert!(TcpStream::connect(addr).await.is_err());
     }
 
@@ -384,10 +392,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap();
+        stop_and_join(stop, server).await;
     }
 }
