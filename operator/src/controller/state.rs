@@ -347,6 +347,15 @@ mod tests {
         find(&st.conditions, ty).unwrap_or_else(|| panic!("no {ty} condition"))
     }
 
+    /// Asserts `d`'s TestCompleted condition has `reason` and a message
+    /// ending in `suffix`.
+    #[track_caller]
+    fn assert_completed_ends_with(d: &Derived, reason: &str, suffix: &str) {
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason);
+        assert!(tc.message.ends_with(suffix), "{}", tc.message);
+    }
+
     #[test]
     fn pending_then_running_then_succeeded() {
         let d1 = derive_new(&created(), 0);
@@ -488,14 +497,10 @@ mod tests {
             ..running_obs()
         };
         let d = derive_new(&failed, 1);
-        let tc = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(tc.reason, reason::MASTER_LOST);
-        assert!(
-            tc.message.ends_with(
-                "; master Job failed: PodFailurePolicy: master container exited with code 137"
-            ),
-            "{}",
-            tc.message
+        assert_completed_ends_with(
+            &d,
+            reason::MASTER_LOST,
+            "; master Job failed: PodFailurePolicy: master container exited with code 137",
         );
         // A finished test is not changed by its master pod going away afterwards
         // (ttlSecondsAfterFinished, a manual clean-up).
@@ -875,14 +880,10 @@ mod tests {
                 message: "master container exited with code 1".into(),
             },
         );
-        let c = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(c.reason, reason::THRESHOLDS_BREACHED);
-        assert!(
-            c.message.ends_with(
-                "master Job failed: BackoffLimitExceeded: master container exited with code 1"
-            ),
-            "{}",
-            c.message
+        assert_completed_ends_with(
+            &d,
+            reason::THRESHOLDS_BREACHED,
+            "master Job failed: BackoffLimitExceeded: master container exited with code 1",
         );
     }
 
