@@ -101,6 +101,14 @@ fn typed_violations(v: &Value) -> Vec<Violation> {
     }
 }
 
+/// [`typed_violations`] as the messages users read.
+fn typed_messages(v: &Value) -> Vec<String> {
+    typed_violations(v)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 fn schema_of(crd: &CustomResourceDefinition, version: &str) -> JSONSchemaProps {
     crd.spec
         .versions
