@@ -562,13 +562,11 @@ mod tests {
 
     #[test]
     fn unhealthy_pods_fail_after_the_grace_period() {
-        let sick = Observed {
-            health: Some(HealthReport {
-                problem: Problem::ImagePullError,
-                message: "pod t-master-x: ImagePullError: ImagePullBackOff".into(),
-            }),
-            ..created()
-        };
+        let sick = unhealthy(
+            Problem::ImagePullError,
+            "pod t-master-x: ImagePullError: ImagePullBackOff",
+            created(),
+        );
         let d1 = derive_new(&sick, 0);
         assert_eq!(d1.status.phase, Some(Phase::Pending));
         let ph = cond(&d1.status, ct::PODS_HEALTHY);
@@ -595,13 +593,7 @@ mod tests {
 
     #[test]
     fn recovering_pods_reset_the_clock() {
-        let sick = Observed {
-            health: Some(HealthReport {
-                problem: Problem::Unschedulable,
-                message: "m".into(),
-            }),
-            ..created()
-        };
+        let sick = unhealthy(Problem::Unschedulable, "m", created());
         let d1 = derive_new(&sick, 0);
         let d2 = derive_after(&d1, &created(), 100);
         assert_eq!(cond(&d2.status, ct::PODS_HEALTHY).status, "True");
@@ -673,6 +665,17 @@ mod tests {
             master_running_since: Some(t(5)),
             running_workers: 1,
             ..created()
+        }
+    }
+
+    /// `base` with pods reported unhealthy by `problem`.
+    fn unhealthy(problem: Problem, message: &str, base: Observed) -> Observed {
+        Observed {
+            health: Some(HealthReport {
+                problem,
+                message: message.into(),
+            }),
+            ..base
         }
     }
 
@@ -890,13 +893,7 @@ mod tests {
     #[test]
     fn every_type_and_reason_written_is_in_the_tables() {
         use crate::api::{condition_reason, event_reason};
-        let sick = |problem| Observed {
-            health: Some(HealthReport {
-                problem,
-                message: "m".into(),
-            }),
-            ..running_obs()
-        };
+        let sick = |problem| unhealthy(problem, "m", running_obs());
         let failed_job = Some(JobOutcome::Failed {
             reason: "BackoffLimitExceeded".into(),
             message: String::new(),
