@@ -328,6 +328,14 @@ fn warnings(review: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Asserts the AdmissionReview answers `uid`, allows, and warns exactly `expected`.
+#[track_caller]
+fn assert_allowed(review: &Value, uid: &str, expected: &[&str]) {
+    assert_eq!(review["response"]["uid"], uid);
+    assert_eq!(review["response"]["allowed"], true, "{review}");
+    assert_eq!(warnings(review), expected, "{review}");
+}
+
 // ---------------------------------------------------------------- conversion
 
 #[tokio::test]
@@ -398,9 +406,7 @@ async fn admission_allows_a_valid_create() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
-    assert_eq!(review["response"]["uid"], "adm-1");
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert!(warnings(&review).is_empty(), "{review}");
+    assert_allowed(&review, "adm-1", &[]);
     server.stop().await;
 }
 
@@ -437,9 +443,7 @@ async fn admission_update_with_changed_spec_is_allowed_with_a_warning() {
     let (_, review) = server
         .admit("adm-3", "UPDATE", "v2", new, Some(old.clone()))
         .await;
-    assert_eq!(review["response"]["uid"], "adm-3");
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert_eq!(warnings(&review), vec![IMMUTABLE_SPEC_WARNING.to_owned()]);
+    assert_allowed(&review, "adm-3", &[IMMUTABLE_SPEC_WARNING]);
 
     // Metadata-only update: allowed, no warning.
     let mut relabelled = old.clone();
@@ -447,8 +451,7 @@ async fn admission_update_with_changed_spec_is_allowed_with_a_warning() {
     let (_, review) = server
         .admit("adm-4", "UPDATE", "v2", relabelled, Some(old))
         .await;
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert!(warnings(&review).is_empty(), "{review}");
+    assert_allowed(&review, "adm-4", &[]);
     server.stop().await;
 }
 
@@ -458,9 +461,7 @@ async fn admission_of_a_v1_object_warns_about_deprecation() {
     let (_, review) = server
         .admit("adm-5", "CREATE", "v1", v1_object(), None)
         .await;
-    assert_eq!(review["response"]["uid"], "adm-5");
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert_eq!(warnings(&review), vec![DEPRECATION_WARNING.to_owned()]);
+    assert_allowed(&review, "adm-5", &[DEPRECATION_WARNING]);
     server.stop().await;
 }
 
