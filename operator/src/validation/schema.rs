@@ -30,14 +30,7 @@ impl SchemaVersion {
 /// The CRD's schemas, generated once.
 static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
     let crd = crate::crd::crd();
-    let find = |name: &str| {
-        crd.spec
-            .versions
-            .iter()
-            .find(|v| v.name == name)
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.clone())
-    };
+    let find = |name: &str| crate::crd::version_schema(&crd, name).cloned();
     Schemas {
         v2: find(SchemaVersion::V2.name()),
         v1: find(SchemaVersion::V1.name()),

@@ -110,13 +110,7 @@ fn typed_messages(v: &Value) -> Vec<String> {
 }
 
 fn schema_of(crd: &CustomResourceDefinition, version: &str) -> JSONSchemaProps {
-    crd.spec
-        .versions
-        .iter()
-        .find(|v| v.name == version)
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.clone())
-        .unwrap()
+    crd::version_schema(crd, version).cloned().unwrap()
 }
 
 fn version_of<'a>(
