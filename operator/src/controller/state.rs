@@ -301,7 +301,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::controller::conditions::find;
     use crate::controller::pod_health::{HealthReport, Problem};
@@ -323,7 +323,8 @@ mod tests {
         }
     }
 
-    fn created() -> Observed {
+    /// The Service and both Jobs exist, made from spec hash `h1`.
+    pub(crate) fn created() -> Observed {
         Observed {
             service_exists: true,
             master_job_exists: true,
