@@ -32,7 +32,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, ClusterOptions, NodeComponent, log_tail, pod_running};
+use crate::cluster::{
+    Cluster, ClusterOptions, NodeComponent, first_container_state, log_tail, pod_running,
+};
 use crate::images::{self, Image, Images, TARGET_PORT};
 use crate::operator::{self, OperatorProcess};
 use crate::tools::tools_or_skip;
@@ -785,13 +787,7 @@ pub fn pod_ip(pod: &Pod) -> Result<IpAddr> {
 
 /// The first container's exit code, once it terminated.
 pub fn exit_code(pod: &Pod) -> Option<i32> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
+    first_container_state(pod)?
         .terminated
         .as_ref()
         .map(|t| t.exit_code)
