@@ -641,22 +641,17 @@ mod tests {
     fn rbac_equals_the_operator_rules() {
         let csv = test_csv();
         let spec = &csv["spec"]["install"]["spec"];
-        assert_eq!(
-            spec["clusterPermissions"][0]["serviceAccountName"],
-            SERVICE_ACCOUNT
-        );
-        assert_eq!(
-            spec["clusterPermissions"][0]["rules"],
-            serde_json::to_value(locust_operator::rbac::cluster_rules()).unwrap()
-        );
-        assert_eq!(
-            spec["permissions"][0]["serviceAccountName"],
-            SERVICE_ACCOUNT
-        );
-        assert_eq!(
-            spec["permissions"][0]["rules"],
-            serde_json::to_value(locust_operator::rbac::namespaced_rules()).unwrap()
-        );
+        for (key, rules) in [
+            ("clusterPermissions", locust_operator::rbac::cluster_rules()),
+            ("permissions", locust_operator::rbac::namespaced_rules()),
+        ] {
+            assert_eq!(spec[key][0]["serviceAccountName"], SERVICE_ACCOUNT, "{key}");
+            assert_eq!(
+                spec[key][0]["rules"],
+                serde_json::to_value(rules).unwrap(),
+                "{key}"
+            );
+        }
     }
 
     #[test]
