@@ -126,7 +126,16 @@ pub async fn install_rbac_as(
     cluster_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
     namespaced_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
 ) -> Result<()> {
-    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let meta = |namespace: Option<&str>| ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(Into::into),
+        ..ObjectMeta::default()
+    };
+    let role_ref = |kind: &str| RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: kind.into(),
+        name: name.into(),
+    };
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(OPERATOR_NAMESPACE.into()),
@@ -134,17 +143,13 @@ pub async fn install_rbac_as(
         },
         ..Namespace::default()
     };
-    apply(&ns_api, &ns).await?;
-    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    apply(&Api::<Namespace>::all(client.clone()), &ns).await?;
+    let in_operator_ns = Some(OPERATOR_NAMESPACE);
     let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(OPERATOR_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(in_operator_ns),
         ..ServiceAccount::default()
     };
-    apply(&sa_api, &sa).await?;
+    apply(&Api::namespaced(client.clone(), OPERATOR_NAMESPACE), &sa).await?;
     let subject = Subject {
         kind: "ServiceAccount".into(),
         name: name.into(),
@@ -152,58 +157,28 @@ pub async fn install_rbac_as(
         ..Subject::default()
     };
     let cr = ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(None),
         rules: Some(cluster_rules),
         ..ClusterRole::default()
     };
-    apply(&Api::<ClusterRole>::all(client.clone()), &cr).await?;
+    apply(&Api::all(client.clone()), &cr).await?;
     let crb = ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: name.into(),
-        },
+        metadata: meta(None),
+        role_ref: role_ref("ClusterRole"),
         subjects: Some(vec![subject.clone()]),
     };
-    apply(&Api::<ClusterRoleBinding>::all(client.clone()), &crb).await?;
+    apply(&Api::all(client.clone()), &crb).await?;
     let role = Role {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(OPERATOR_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(in_operator_ns),
         rules: Some(namespaced_rules),
     };
-    apply(
-        &Api::<Role>::namespaced(client.clone(), OPERATOR_NAMESPACE),
-        &role,
-    )
-    .await?;
+    apply(&Api::namespaced(client.clone(), OPERATOR_NAMESPACE), &role).await?;
     let rb = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(OPERATOR_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: name.into(),
-        },
+        metadata: meta(in_operator_ns),
+        role_ref: role_ref("Role"),
         subjects: Some(vec![subject]),
     };
-    apply(
-        &Api::<RoleBinding>::namespaced(client.clone(), OPERATOR_NAMESPACE),
-        &rb,
-    )
-    .await?;
+    apply(&Api::namespaced(client.clone(), OPERATOR_NAMESPACE), &rb).await?;
     Ok(())
 }
 
