@@ -40,6 +40,16 @@ fn json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
 
 /// Invalid objects, each with the message of the rule it breaks (one per
 /// CEL-expressible rule family).
+/// Test `name` with an emptyDir volume `data` mounted at `mount_path`.
+fn with_data_mount(name: &str, mount_path: &str) -> Result<v2::LocustTest> {
+    let mut t = base(name)?;
+    t.spec.volumes = vec![json(serde_json::json!({"name": "data", "emptyDir": {}}))?];
+    t.spec.volume_mounts = vec![json(
+        serde_json::json!({"name": "data", "mountPath": mount_path}),
+    )?];
+    Ok(t)
+}
+
 /// `(what, object, message its rejection names)`.
 type Cases = [(&'static str, v2::LocustTest, &'static str)];
 
@@ -81,24 +91,14 @@ fn invalid_cases() -> Result<Vec<(&'static str, v2::LocustTest, &'static str)>> 
         json(serde_json::json!({"name": "data", "emptyDir": {}}))?,
     ];
     cases.push(("duplicate volume names", t, msg("volume-names-unique")?));
-    let mut t = base("bad-conflict")?;
-    t.spec.volumes = vec![json(serde_json::json!({"name": "data", "emptyDir": {}}))?];
-    t.spec.volume_mounts = vec![json(
-        serde_json::json!({"name": "data", "mountPath": "/lotest/src"}),
-    )?];
     cases.push((
         "mount over the test files",
-        t,
+        with_data_mount("bad-conflict", "/lotest/src")?,
         msg("volume-mount-path-conflict")?,
     ));
-    let mut t = base("bad-relative")?;
-    t.spec.volumes = vec![json(serde_json::json!({"name": "data", "emptyDir": {}}))?];
-    t.spec.volume_mounts = vec![json(
-        serde_json::json!({"name": "data", "mountPath": "results"}),
-    )?];
     cases.push((
         "relative mount path",
-        t,
+        with_data_mount("bad-relative", "results")?,
         msg("volume-mount-paths-absolute")?,
     ));
     let mut t = base("bad-secrets")?;
