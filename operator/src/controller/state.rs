@@ -348,6 +348,16 @@ pub(crate) mod tests {
         find(&st.conditions, ty).unwrap_or_else(|| panic!("no {ty} condition"))
     }
 
+    /// Asserts `d` is Failed, its TestCompleted condition saying `reason`
+    /// and exactly `message`.
+    #[track_caller]
+    fn assert_failed_with(d: &Derived, reason: &str, message: &str) {
+        assert_eq!(d.status.phase, Some(Phase::Failed));
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason);
+        assert_eq!(tc.message, message);
+    }
+
     /// Asserts `d`'s TestCompleted condition has `reason` and a message
     /// ending in `suffix`.
     #[track_caller]
@@ -424,12 +434,10 @@ pub(crate) mod tests {
             ..created()
         };
         let d = derive_new(&running, 6);
-        assert_eq!(d.status.phase, Some(Phase::Failed));
-        let tc = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(tc.reason, reason::WORKERS_FAILED);
-        assert_eq!(
-            tc.message,
-            "worker Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+        assert_failed_with(
+            &d,
+            reason::WORKERS_FAILED,
+            "worker Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit",
         );
         assert!(d.events[0].warning);
 
@@ -839,12 +847,10 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let d = complete_with(&t, Some(final_result()));
-        assert_eq!(d.status.phase, Some(Phase::Failed));
-        let c = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(c.reason, reason::THRESHOLDS_BREACHED);
-        assert_eq!(
-            c.message,
-            "thresholds breached: fail ratio 0.25 > 0.01; p95 response time 812 ms > 500 ms"
+        assert_failed_with(
+            &d,
+            reason::THRESHOLDS_BREACHED,
+            "thresholds breached: fail ratio 0.25 > 0.01; p95 response time 812 ms > 500 ms",
         );
         assert!(
             d.events
