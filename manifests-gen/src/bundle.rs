@@ -118,13 +118,7 @@ pub fn render(
     let edges = graph
         .csv_edges(version, &opts.default_channel)
         .ok_or_else(|| Error::InvalidRelease(format!("{version} has no channel entry")))?;
-    let description = crate::description::render(&crate::description::DescriptionVars {
-        version: version.to_string(),
-        locust_image: crate::DEFAULT_LOCUST_IMAGE.to_owned(),
-        channels: graph.channels().keys().cloned().collect(),
-        default_channel: opts.default_channel.clone(),
-        repository: crate::REPOSITORY.to_owned(),
-    })?;
+    let description = crate::description::render_for(version, graph, &opts.default_channel)?;
     let csv = crate::csv::csv(&CsvInputs {
         version,
         operator_image: image,

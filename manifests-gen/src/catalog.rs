@@ -201,13 +201,7 @@ pub fn render(
 ) -> Result<String, Error> {
     let head = graph.head(&opts.default_channel).unwrap_or(current_version);
     // The package is described as of the default channel's head.
-    let description = crate::description::render(&crate::description::DescriptionVars {
-        version: head.to_string(),
-        locust_image: crate::DEFAULT_LOCUST_IMAGE.to_owned(),
-        channels: graph.channels().keys().cloned().collect(),
-        default_channel: opts.default_channel.clone(),
-        repository: crate::REPOSITORY.to_owned(),
-    })?;
+    let description = crate::description::render_for(head, graph, &opts.default_channel)?;
     let mut docs = vec![json!({
         "schema": "olm.package",
         "name": crate::PACKAGE,

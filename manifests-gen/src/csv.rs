@@ -641,22 +641,17 @@ mod tests {
     fn rbac_equals_the_operator_rules() {
         let csv = test_csv();
         let spec = &csv["spec"]["install"]["spec"];
-        assert_eq!(
-            spec["clusterPermissions"][0]["serviceAccountName"],
-            SERVICE_ACCOUNT
-        );
-        assert_eq!(
-            spec["clusterPermissions"][0]["rules"],
-            serde_json::to_value(locust_operator::rbac::cluster_rules()).unwrap()
-        );
-        assert_eq!(
-            spec["permissions"][0]["serviceAccountName"],
-            SERVICE_ACCOUNT
-        );
-        assert_eq!(
-            spec["permissions"][0]["rules"],
-            serde_json::to_value(locust_operator::rbac::namespaced_rules()).unwrap()
-        );
+        for (key, rules) in [
+            ("clusterPermissions", locust_operator::rbac::cluster_rules()),
+            ("permissions", locust_operator::rbac::namespaced_rules()),
+        ] {
+            assert_eq!(spec[key][0]["serviceAccountName"], SERVICE_ACCOUNT, "{key}");
+            assert_eq!(
+                spec[key][0]["rules"],
+                serde_json::to_value(rules).unwrap(),
+                "{key}"
+            );
+        }
     }
 
     #[test]
@@ -679,45 +674,29 @@ mod tests {
                 .cloned()
                 .unwrap()
         };
-        assert_eq!(
-            find(&v2["specDescriptors"], "image")["x-descriptors"],
-            json!([TEXT])
-        );
-        assert_eq!(
-            find(&v2["specDescriptors"], "worker.replicas")["x-descriptors"],
-            json!([POD_COUNT])
-        );
-        assert_eq!(
-            find(&v2["specDescriptors"], "master.resources")["x-descriptors"],
-            json!([RESOURCES])
-        );
-        assert_eq!(
-            find(&v2["specDescriptors"], "worker.resources")["x-descriptors"],
-            json!([RESOURCES])
-        );
-        assert_eq!(
-            find(&v2["specDescriptors"], "imagePullPolicy")["x-descriptors"],
-            json!([PULL_POLICY])
-        );
-        assert_eq!(
-            find(&v2["statusDescriptors"], "phase")["x-descriptors"],
-            json!([PHASE])
-        );
-        assert_eq!(
-            find(&v2["statusDescriptors"], "conditions")["x-descriptors"],
-            json!([CONDITIONS])
-        );
+        let v1 = &owned[1];
+        assert_eq!(v1["version"], "v1");
+        for (entry, list, path, descriptor) in [
+            (v2, "specDescriptors", "image", TEXT),
+            (v2, "specDescriptors", "worker.replicas", POD_COUNT),
+            (v2, "specDescriptors", "master.resources", RESOURCES),
+            (v2, "specDescriptors", "worker.resources", RESOURCES),
+            (v2, "specDescriptors", "imagePullPolicy", PULL_POLICY),
+            (v2, "statusDescriptors", "phase", PHASE),
+            (v2, "statusDescriptors", "conditions", CONDITIONS),
+            (v1, "specDescriptors", "workerReplicas", POD_COUNT),
+        ] {
+            assert_eq!(
+                find(&entry[list], path)["x-descriptors"],
+                json!([descriptor]),
+                "{list} {path}"
+            );
+        }
         assert!(
             find(&v2["specDescriptors"], "worker.replicas")["description"]
                 .as_str()
                 .unwrap()
                 .contains("worker pods")
-        );
-        let v1 = &owned[1];
-        assert_eq!(v1["version"], "v1");
-        assert_eq!(
-            find(&v1["specDescriptors"], "workerReplicas")["x-descriptors"],
-            json!([POD_COUNT])
         );
         // Every top-level spec field of each example has a descriptor in its own version's entry.
         for sample in crate::samples::load(&crate::workspace_root()).unwrap() {

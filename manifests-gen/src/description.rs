@@ -3,9 +3,11 @@
 
 use base64::Engine;
 use handlebars::Handlebars;
+use semver::Version;
 use serde::Serialize;
 
 use crate::Error;
+use crate::releases::UpgradeGraph;
 
 /// The description template (compiled in, so the binary is self-contained).
 pub const TEMPLATE: &str = include_str!("../templates/description.md.hbs");
@@ -48,6 +50,22 @@ pub fn render(vars: &DescriptionVars) -> Result<String, Error> {
         .join("\n");
     out.push('\n');
     Ok(out)
+}
+
+/// The package's description as of `version`, listing `graph`'s channels
+/// with `default_channel` as the default.
+pub fn render_for(
+    version: &Version,
+    graph: &UpgradeGraph,
+    default_channel: &str,
+) -> Result<String, Error> {
+    render(&DescriptionVars {
+        version: version.to_string(),
+        locust_image: crate::DEFAULT_LOCUST_IMAGE.to_owned(),
+        channels: graph.channels().keys().cloned().collect(),
+        default_channel: default_channel.to_owned(),
+        repository: crate::REPOSITORY.to_owned(),
+    })
 }
 
 /// The icon, base64-encoded as the CSV and the catalog carry it.

@@ -248,26 +248,27 @@ pub struct RunConfig {
 
 impl RunConfig {
     fn to_json(&self) -> Value {
-        let mut c = serde_json::Map::new();
-        if !self.entrypoint.is_empty() {
-            c.insert("Entrypoint".into(), json!(self.entrypoint));
-        }
-        if !self.cmd.is_empty() {
-            c.insert("Cmd".into(), json!(self.cmd));
-        }
-        if !self.env.is_empty() {
-            c.insert("Env".into(), json!(self.env));
-        }
-        if !self.user.is_empty() {
-            c.insert("User".into(), json!(self.user));
-        }
-        if !self.working_dir.is_empty() {
-            c.insert("WorkingDir".into(), json!(self.working_dir));
-        }
-        if !self.labels.is_empty() {
-            c.insert("Labels".into(), json!(self.labels));
-        }
-        Value::Object(c)
+        let fields = [
+            ("Entrypoint", json!(self.entrypoint)),
+            ("Cmd", json!(self.cmd)),
+            ("Env", json!(self.env)),
+            ("User", json!(self.user)),
+            ("WorkingDir", json!(self.working_dir)),
+            ("Labels", json!(self.labels)),
+        ];
+        let set = |v: &Value| match v {
+            Value::Array(a) => !a.is_empty(),
+            Value::String(s) => !s.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        };
+        Value::Object(
+            fields
+                .into_iter()
+                .filter(|(_, v)| set(v))
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
     }
 }
 

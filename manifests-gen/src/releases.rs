@@ -324,6 +324,17 @@ mod tests {
         ReleaseSpec::new(version, channels, "2026-01-01T00:00:00Z").unwrap()
     }
 
+    /// The version `version`'s entry in `channel` replaces.
+    fn replaces(g: &UpgradeGraph, channel: &str, version: &str) -> Option<Version> {
+        g.entry(channel, &v(version)).unwrap().replaces.clone()
+    }
+
+    /// `(replaces, skips)` of `version`'s CSV, with `stable` the default channel.
+    fn stable_csv_edges(g: &UpgradeGraph, version: &str) -> (Option<Version>, Vec<Version>) {
+        let csv = g.csv_edges(&v(version), "stable").unwrap();
+        (csv.replaces, csv.skips)
+    }
+
     fn edges(g: &UpgradeGraph, channel: &str) -> Vec<(String, Option<String>, Vec<String>)> {
         g.channels()[channel]
             .iter()
@@ -447,10 +458,7 @@ mod tests {
         assert_eq!(alpha_only.channels()["alpha"], promoted.channels()["alpha"]);
         assert_eq!(alpha_only.head("stable"), Some(&v("2.0.0")));
         assert_eq!(promoted.head("stable"), Some(&v("2.1.0")));
-        assert_eq!(
-            promoted.entry("stable", &v("2.1.0")).unwrap().replaces,
-            Some(v("2.0.0"))
-        );
+        assert_eq!(replaces(&promoted, "stable", "2.1.0"), Some(v("2.0.0")));
     }
 
     #[test]
@@ -461,18 +469,11 @@ mod tests {
             rel("2.2.0", &["alpha", "stable"]),
         ])
         .unwrap();
-        assert_eq!(
-            g.entry("alpha", &v("2.2.0")).unwrap().replaces,
-            Some(v("2.1.0"))
-        );
-        assert_eq!(
-            g.entry("stable", &v("2.2.0")).unwrap().replaces,
-            Some(v("2.0.0"))
-        );
+        assert_eq!(replaces(&g, "alpha", "2.2.0"), Some(v("2.1.0")));
+        assert_eq!(replaces(&g, "stable", "2.2.0"), Some(v("2.0.0")));
         assert!(g.entry("stable", &v("2.1.0")).is_none());
-        let csv = g.csv_edges(&v("2.2.0"), "stable").unwrap();
         assert_eq!(
-            (csv.replaces, csv.skips),
+            stable_csv_edges(&g, "2.2.0"),
             (Some(v("2.0.0")), vec![v("2.1.0")])
         );
     }
@@ -492,14 +493,10 @@ mod tests {
         let e = g.entry("stable", &v("2.3.0")).unwrap();
         assert_eq!(e.replaces, Some(v("2.1.0")));
         assert_eq!(e.skips, vec![v("2.2.0")]);
-        assert_eq!(
-            g.entry("stable", &v("2.4.0")).unwrap().replaces,
-            Some(v("2.3.0"))
-        );
+        assert_eq!(replaces(&g, "stable", "2.4.0"), Some(v("2.3.0")));
         assert_eq!(g.head("stable"), Some(&v("2.4.0")));
-        let csv = g.csv_edges(&v("2.3.0"), "stable").unwrap();
         assert_eq!(
-            (csv.replaces, csv.skips),
+            stable_csv_edges(&g, "2.3.0"),
             (Some(v("2.1.0")), vec![v("2.2.0")])
         );
     }
@@ -512,10 +509,7 @@ mod tests {
             rel("3.0.0", &["stable"]),
         ])
         .unwrap();
-        assert_eq!(
-            g.entry("stable", &v("3.0.0")).unwrap().replaces,
-            Some(v("2.5.3"))
-        );
+        assert_eq!(replaces(&g, "stable", "3.0.0"), Some(v("2.5.3")));
         assert_eq!(g.entry("stable", &v("3.0.0")).unwrap().skip_range, "<3.0.0");
     }
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
+use kube::{Client, ResourceExt};
 use locust_operator::api::v2;
 use locust_operator::crd::crd_without_cel;
 use serde_json::Value;
@@ -268,6 +268,29 @@ impl std::fmt::Display for CorpusReport {
     }
 }
 
+/// One pass over the corpus in a fresh namespace `ns`: every invalid object
+/// rejected (by the webhook alone when `webhook`, else by CEL), every valid
+/// one created. Returns how many were rejected and the time the pass took.
+async fn run_pass(
+    client: &Client,
+    ns: &str,
+    (invalid, valid): (&[Invalid], &[(String, Value)]),
+    webhook: bool,
+) -> Result<(usize, Duration)> {
+    operator::create_namespace(client, ns, &[]).await?;
+    let ar = ApiResource::erase::<v2::LocustTest>(&());
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar);
+    let start = Instant::now();
+    let rejected = run_invalid(&api, invalid, webhook).await?;
+    run_valid(
+        &api,
+        valid,
+        if webhook { "the webhook" } else { "CEL alone" },
+    )
+    .await?;
+    Ok((rejected, start.elapsed()))
+}
+
 /// The whole corpus check on `cluster`, against `webhook` (an operator
 /// started with [`operator::start_local_webhook_operator`]): the CEL pass
 /// installs the bundle's CRD without its conversion webhook, the webhook pass
@@ -281,7 +304,6 @@ pub async fn check_corpus(
     let valid = valid_corpus()?;
     ensure!(invalid.len() >= 40 && valid.len() >= 12, "corpus too small");
     let client = cluster.admin_client();
-    let ar = ApiResource::erase::<v2::LocustTest>(&());
 
     // CEL alone: the bundle's CRD, no conversion webhook, no VWC.
     operator::install_crd(
@@ -289,12 +311,7 @@ pub async fn check_corpus(
         &operator::crd_without_webhook(operator::bundle_crd()?),
     )
     .await?;
-    operator::create_namespace(&client, "corpus-cel", &[]).await?;
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), "corpus-cel", &ar);
-    let start = Instant::now();
-    let by_cel = run_invalid(&api, &invalid, false).await?;
-    run_valid(&api, &valid, "CEL alone").await?;
-    let cel_time = start.elapsed();
+    let (by_cel, cel_time) = run_pass(&client, "corpus-cel", (&invalid, &valid), false).await?;
 
     // The webhook alone: a CRD without CEL, the webhooks served by the operator.
     webhook.process.wait_ready(Duration::from_secs(30)).await?;
@@ -308,12 +325,8 @@ pub async fn check_corpus(
         "CEL rules removed for the webhook pass"
     );
     operator::install_local_validating_webhook(&client, webhook.port, &webhook.ca).await?;
-    operator::create_namespace(&client, "corpus-wh", &[]).await?;
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), "corpus-wh", &ar);
-    let start = Instant::now();
-    let by_webhook = run_invalid(&api, &invalid, true).await?;
-    run_valid(&api, &valid, "the webhook").await?;
-    let webhook_time = start.elapsed();
+    let (by_webhook, webhook_time) =
+        run_pass(&client, "corpus-wh", (&invalid, &valid), true).await?;
 
     let report = CorpusReport {
         invalid: invalid.len(),

@@ -22,15 +22,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service};
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use locust_operator::api::{LocustTest, Phase};
 use locust_operator::resources::{labels, names};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, ClusterOptions, NodeComponent, log_tail, pod_running};
+use crate::cluster::{
+    Cluster, ClusterOptions, NodeComponent, first_container_state, log_tail, pod_running,
+};
 use crate::images::{self, Image, Images, TARGET_PORT};
 use crate::operator::{self, OperatorProcess};
 use crate::tools::tools_or_skip;
@@ -138,37 +142,43 @@ impl RealNodeFixture {
 
     /// Creates or replaces ConfigMap `ns/name` with `data`.
     pub async fn config_map(&self, ns: &str, name: &str, data: &[(&str, &str)]) -> Result<()> {
-        let cm: ConfigMap = serde_json::from_value(json!({
+        self.apply::<ConfigMap>(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": ns},
             "data": string_map(data),
-        }))?;
-        Api::<ConfigMap>::namespaced(self.client(), ns)
-            .patch(
-                name,
-                &PatchParams::apply("olm-tests").force(),
-                &Patch::Apply(&cm),
-            )
-            .await
-            .with_context(|| format!("applying ConfigMap {ns}/{name}"))?;
-        Ok(())
+        }))
+        .await
     }
 
     /// Creates or replaces Secret `ns/name` with `data` (as `stringData`).
     pub async fn secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) -> Result<()> {
-        let secret: Secret = serde_json::from_value(json!({
+        self.apply::<Secret>(json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name, "namespace": ns},
             "stringData": string_map(data),
-        }))?;
-        Api::<Secret>::namespaced(self.client(), ns)
+        }))
+        .await
+    }
+
+    /// Creates or replaces (server-side apply) the namespaced `K` `object`.
+    async fn apply<K>(&self, object: Value) -> Result<()>
+    where
+        K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
+    {
+        let object: K = serde_json::from_value(object)?;
+        let (ns, name) = (object.namespace().unwrap_or_default(), object.name_any());
+        Api::<K>::namespaced(self.client(), &ns)
             .patch(
-                name,
+                &name,
                 &PatchParams::apply("olm-tests").force(),
-                &Patch::Apply(&secret),
+                &Patch::Apply(&object),
             )
             .await
-            .with_context(|| format!("applying Secret {ns}/{name}"))?;
+            .with_context(|| format!("applying {} {ns}/{name}", K::kind(&())))?;
         Ok(())
     }
 
@@ -777,13 +787,7 @@ pub fn pod_ip(pod: &Pod) -> Result<IpAddr> {
 
 /// The first container's exit code, once it terminated.
 pub fn exit_code(pod: &Pod) -> Option<i32> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
+    first_container_state(pod)?
         .terminated
         .as_ref()
         .map(|t| t.exit_code)

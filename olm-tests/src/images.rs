@@ -31,11 +31,10 @@ pub use archive::{ArchiveSummary, LayerSummary, verify_archive};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::tools::{REQUIRE_TOOLS_ENV, tools_required};
+use crate::tools::{REQUIRE_TOOLS_ENV, build_with, locate_built, tools_required};
 
 /// The sandbox (pause) image: `olm-tests/images/pause/main.go`. Its tag is
 /// the upstream `registry.k8s.io/pause` release whose behaviour it copies.
@@ -176,27 +175,7 @@ impl Images {
 
     /// Finds an already built image set (see the module docs); never builds.
     pub fn locate() -> Result<Self> {
-        if let Some(dir) = std::env::var_os(IMAGES_DIR_ENV).filter(|v| !v.is_empty()) {
-            return Self::from_dir(PathBuf::from(&dir))
-                .with_context(|| format!("{IMAGES_DIR_ENV}={}", Path::new(&dir).display()));
-        }
-        let script = build_script();
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("--print-dir")
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running bash {} --print-dir", script.display()))?;
-        if !output.status.success() {
-            bail!(
-                "the images are not built (bash {} --print-dir exited with {}: {}); build them with `bash {}` or set {IMAGES_DIR_ENV}",
-                script.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim(),
-                script.display()
-            );
-        }
-        Self::from_dir(last_line(&output.stdout)?)
+        locate_built(IMAGES_DIR_ENV, &build_script(), "images", Self::from_dir)
     }
 
     /// Builds the images if needed (`bash olm-tests/images/build.sh`, whose
@@ -204,20 +183,7 @@ impl Images {
     /// runs `cargo build` for the static operator binary (a no-op when it is
     /// fresh); a cold build of everything takes about 10 minutes on 2 cores.
     pub fn build() -> Result<Self> {
-        if let Some(dir) = std::env::var_os(IMAGES_DIR_ENV).filter(|v| !v.is_empty()) {
-            return Self::from_dir(PathBuf::from(dir));
-        }
-        let script = build_script();
-        let output = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running bash {}", script.display()))?;
-        if !output.status.success() {
-            bail!("bash {} failed with {}", script.display(), output.status);
-        }
-        Self::from_dir(last_line(&output.stdout)?)
+        build_with(IMAGES_DIR_ENV, &build_script(), Self::from_dir)
     }
 
     /// The image set's directory.
@@ -326,19 +292,12 @@ fn is_sha256_digest(s: &str) -> bool {
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
-fn last_line(stdout: &[u8]) -> Result<PathBuf> {
-    let text = String::from_utf8_lossy(stdout);
-    let line = text
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .context("build.sh printed no directory")?;
-    Ok(PathBuf::from(line))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::{Command, Stdio};
+
+    use crate::tools::last_line;
 
     #[test]
     fn references_are_local_and_well_formed() {

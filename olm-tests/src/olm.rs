@@ -131,6 +131,48 @@ pub fn field<'a>(obj: &'a DynamicObject, pointer: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The JSON at a pointer of an object's data (`null` when absent).
+fn value(obj: &DynamicObject, pointer: &str) -> Value {
+    obj.data.pointer(pointer).cloned().unwrap_or_default()
+}
+
+/// One line about an OLM object, for [`Olm::state_summary`].
+type Describe = fn(&DynamicObject) -> String;
+
+fn describe_subscription(s: &DynamicObject) -> String {
+    format!(
+        "Subscription {}: channel={} state={} currentCSV={} installedCSV={} installPlan={} conditions={}\n",
+        s.name_any(),
+        field(s, "/spec/channel"),
+        field(s, "/status/state"),
+        field(s, "/status/currentCSV"),
+        field(s, "/status/installedCSV"),
+        field(s, "/status/installPlanRef/name"),
+        value(s, "/status/conditions")
+    )
+}
+
+fn describe_install_plan(p: &DynamicObject) -> String {
+    format!(
+        "InstallPlan {}: csvs={} approved={} phase={} conditions={}\n",
+        p.name_any(),
+        value(p, "/spec/clusterServiceVersionNames"),
+        value(p, "/spec/approved"),
+        field(p, "/status/phase"),
+        value(p, "/status/conditions")
+    )
+}
+
+fn describe_csv(c: &DynamicObject) -> String {
+    format!(
+        "CSV {}: phase={} reason={} message={}\n",
+        c.name_any(),
+        field(c, "/status/phase"),
+        field(c, "/status/reason"),
+        field(c, "/status/message")
+    )
+}
+
 /// OLM running against a local cluster. Dropping it stops every process it
 /// started (the `olm` and `catalog` operators).
 pub struct Olm {
@@ -445,56 +487,22 @@ impl Olm {
     pub async fn state_summary(&self) -> String {
         let mut out = String::from("--- OLM objects ---\n");
         let lp = ListParams::default();
-        if let Ok(list) = subscriptions(&self.client, OPERATORS_NAMESPACE)
-            .list(&lp)
-            .await
-        {
-            for s in list.items {
-                out.push_str(&format!(
-                    "Subscription {}: channel={} state={} currentCSV={} installedCSV={} installPlan={} conditions={}\n",
-                    s.name_any(),
-                    field(&s, "/spec/channel"),
-                    field(&s, "/status/state"),
-                    field(&s, "/status/currentCSV"),
-                    field(&s, "/status/installedCSV"),
-                    field(&s, "/status/installPlanRef/name"),
-                    s.data.pointer("/status/conditions").cloned().unwrap_or_default()
-                ));
-            }
-        }
-        if let Ok(list) = install_plans(&self.client, OPERATORS_NAMESPACE)
-            .list(&lp)
-            .await
-        {
-            for p in list.items {
-                out.push_str(&format!(
-                    "InstallPlan {}: csvs={} approved={} phase={} conditions={}\n",
-                    p.name_any(),
-                    p.data
-                        .pointer("/spec/clusterServiceVersionNames")
-                        .cloned()
-                        .unwrap_or_default(),
-                    p.data
-                        .pointer("/spec/approved")
-                        .cloned()
-                        .unwrap_or_default(),
-                    field(&p, "/status/phase"),
-                    p.data
-                        .pointer("/status/conditions")
-                        .cloned()
-                        .unwrap_or_default()
-                ));
-            }
-        }
-        if let Ok(list) = csvs(&self.client, OPERATORS_NAMESPACE).list(&lp).await {
-            for c in list.items {
-                out.push_str(&format!(
-                    "CSV {}: phase={} reason={} message={}\n",
-                    c.name_any(),
-                    field(&c, "/status/phase"),
-                    field(&c, "/status/reason"),
-                    field(&c, "/status/message")
-                ));
+        let kinds: [(Api<DynamicObject>, Describe); 3] = [
+            (
+                subscriptions(&self.client, OPERATORS_NAMESPACE),
+                describe_subscription,
+            ),
+            (
+                install_plans(&self.client, OPERATORS_NAMESPACE),
+                describe_install_plan,
+            ),
+            (csvs(&self.client, OPERATORS_NAMESPACE), describe_csv),
+        ];
+        for (api, describe) in kinds {
+            if let Ok(list) = api.list(&lp).await {
+                for o in list.items {
+                    out.push_str(&describe(&o));
+                }
             }
         }
         out
@@ -514,29 +522,16 @@ impl Olm {
         csv: &str,
         timeout: Duration,
     ) -> Result<DynamicObject> {
-        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
+        let what = format!("Subscription {sub}: waiting for {csv} Succeeded");
         let csv_api = csvs(&self.client, OPERATORS_NAMESPACE);
-        let res = wait_for(timeout, POLL, || {
-            let subs = subs.clone();
-            let csv_api = csv_api.clone();
-            async move {
-                let s = subs.get(sub).await?;
-                if field(&s, "/status/installedCSV") != csv {
-                    return Ok(None);
-                }
-                let Some(c) = csv_api.get_opt(csv).await? else {
-                    return Ok(None);
-                };
-                Ok((field(&c, "/status/phase") == "Succeeded").then_some(c))
-            }
-        })
-        .await;
-        match res {
-            Ok(c) => Ok(c),
-            Err(e) => Err(self
-                .fail(e.context(format!("Subscription {sub}: waiting for {csv} Succeeded")))
-                .await),
-        }
+        self.wait_subscription_ref(
+            (sub, &what),
+            csv_api,
+            timeout,
+            |s| (field(s, "/status/installedCSV") == csv).then(|| csv.to_owned()),
+            |c| field(c, "/status/phase") == "Succeeded",
+        )
+        .await
     }
 
     /// Waits for an InstallPlan of Subscription `sub` that installs `csv`
@@ -547,37 +542,61 @@ impl Olm {
         csv: &str,
         timeout: Duration,
     ) -> Result<DynamicObject> {
-        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
+        let what = format!("Subscription {sub}: waiting for an InstallPlan for {csv}");
         let plans = install_plans(&self.client, OPERATORS_NAMESPACE);
+        let installs_csv = |p: &DynamicObject| {
+            p.data
+                .pointer("/spec/clusterServiceVersionNames")
+                .and_then(Value::as_array)
+                .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(csv)))
+        };
+        self.wait_subscription_ref(
+            (sub, &what),
+            plans,
+            timeout,
+            |s| Some(field(s, "/status/installPlanRef/name").to_owned()).filter(|n| !n.is_empty()),
+            installs_csv,
+        )
+        .await
+    }
+
+    /// Waits until Subscription `sub` names (by `name_of`) an object of
+    /// `api` that exists and that `accept` takes; returns that object, or
+    /// fails ([`Self::or_fail`]) as waiting for `what`.
+    async fn wait_subscription_ref(
+        &self,
+        (sub, what): (&str, &str),
+        api: Api<DynamicObject>,
+        timeout: Duration,
+        name_of: impl Fn(&DynamicObject) -> Option<String>,
+        accept: impl Fn(&DynamicObject) -> bool,
+    ) -> Result<DynamicObject> {
+        let subs = subscriptions(&self.client, OPERATORS_NAMESPACE);
+        let (name_of, accept) = (&name_of, &accept);
         let res = wait_for(timeout, POLL, || {
             let subs = subs.clone();
-            let plans = plans.clone();
+            let api = api.clone();
             async move {
                 let s = subs.get(sub).await?;
-                let name = field(&s, "/status/installPlanRef/name");
-                if name.is_empty() {
-                    return Ok(None);
-                }
-                let Some(p) = plans.get_opt(name).await? else {
+                let Some(name) = name_of(&s) else {
                     return Ok(None);
                 };
-                let names = p
-                    .data
-                    .pointer("/spec/clusterServiceVersionNames")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                Ok(names.iter().any(|n| n.as_str() == Some(csv)).then_some(p))
+                let Some(o) = api.get_opt(&name).await? else {
+                    return Ok(None);
+                };
+                Ok(accept(&o).then_some(o))
             }
         })
         .await;
-        match res {
-            Ok(p) => Ok(p),
-            Err(e) => Err(self
-                .fail(e.context(format!(
-                    "Subscription {sub}: waiting for an InstallPlan for {csv}"
-                )))
-                .await),
+        self.or_fail(res, || what.to_owned()).await
+    }
+
+    /// `result`, or its error with `what()` and [`Self::fail`]'s OLM objects
+    /// and logs attached.
+    async fn or_fail<T>(&self, result: Result<T>, what: impl FnOnce() -> String) -> Result<T> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.fail(e.context(what())).await),
         }
     }
 
@@ -597,12 +616,10 @@ impl Olm {
         })
         .await
         .and_then(|r| r);
-        match res {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self
-                .fail(e.context(format!("waiting for InstallPlan {name} to be Complete")))
-                .await),
-        }
+        self.or_fail(res, || {
+            format!("waiting for InstallPlan {name} to be Complete")
+        })
+        .await
     }
 
     /// Approves InstallPlan `name`.
@@ -664,14 +681,12 @@ impl Olm {
             }
         })
         .await;
-        match res {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self
-                .fail(e.context(format!(
-                    "uninstalling: waiting for Subscription {sub}, its InstallPlans, the CSVs and the Deployment to be removed"
-                )))
-                .await),
-        }
+        let what = || {
+            format!(
+                "uninstalling: waiting for Subscription {sub}, its InstallPlans, the CSVs and the Deployment to be removed"
+            )
+        };
+        self.or_fail(res, what).await
     }
 }
 

@@ -126,7 +126,16 @@ pub async fn install_rbac_as(
     cluster_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
     namespaced_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
 ) -> Result<()> {
-    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let meta = |namespace: Option<&str>| ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(Into::into),
+        ..ObjectMeta::default()
+    };
+    let role_ref = |kind: &str| RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: kind.into(),
+        name: name.into(),
+    };
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(OPERATOR_NAMESPACE.into()),
@@ -134,17 +143,13 @@ pub async fn install_rbac_as(
         },
         ..Namespace::default()
     };
-    apply(&ns_api, &ns).await?;
-    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    apply(&Api::<Namespace>::all(client.clone()), &ns).await?;
+    let in_operator_ns = Some(OPERATOR_NAMESPACE);
     let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(OPERATOR_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(in_operator_ns),
         ..ServiceAccount::default()
     };
-    apply(&sa_api, &sa).await?;
+    apply(&Api::namespaced(client.clone(), OPERATOR_NAMESPACE), &sa).await?;
     let subject = Subject {
         kind: "ServiceAccount".into(),
         name: name.into(),
@@ -152,58 +157,28 @@ pub async fn install_rbac_as(
         ..Subject::default()
     };
     let cr = ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(None),
         rules: Some(cluster_rules),
         ..ClusterRole::default()
     };
-    apply(&Api::<ClusterRole>::all(client.clone()), &cr).await?;
+    apply(&Api::all(client.clone()), &cr).await?;
     let crb = ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: name.into(),
-        },
+        metadata: meta(None),
+        role_ref: role_ref("ClusterRole"),
         subjects: Some(vec![subject.clone()]),
     };
-    apply(&Api::<ClusterRoleBinding>::all(client.clone()), &crb).await?;
+    apply(&Api::all(client.clone()), &crb).await?;
     let role = Role {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(OPERATOR_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(in_operator_ns),
         rules: Some(namespaced_rules),
     };
-    apply(
-        &Api::<Role>::namespaced(client.clone(), OPERATOR_NAMESPACE),
-        &role,
-    )
-    .await?;
+    apply(&Api::namespaced(client.clone(), OPERATOR_NAMESPACE), &role).await?;
     let rb = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(OPERATOR_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: name.into(),
-        },
+        metadata: meta(in_operator_ns),
+        role_ref: role_ref("Role"),
         subjects: Some(vec![subject]),
     };
-    apply(
-        &Api::<RoleBinding>::namespaced(client.clone(), OPERATOR_NAMESPACE),
-        &rb,
-    )
-    .await?;
+    apply(&Api::namespaced(client.clone(), OPERATOR_NAMESPACE), &rb).await?;
     Ok(())
 }
 
@@ -578,23 +553,16 @@ pub struct WebhookCa {
 impl WebhookCa {
     /// A fresh self-signed CA, valid for a day.
     pub fn generate() -> Result<Self> {
-        use rcgen::{
-            BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
-            KeyPair, KeyUsagePurpose,
-        };
-        let now = time::OffsetDateTime::now_utc();
+        use rcgen::{BasicConstraints, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
         let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "olm-tests webhook CA");
-        ca.distinguished_name = dn;
+        let mut ca = day_params(
+            "olm-tests webhook CA",
+            vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ],
+        );
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca.not_before = now - time::Duration::hours(1);
-        ca.not_after = now + time::Duration::days(1);
         Ok(Self {
             issuer: CertifiedIssuer::self_signed(ca, ca_key)?,
         })
@@ -608,27 +576,37 @@ impl WebhookCa {
     /// A new serving certificate for 127.0.0.1/localhost signed by this CA:
     /// (`tls.crt`, `tls.key`) PEM.
     pub fn issue(&self) -> Result<(String, String)> {
-        use rcgen::{
-            CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
-            KeyUsagePurpose, SanType,
-        };
-        let now = time::OffsetDateTime::now_utc();
+        use rcgen::{ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType};
         let key = KeyPair::generate()?;
-        let mut leaf = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "locust-k8s-operator webhook");
-        leaf.distinguished_name = dn;
+        let mut leaf = day_params(
+            "locust-k8s-operator webhook",
+            vec![KeyUsagePurpose::DigitalSignature],
+        );
         leaf.subject_alt_names = vec![
             SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             SanType::DnsName("localhost".try_into()?),
         ];
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.not_before = now - time::Duration::hours(1);
-        leaf.not_after = now + time::Duration::days(1);
         let cert = leaf.signed_by(&key, &self.issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
+}
+
+/// Certificate parameters for `common_name` with `key_usages`, valid from an
+/// hour ago for a day.
+fn day_params(
+    common_name: &str,
+    key_usages: Vec<rcgen::KeyUsagePurpose>,
+) -> rcgen::CertificateParams {
+    let now = time::OffsetDateTime::now_utc();
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.key_usages = key_usages;
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(1);
+    params
 }
 
 /// Writes a webhook serving certificate for 127.0.0.1/localhost (`tls.crt`,

@@ -58,47 +58,14 @@ impl Tools {
 
     /// Finds an already built toolset (see the module docs); never builds.
     pub fn locate() -> Result<Self> {
-        if let Some(dir) = std::env::var_os(TOOLS_DIR_ENV).filter(|v| !v.is_empty()) {
-            return Self::from_dir(PathBuf::from(&dir))
-                .with_context(|| format!("{TOOLS_DIR_ENV}={}", Path::new(&dir).display()));
-        }
-        let script = build_script();
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("--print-dir")
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running bash {} --print-dir", script.display()))?;
-        if !output.status.success() {
-            bail!(
-                "the tools are not built (bash {} --print-dir exited with {}: {}); build them with `bash {}` or set {TOOLS_DIR_ENV}",
-                script.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim(),
-                script.display()
-            );
-        }
-        Self::from_dir(last_line(&output.stdout)?)
+        locate_built(TOOLS_DIR_ENV, &build_script(), "tools", Self::from_dir)
     }
 
     /// Builds the tools if needed (`bash olm-tests/tools/build.sh`, whose
     /// progress goes to this process's stderr) and uses the result. The first
     /// build takes tens of minutes.
     pub fn build() -> Result<Self> {
-        if let Some(dir) = std::env::var_os(TOOLS_DIR_ENV).filter(|v| !v.is_empty()) {
-            return Self::from_dir(PathBuf::from(dir));
-        }
-        let script = build_script();
-        let output = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running bash {}", script.display()))?;
-        if !output.status.success() {
-            bail!("bash {} failed with {}", script.display(), output.status);
-        }
-        Self::from_dir(last_line(&output.stdout)?)
+        build_with(TOOLS_DIR_ENV, &build_script(), Self::from_dir)
     }
 
     /// The tools directory.
@@ -185,7 +152,63 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn last_line(stdout: &[u8]) -> Result<PathBuf> {
+/// Opens (with `from_dir`) the output of build script `script` without
+/// building: the directory `env` names when set, else the one
+/// `bash <script> --print-dir` prints (only once complete). `what` names the
+/// output in errors.
+pub(crate) fn locate_built<T>(
+    env: &str,
+    script: &Path,
+    what: &str,
+    from_dir: impl FnOnce(PathBuf) -> Result<T>,
+) -> Result<T> {
+    if let Some(dir) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+        return from_dir(PathBuf::from(&dir))
+            .with_context(|| format!("{env}={}", Path::new(&dir).display()));
+    }
+    let output = Command::new("bash")
+        .arg(script)
+        .arg("--print-dir")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running bash {} --print-dir", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the {what} are not built (bash {} --print-dir exited with {}: {}); build them with `bash {}` or set {env}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            script.display()
+        );
+    }
+    from_dir(last_line(&output.stdout)?)
+}
+
+/// Opens (with `from_dir`) the directory `env` names when set; else runs
+/// `bash <script>` (its progress to this process's stderr), which builds
+/// what is missing, and opens the directory it prints.
+pub(crate) fn build_with<T>(
+    env: &str,
+    script: &Path,
+    from_dir: impl FnOnce(PathBuf) -> Result<T>,
+) -> Result<T> {
+    if let Some(dir) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+        return from_dir(PathBuf::from(dir));
+    }
+    let output = Command::new("bash")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running bash {}", script.display()))?;
+    if !output.status.success() {
+        bail!("bash {} failed with {}", script.display(), output.status);
+    }
+    from_dir(last_line(&output.stdout)?)
+}
+
+/// The directory a build script printed last (its stdout's last non-empty line).
+pub(crate) fn last_line(stdout: &[u8]) -> Result<PathBuf> {
     let text = String::from_utf8_lossy(stdout);
     let line = text
         .lines()

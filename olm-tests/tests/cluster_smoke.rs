@@ -21,7 +21,7 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
-use olm_tests::cluster::{client_from_kubeconfig, pod_phase};
+use olm_tests::cluster::{client_from_kubeconfig, first_container_state, pod_phase};
 use olm_tests::tools::tools_or_skip;
 use olm_tests::{Cluster, ClusterOptions, Component, wait_for};
 
@@ -339,17 +339,7 @@ fn pod_alive(pid: u32) -> bool {
 }
 
 fn waiting_reason(pod: &Pod) -> Option<String> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
-        .waiting
-        .as_ref()?
-        .reason
-        .clone()
+    first_container_state(pod)?.waiting.as_ref()?.reason.clone()
 }
 
 /// Pod status stand-ins that kwok leaves alone, restarting components with

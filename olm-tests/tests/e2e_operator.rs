@@ -35,6 +35,14 @@ async fn sample_configmap(client: &Client, ns: &str) -> Result<()> {
     }
 }
 
+/// The admin client and the LocustTests of `ns`, set up by [`setup_ns`].
+async fn test_namespace(cluster: &Cluster, ns: &str) -> Result<(Client, Api<LocustTest>)> {
+    let client = cluster.admin_client();
+    setup_ns(&client, ns).await?;
+    let tests = Api::namespaced(client.clone(), ns);
+    Ok((client, tests))
+}
+
 async fn setup_ns(client: &Client, ns: &str) -> Result<()> {
     operator::create_namespace(
         client,
@@ -122,9 +130,7 @@ async fn pod_names(
 /// cascades through the garbage collector.
 async fn happy_path(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-happy";
-    let client = cluster.admin_client();
-    setup_ns(&client, ns).await?;
-    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
+    let (client, tests) = test_namespace(cluster, ns).await?;
     let created = tests
         .create(&PostParams::default(), &sample_v2("demo")?)
         .await?;
@@ -330,9 +336,7 @@ async fn happy_path(cluster: &Cluster) -> Result<()> {
 /// A master that exits non-zero fails the test with the exit code in the message.
 async fn master_fails(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-fail";
-    let client = cluster.admin_client();
-    setup_ns(&client, ns).await?;
-    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
+    let (client, tests) = test_namespace(cluster, ns).await?;
     tests
         .create(&PostParams::default(), &sample_v2("boom")?)
         .await?;
@@ -362,9 +366,7 @@ async fn unhealthy(
     message: &str,
     expect: &str,
 ) -> Result<()> {
-    let client = cluster.admin_client();
-    setup_ns(&client, ns).await?;
-    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
+    let (client, tests) = test_namespace(cluster, ns).await?;
     tests
         .create(&PostParams::default(), &sample_v2("sick")?)
         .await?;
@@ -411,9 +413,7 @@ async fn unhealthy(
 /// Really unschedulable (the scheduler says so): a nodeSelector no node matches.
 async fn unschedulable(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-unschedulable";
-    let client = cluster.admin_client();
-    setup_ns(&client, ns).await?;
-    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
+    let (_, tests) = test_namespace(cluster, ns).await?;
     let mut t = sample_v2("nowhere")?;
     t.spec.scheduling = Some(locust_operator::api::v2::SchedulingSpec {
         node_selector: BTreeMap::from([("disktype".to_owned(), "unobtainium".to_owned())]),
@@ -441,9 +441,7 @@ async fn unschedulable(cluster: &Cluster) -> Result<()> {
 /// reported (SpecDrifted) and changes nothing.
 async fn recreate_and_drift(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-drift";
-    let client = cluster.admin_client();
-    setup_ns(&client, ns).await?;
-    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
+    let (client, tests) = test_namespace(cluster, ns).await?;
     tests
         .create(&PostParams::default(), &sample_v2("steady")?)
         .await?;

@@ -40,6 +40,19 @@ fn json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
 
 /// Invalid objects, each with the message of the rule it breaks (one per
 /// CEL-expressible rule family).
+/// Test `name` with an emptyDir volume `data` mounted at `mount_path`.
+fn with_data_mount(name: &str, mount_path: &str) -> Result<v2::LocustTest> {
+    let mut t = base(name)?;
+    t.spec.volumes = vec![json(serde_json::json!({"name": "data", "emptyDir": {}}))?];
+    t.spec.volume_mounts = vec![json(
+        serde_json::json!({"name": "data", "mountPath": mount_path}),
+    )?];
+    Ok(t)
+}
+
+/// `(what, object, message its rejection names)`.
+type Cases = [(&'static str, v2::LocustTest, &'static str)];
+
 fn invalid_cases() -> Result<Vec<(&'static str, v2::LocustTest, &'static str)>> {
     let mut cases = Vec::new();
     let mut t = base("bad-mount")?;
@@ -78,24 +91,14 @@ fn invalid_cases() -> Result<Vec<(&'static str, v2::LocustTest, &'static str)>> 
         json(serde_json::json!({"name": "data", "emptyDir": {}}))?,
     ];
     cases.push(("duplicate volume names", t, msg("volume-names-unique")?));
-    let mut t = base("bad-conflict")?;
-    t.spec.volumes = vec![json(serde_json::json!({"name": "data", "emptyDir": {}}))?];
-    t.spec.volume_mounts = vec![json(
-        serde_json::json!({"name": "data", "mountPath": "/lotest/src"}),
-    )?];
     cases.push((
         "mount over the test files",
-        t,
+        with_data_mount("bad-conflict", "/lotest/src")?,
         msg("volume-mount-path-conflict")?,
     ));
-    let mut t = base("bad-relative")?;
-    t.spec.volumes = vec![json(serde_json::json!({"name": "data", "emptyDir": {}}))?];
-    t.spec.volume_mounts = vec![json(
-        serde_json::json!({"name": "data", "mountPath": "results"}),
-    )?];
     cases.push((
         "relative mount path",
-        t,
+        with_data_mount("bad-relative", "results")?,
         msg("volume-mount-paths-absolute")?,
     ));
     let mut t = base("bad-secrets")?;
@@ -145,6 +148,21 @@ async fn expect_rejected(
         }
         Err(e) => Err(e).context(what.to_owned()),
     }
+}
+
+/// [`expect_rejected`] for every case, retried for up to 10 s each: the
+/// apiserver may serve the previous schema for a moment.
+async fn eventually_rejected(api: &Api<v2::LocustTest>, cases: &Cases, by: &str) -> Result<()> {
+    for (what, t, msg) in cases {
+        wait_for(
+            Duration::from_secs(10),
+            Duration::from_millis(300),
+            || async { Ok(expect_rejected(api, what, t, msg, by).await.ok()) },
+        )
+        .await
+        .with_context(|| format!("{what}: rejected by {by}"))?;
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,37 +276,12 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
             !serde_json::to_string(&no_cel.spec)?.contains("x-kubernetes-validations"),
             "CEL rules removed for the webhook-only pass"
         );
-        for (what, t, msg) in &cases {
-            // The apiserver may serve the previous schema for a moment.
-            wait_for(
-                Duration::from_secs(10),
-                Duration::from_millis(300),
-                || async {
-                    Ok(expect_rejected(&v2_api, what, t, msg, "webhook alone")
-                        .await
-                        .ok())
-                },
-            )
-            .await
-            .with_context(|| format!("{what}: rejected by the webhook alone"))?;
-        }
+        eventually_rejected(&v2_api, &cases, "webhook alone").await?;
         Api::<ValidatingWebhookConfiguration>::all(client.clone())
             .delete(operator::VALIDATING_WEBHOOK, &DeleteParams::default())
             .await?;
         operator::install_crd(&client, &full_crd).await?;
-        for (what, t, msg) in &cases {
-            wait_for(
-                Duration::from_secs(10),
-                Duration::from_millis(300),
-                || async {
-                    Ok(expect_rejected(&v2_api, what, t, msg, "CEL alone")
-                        .await
-                        .ok())
-                },
-            )
-            .await
-            .with_context(|| format!("{what}: rejected by CEL alone"))?;
-        }
+        eventually_rejected(&v2_api, &cases, "CEL alone").await?;
         // A valid object is accepted with only CEL.
         v2_api
             .create(&PostParams::default(), &base("fine")?)

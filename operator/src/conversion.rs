@@ -468,41 +468,38 @@ fn merge_v1_into(mut spec: v2::LocustTestSpec, current: &v1::LocustTestSpec) -> 
             .clone_from(&current.annotations.worker);
     }
 
-    let mut test_files_edited = false;
     if rendered.config_map != current.config_map {
-        spec.test_files
-            .get_or_insert_with(Default::default)
-            .config_map_ref = current.config_map.clone();
-        test_files_edited = true;
+        edit_section(&mut spec.test_files, |files| {
+            files.config_map_ref = current.config_map.clone();
+        });
     }
     if rendered.lib_config_map != current.lib_config_map {
-        spec.test_files
-            .get_or_insert_with(Default::default)
-            .lib_config_map_ref = current.lib_config_map.clone();
-        test_files_edited = true;
+        edit_section(&mut spec.test_files, |files| {
+            files.lib_config_map_ref = current.lib_config_map.clone();
+        });
     }
-    if test_files_edited && spec.test_files == Some(v2::TestFilesSpec::default()) {
-        spec.test_files = None;
-    }
-
-    let mut scheduling_edited = false;
     if rendered.affinity != current.affinity {
-        spec.scheduling
-            .get_or_insert_with(Default::default)
-            .affinity = affinity_from_v1(&current.affinity);
-        scheduling_edited = true;
+        edit_section(&mut spec.scheduling, |scheduling| {
+            scheduling.affinity = affinity_from_v1(&current.affinity);
+        });
     }
     if rendered.tolerations != current.tolerations {
-        spec.scheduling
-            .get_or_insert_with(Default::default)
-            .tolerations = current.tolerations.clone();
-        scheduling_edited = true;
-    }
-    if scheduling_edited && spec.scheduling == Some(v2::SchedulingSpec::default()) {
-        spec.scheduling = None;
+        edit_section(&mut spec.scheduling, |scheduling| {
+            scheduling.tolerations = current.tolerations.clone();
+        });
     }
 
     spec
+}
+
+/// Edits the optional v2 section `slot` with `edit`, creating it when absent and
+/// dropping it again when the edit leaves it empty.
+fn edit_section<S: Default + PartialEq>(slot: &mut Option<S>, edit: impl FnOnce(&mut S)) {
+    let section = slot.get_or_insert_with(S::default);
+    edit(section);
+    if *section == S::default() {
+        *slot = None;
+    }
 }
 
 fn pull_secrets_from_v1(names: &[String]) -> Vec<LocalObjectReference> {

@@ -244,6 +244,19 @@ fn declare_metadata_name(root: &mut JSONSchemaProps) {
     name.description = Some(METADATA_NAME_DESCRIPTION.to_owned());
 }
 
+/// The OpenAPI schema of `crd`'s version `version`, if it has one.
+pub fn version_schema<'a>(
+    crd: &'a CustomResourceDefinition,
+    version: &str,
+) -> Option<&'a JSONSchemaProps> {
+    crd.spec
+        .versions
+        .iter()
+        .find(|v| v.name == version)
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+}
+
 /// The schema node at `path` (property names; [`ITEMS`] steps into array items).
 pub fn schema_at<'a>(schema: &'a JSONSchemaProps, path: &[&str]) -> Option<&'a JSONSchemaProps> {
     let mut node = schema;

@@ -18,7 +18,7 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
-use crate::server::{self, BindError, HttpResponse, Plain, reject_unless_get, text_response};
+use crate::server::{self, BindError, HttpResponse, reject_unless_get, text_response};
 
 /// Liveness path: 200 while the process runs.
 pub const HEALTHZ_PATH: &str = "/healthz";
@@ -152,22 +152,9 @@ pub async fn bind_health(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError> {
-    let (listener, local) = server::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
     let handler =
         move |req: Request<Incoming>| std::future::ready(health_response(&req, &readiness));
-    Ok((
-        local,
-        server::serve(
-            "health",
-            listener,
-            Plain,
-            server::PLAIN_HTTP_LIMITS,
-            handler,
-            shutdown,
-        ),
-    ))
+    server::bind_plain("health", addr, handler, shutdown).await
 }
 
 #[cfg(test)]
@@ -194,19 +181,23 @@ mod tests {
         assert!(r.is_ready());
     }
 
-    #[test]
-    fn webhook_part_ignored_when_disabled() {
-        let r = Readiness::new(false);
+    /// Readiness with synced caches and a reached apiserver.
+    fn synced(webhooks_enabled: bool) -> Readiness {
+        let r = Readiness::new(webhooks_enabled);
         r.set_caches_synced(true);
         r.set_apiserver_ok(true);
+        r
+    }
+
+    #[test]
+    fn webhook_part_ignored_when_disabled() {
+        let r = synced(false);
         assert!(r.is_ready());
     }
 
     #[test]
     fn apiserver_outage_keeps_first_failure_time() {
-        let r = Readiness::new(false);
-        r.set_caches_synced(true);
-        r.set_apiserver_ok(true);
+        let r = synced(false);
         r.set_apiserver_ok(false);
         let first = *r.inner.apiserver.lock().unwrap();
         r.set_apiserver_ok(false);

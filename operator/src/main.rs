@@ -2,6 +2,7 @@
 //! `convert` subcommands that work without a cluster (for users' CI).
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
 use locust_operator::metrics::{self, Metrics};
+use locust_operator::server::BindError;
 use locust_operator::{controller, conversion, resources, validation, webhook, yaml};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -294,37 +296,19 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
     };
 
     // Health and metrics come up first so probes answer during start-up.
-    let health = match health::bind_health(
+    let bound = health::bind_health(
         config.health_probe_bind_address,
         readiness.clone(),
         stopped(),
     )
-    .await
-    {
-        Ok((addr, fut)) => {
-            info!(%addr, "health probes listening");
-            tokio::spawn(fut)
-        }
-        Err(e) => {
-            error!(error = %e, "cannot bind the health address");
-            return ExitCode::FAILURE;
-        }
+    .await;
+    let Some(health) = spawn_bound(bound, "health probes", "health") else {
+        return ExitCode::FAILURE;
     };
-    let metrics_srv = match metrics::bind_metrics(
-        config.metrics_bind_address,
-        metrics.clone(),
-        stopped(),
-    )
-    .await
-    {
-        Ok((addr, fut)) => {
-            info!(%addr, "metrics listening");
-            tokio::spawn(fut)
-        }
-        Err(e) => {
-            error!(error = %e, "cannot bind the metrics address");
-            return ExitCode::FAILURE;
-        }
+    let bound =
+        metrics::bind_metrics(config.metrics_bind_address, metrics.clone(), stopped()).await;
+    let Some(metrics_srv) = spawn_bound(bound, "metrics", "metrics") else {
+        return ExitCode::FAILURE;
     };
 
     let mut webhook_task = if config.disable_webhooks {
@@ -484,6 +468,25 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
     })
     .await;
     code
+}
+
+/// Spawns the plain HTTP server that `bound` holds (logging `"{listening}
+/// listening"`), or logs why the `name` address could not be bound.
+fn spawn_bound(
+    bound: Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError>,
+    listening: &str,
+    name: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match bound {
+        Ok((addr, fut)) => {
+            info!(%addr, "{listening} listening");
+            Some(tokio::spawn(fut))
+        }
+        Err(e) => {
+            error!(error = %e, "cannot bind the {name} address");
+            None
+        }
+    }
 }
 
 type WebhookTask = tokio::task::JoinHandle<Result<(), webhook::WebhookError>>;

@@ -31,7 +31,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::api::Phase;
-use crate::server::{self, BindError, HttpResponse, Plain};
+use crate::server::{self, BindError, HttpResponse};
 
 /// Path of the metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -344,22 +344,9 @@ pub async fn bind_metrics(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError> {
-    let (listener, local) = server::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
     let handler =
         move |req: Request<Incoming>| std::future::ready(metrics_response(&req, &metrics));
-    Ok((
-        local,
-        server::serve(
-            "metrics",
-            listener,
-            Plain,
-            server::PLAIN_HTTP_LIMITS,
-            handler,
-            shutdown,
-        ),
-    ))
+    server::bind_plain("metrics", addr, handler, shutdown).await
 }
 
 #[cfg(test)]
@@ -370,6 +357,16 @@ mod tests {
         text.lines()
             .find(|l| l.starts_with(prefix))
             .map(|l| l[prefix.len()..].trim().to_owned())
+    }
+
+    /// Asserts that the line starting with `prefix` holds `value`.
+    #[track_caller]
+    fn assert_value(text: &str, prefix: &str, value: &str) {
+        assert_eq!(
+            line_value(text, prefix).as_deref(),
+            Some(value),
+            "{prefix} in\n{text}"
+        );
     }
 
     #[test]
@@ -386,10 +383,7 @@ mod tests {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
-        assert_eq!(
-            line_value(&text, "locust_operator_reconciles_total"),
-            Some("0".into())
-        );
+        assert_value(&text, "locust_operator_reconciles_total", "0");
     }
 
     #[test]
@@ -402,13 +396,11 @@ mod tests {
             let _t = m.reconcile_started();
         }
         let text = m.encode();
-        assert_eq!(
-            line_value(&text, "locust_operator_reconciles_total"),
-            Some("2".into())
-        );
-        assert_eq!(
-            line_value(&text, "locust_operator_reconcile_duration_seconds_count"),
-            Some("2".into())
+        assert_value(&text, "locust_operator_reconciles_total", "2");
+        assert_value(
+            &text,
+            "locust_operator_reconcile_duration_seconds_count",
+            "2",
         );
     }
 
@@ -426,30 +418,20 @@ mod tests {
         m.set_tests_by_phase(&counts);
 
         let text = m.encode();
-        assert_eq!(
-            line_value(
-                &text,
-                "locust_operator_reconcile_errors_total{reason=\"KubeError\"}"
-            ),
-            Some("2".into())
+        assert_value(
+            &text,
+            "locust_operator_reconcile_errors_total{reason=\"KubeError\"}",
+            "2",
         );
         let build = text.find("reason=\"BuildFailed\"").unwrap();
         let kube = text.find("reason=\"KubeError\"").unwrap();
         assert!(build < kube, "series not sorted:\n{text}");
-        assert_eq!(
-            line_value(&text, "locust_operator_tests{phase=\"Running\"}"),
-            Some("3".into())
-        );
-        assert_eq!(
-            line_value(&text, "locust_operator_tests{phase=\"Pending\"}"),
-            Some("0".into())
-        );
-        assert_eq!(
-            line_value(
-                &text,
-                "locust_operator_webhook_requests_total{path=\"/convert\",result=\"error\"}"
-            ),
-            Some("1".into())
+        assert_value(&text, "locust_operator_tests{phase=\"Running\"}", "3");
+        assert_value(&text, "locust_operator_tests{phase=\"Pending\"}", "0");
+        assert_value(
+            &text,
+            "locust_operator_webhook_requests_total{path=\"/convert\",result=\"error\"}",
+            "1",
         );
         // Same state, same text.
         assert_eq!(text, m.encode());

@@ -130,6 +130,28 @@ pub async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
+/// Binds `addr` (port 0 allowed) and returns the bound address and the future
+/// serving `handler` over plain HTTP within [`PLAIN_HTTP_LIMITS`] until
+/// `shutdown`. `name` labels the logs.
+pub async fn bind_plain<H, F>(
+    name: &'static str,
+    addr: SocketAddr,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError>
+where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    let (listener, local) = bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    Ok((
+        local,
+        serve(name, listener, Plain, PLAIN_HTTP_LIMITS, handler, shutdown),
+    ))
+}
+
 /// Serves `handler` on `listener` through `acceptor` within `limits` until
 /// `shutdown` completes (see the module docs). `name` labels the logs.
 pub async fn serve<A, H, F>(
@@ -302,6 +324,18 @@ mod tests {
         (addr, stop_tx, server)
     }
 
+    /// Stops the server [`start`] returned and waits (bounded) until it ended.
+    async fn stop_and_join(
+        stop: tokio::sync::oneshot::Sender<()>,
+        server: tokio::task::JoinHandle<()>,
+    ) {
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     async fn get(tcp: &mut TcpStream) -> String {
         tcp.write_all(GET).await.unwrap();
         let mut answer = String::new();
@@ -322,11 +356,7 @@ mod tests {
         let answer = get(&mut TcpStream::connect(addr).await.unwrap()).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap();
+        stop_and_join(stop, server).await;
         assert!(TcpStream::connect(addr).await.is_err());
     }
 
@@ -362,10 +392,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap();
+        stop_and_join(stop, server).await;
     }
 }

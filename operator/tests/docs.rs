@@ -77,37 +77,28 @@ fn assert_documented(text: &str, page: &str, what: &str, table: &[&str], column:
     }
 }
 
+/// [`assert_documented`] for the table under `heading` in `docs/status.md`.
+fn assert_in_status_md(heading: &str, what: &str, table: &[&str], column: usize) {
+    let text = doc("status.md");
+    assert_documented(
+        section(&text, heading),
+        "docs/status.md",
+        what,
+        table,
+        column,
+    );
+}
+
 #[test]
 fn every_condition_type_and_reason_is_documented() {
     use locust_operator::api::{condition_reason, condition_type};
-    let text = doc("status.md");
-    let conditions = section(&text, "## Conditions");
-    assert_documented(
-        conditions,
-        "docs/status.md",
-        "condition type",
-        condition_type::ALL,
-        0,
-    );
-    assert_documented(
-        conditions,
-        "docs/status.md",
-        "condition reason",
-        condition_reason::ALL,
-        2,
-    );
+    let conditions = "## Conditions";
+    assert_in_status_md(conditions, "condition type", condition_type::ALL, 0);
+    assert_in_status_md(conditions, "condition reason", condition_reason::ALL, 2);
 }
 
 #[test]
 fn every_event_reason_is_documented() {
     use locust_operator::api::event_reason;
-    let text = doc("status.md");
-    let events = section(&text, "## Events");
-    assert_documented(
-        events,
-        "docs/status.md",
-        "Event reason",
-        event_reason::ALL,
-        1,
-    );
+    assert_in_status_md("## Events", "Event reason", event_reason::ALL, 1);
 }

@@ -157,6 +157,25 @@ impl TestServer {
         (status, value)
     }
 
+    /// Posts a ConversionReview ([`conversion_review`]) to the webhook.
+    async fn convert(&self, uid: &str, desired: &str, objects: Vec<Value>) -> (StatusCode, Value) {
+        self.post_json(CONVERT_PATH, &conversion_review(uid, desired, objects))
+            .await
+    }
+
+    /// Posts an AdmissionReview ([`admission_review`]) to the webhook.
+    async fn admit(
+        &self,
+        uid: &str,
+        operation: &str,
+        version: &str,
+        object: Value,
+        old: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let review = admission_review(uid, operation, version, object, old);
+        self.post_json(VALIDATE_PATH, &review).await
+    }
+
     async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -309,6 +328,14 @@ fn warnings(review: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Asserts the AdmissionReview answers `uid`, allows, and warns exactly `expected`.
+#[track_caller]
+fn assert_allowed(review: &Value, uid: &str, expected: &[&str]) {
+    assert_eq!(review["response"]["uid"], uid);
+    assert_eq!(review["response"]["allowed"], true, "{review}");
+    assert_eq!(warnings(review), expected, "{review}");
+}
+
 // ---------------------------------------------------------------- conversion
 
 #[tokio::test]
@@ -316,10 +343,7 @@ async fn converts_v1_to_v2_and_v2_to_v1() {
     let server = TestServer::start().await;
 
     let (status, review) = server
-        .post_json(
-            CONVERT_PATH,
-            &conversion_review("uid-up", "locust.io/v2", vec![v1_object()]),
-        )
+        .convert("uid-up", "locust.io/v2", vec![v1_object()])
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(review["apiVersion"], "apiextensions.k8s.io/v1");
@@ -337,10 +361,7 @@ async fn converts_v1_to_v2_and_v2_to_v1() {
     assert_eq!(converted[0]["spec"]["worker"]["replicas"], 3);
 
     let (status, review) = server
-        .post_json(
-            CONVERT_PATH,
-            &conversion_review("uid-down", "locust.io/v1", vec![v2_object(), v2_object()]),
-        )
+        .convert("uid-down", "locust.io/v1", vec![v2_object(), v2_object()])
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(review["response"]["uid"], "uid-down");
@@ -363,10 +384,7 @@ async fn conversion_failure_is_reported_in_the_review() {
     let mut bad = v2_object();
     bad["apiVersion"] = json!("locust.io/v9");
     let (status, review) = server
-        .post_json(
-            CONVERT_PATH,
-            &conversion_review("uid-bad", "locust.io/v1", vec![v2_object(), bad]),
-        )
+        .convert("uid-bad", "locust.io/v1", vec![v2_object(), bad])
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(review["response"]["uid"], "uid-bad");
@@ -383,17 +401,12 @@ async fn conversion_failure_is_reported_in_the_review() {
 async fn admission_allows_a_valid_create() {
     let server = TestServer::start().await;
     let (status, review) = server
-        .post_json(
-            VALIDATE_PATH,
-            &admission_review("adm-1", "CREATE", "v2", v2_object(), None),
-        )
+        .admit("adm-1", "CREATE", "v2", v2_object(), None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
-    assert_eq!(review["response"]["uid"], "adm-1");
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert!(warnings(&review).is_empty(), "{review}");
+    assert_allowed(&review, "adm-1", &[]);
     server.stop().await;
 }
 
@@ -402,12 +415,7 @@ async fn admission_denies_an_invalid_create_naming_the_field() {
     let server = TestServer::start().await;
     let mut obj = v2_object();
     obj["spec"]["worker"]["replicas"] = json!(0);
-    let (status, review) = server
-        .post_json(
-            VALIDATE_PATH,
-            &admission_review("adm-2", "CREATE", "v2", obj, None),
-        )
-        .await;
+    let (status, review) = server.admit("adm-2", "CREATE", "v2", obj, None).await;
     assert_eq!(status, StatusCode::OK);
     let response = &review["response"];
     assert_eq!(response["uid"], "adm-2");
@@ -433,26 +441,17 @@ async fn admission_update_with_changed_spec_is_allowed_with_a_warning() {
     let mut new = v2_object();
     new["spec"]["worker"]["replicas"] = json!(5);
     let (_, review) = server
-        .post_json(
-            VALIDATE_PATH,
-            &admission_review("adm-3", "UPDATE", "v2", new, Some(old.clone())),
-        )
+        .admit("adm-3", "UPDATE", "v2", new, Some(old.clone()))
         .await;
-    assert_eq!(review["response"]["uid"], "adm-3");
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert_eq!(warnings(&review), vec![IMMUTABLE_SPEC_WARNING.to_owned()]);
+    assert_allowed(&review, "adm-3", &[IMMUTABLE_SPEC_WARNING]);
 
     // Metadata-only update: allowed, no warning.
     let mut relabelled = old.clone();
     relabelled["metadata"]["labels"] = json!({"team": "perf"});
     let (_, review) = server
-        .post_json(
-            VALIDATE_PATH,
-            &admission_review("adm-4", "UPDATE", "v2", relabelled, Some(old)),
-        )
+        .admit("adm-4", "UPDATE", "v2", relabelled, Some(old))
         .await;
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert!(warnings(&review).is_empty(), "{review}");
+    assert_allowed(&review, "adm-4", &[]);
     server.stop().await;
 }
 
@@ -460,14 +459,9 @@ async fn admission_update_with_changed_spec_is_allowed_with_a_warning() {
 async fn admission_of_a_v1_object_warns_about_deprecation() {
     let server = TestServer::start().await;
     let (_, review) = server
-        .post_json(
-            VALIDATE_PATH,
-            &admission_review("adm-5", "CREATE", "v1", v1_object(), None),
-        )
+        .admit("adm-5", "CREATE", "v1", v1_object(), None)
         .await;
-    assert_eq!(review["response"]["uid"], "adm-5");
-    assert_eq!(review["response"]["allowed"], true, "{review}");
-    assert_eq!(warnings(&review), vec![DEPRECATION_WARNING.to_owned()]);
+    assert_allowed(&review, "adm-5", &[DEPRECATION_WARNING]);
     server.stop().await;
 }
 
@@ -529,12 +523,7 @@ async fn malformed_and_misrouted_requests_get_clean_errors() {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // The server is still healthy after all of that.
-    let (status, review) = server
-        .post_json(
-            CONVERT_PATH,
-            &conversion_review("after", "locust.io/v2", vec![]),
-        )
-        .await;
+    let (status, review) = server.convert("after", "locust.io/v2", vec![]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(review["response"]["result"]["status"], "Success");
     server.stop().await;
@@ -909,12 +898,7 @@ async fn health_and_readiness_endpoints() {
 #[tokio::test]
 async fn metrics_endpoint_exposes_operator_and_webhook_metrics() {
     let server = TestServer::start().await;
-    let (status, _) = server
-        .post_json(
-            CONVERT_PATH,
-            &conversion_review("m", "locust.io/v2", vec![v1_object()]),
-        )
-        .await;
+    let (status, _) = server.convert("m", "locust.io/v2", vec![v1_object()]).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = server.post(CONVERT_PATH, "{").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

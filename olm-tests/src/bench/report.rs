@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use super::audit::Latency;
 use super::results::ratio;
+use super::sample::LoadSample;
 use super::{BenchReport, SizeResult, budget};
 
 fn mib(kib: u64) -> f64 {
@@ -16,6 +18,27 @@ fn secs(d: Duration) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `p50 / p99 | p50 / p99` of the operator's and the floor's requests.
+fn latencies(operator: &Latency, floor: &Latency) -> String {
+    format!(
+        "{} / {} | {} / {}",
+        ms(operator.p50),
+        ms(operator.p99),
+        ms(floor.p50),
+        ms(floor.p99)
+    )
+}
+
+/// `kube-apiserver / machine (other work)` CPU of `load`, in cores.
+fn apiserver_load(load: &LoadSample) -> String {
+    format!(
+        "{:.2} / {:.2} ({:.2}) cores",
+        load.cores("kube-apiserver"),
+        load.machine_cores,
+        load.foreign_cores()
+    )
 }
 
 /// A Markdown table with padded columns (readable as plain text too).
@@ -148,22 +171,10 @@ impl BenchReport {
                 format!("{:.1} MiB", mib(s.restart.sample.rss_kib))
             }),
             row("Service create p50 / p99: operator | floor", &|s| {
-                format!(
-                    "{} / {} | {} / {}",
-                    ms(s.creates.services.p50),
-                    ms(s.creates.services.p99),
-                    ms(s.floor.creates.services.p50),
-                    ms(s.floor.creates.services.p99)
-                )
+                latencies(&s.creates.services, &s.floor.creates.services)
             }),
             row("Job create p50 / p99: operator | floor", &|s| {
-                format!(
-                    "{} / {} | {} / {}",
-                    ms(s.creates.jobs.p50),
-                    ms(s.creates.jobs.p99),
-                    ms(s.floor.creates.jobs.p50),
-                    ms(s.floor.creates.jobs.p99)
-                )
+                latencies(&s.creates.jobs, &s.floor.creates.jobs)
             }),
             row(
                 "API writes during the burst: operator | floor | scenario",
@@ -208,25 +219,11 @@ impl BenchReport {
             }),
             row(
                 "CPU during scenario floor: kube-apiserver / machine (other)",
-                &|s| {
-                    format!(
-                        "{:.2} / {:.2} ({:.2}) cores",
-                        s.floor.scenario_load.cores("kube-apiserver"),
-                        s.floor.scenario_load.machine_cores,
-                        s.floor.scenario_load.foreign_cores()
-                    )
-                },
+                &|s| apiserver_load(&s.floor.scenario_load),
             ),
             row(
                 "CPU during floor: kube-apiserver / machine (other work)",
-                &|s| {
-                    format!(
-                        "{:.2} / {:.2} ({:.2}) cores",
-                        s.floor.load.cores("kube-apiserver"),
-                        s.floor.load.machine_cores,
-                        s.floor.load.foreign_cores()
-                    )
-                },
+                &|s| apiserver_load(&s.floor.load),
             ),
         ];
         let mut out = table(&header, &rows);

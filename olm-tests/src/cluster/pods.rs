@@ -165,6 +165,17 @@ pub fn running_status_patch(pod: &Pod) -> Value {
     })
 }
 
+/// The state of the pod's first container, once it has a status.
+pub fn first_container_state(pod: &Pod) -> Option<&ContainerState> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()
+}
+
 /// Pod phase (`""` when unset).
 pub fn pod_phase(pod: &Pod) -> &str {
     pod.status

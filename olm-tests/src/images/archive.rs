@@ -67,6 +67,17 @@ struct Member {
     content: Option<Vec<u8>>,
 }
 
+impl Member {
+    /// The member's content as JSON; `name` names it in errors.
+    fn json(&self, name: &str) -> Result<Value> {
+        let bytes = self
+            .content
+            .as_ref()
+            .with_context(|| format!("{name} is too large"))?;
+        serde_json::from_slice(bytes).with_context(|| format!("{name} is not JSON"))
+    }
+}
+
 /// Checks an OCI image archive as `ctr images import` reads it: `oci-layout`;
 /// `index.json` with one linux/amd64 image manifest annotated with the same
 /// full reference as `io.containerd.image.name` and
@@ -117,11 +128,7 @@ fn verify_archive_inner(path: &Path) -> Result<ArchiveSummary> {
 
     let json = |name: &str| -> Result<Value> {
         let m = members.get(name).with_context(|| format!("no {name}"))?;
-        let bytes = m
-            .content
-            .as_ref()
-            .with_context(|| format!("{name} is too large"))?;
-        serde_json::from_slice(bytes).with_context(|| format!("{name} is not JSON"))
+        m.json(name)
     };
     let blob = |digest: &str, size: u64, media: &str| -> Result<&Member> {
         ensure!(is_sha256_digest(digest), "bad digest {digest:?} ({media})");
@@ -196,13 +203,7 @@ fn verify_archive_inner(path: &Path) -> Result<ArchiveSummary> {
     );
     let (manifest_digest, manifest_size) = descriptor(desc)?;
     let manifest_member = blob(&manifest_digest, manifest_size, "manifest")?;
-    let manifest: Value = serde_json::from_slice(
-        manifest_member
-            .content
-            .as_ref()
-            .context("manifest is too large")?,
-    )
-    .context("manifest is not JSON")?;
+    let manifest = manifest_member.json("manifest")?;
     ensure!(manifest["schemaVersion"] == 2, "manifest: schemaVersion");
     ensure!(
         manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json",
@@ -211,13 +212,7 @@ fn verify_archive_inner(path: &Path) -> Result<ArchiveSummary> {
     );
     let (config_digest, config_size) = descriptor(&manifest["config"])?;
     let config_member = blob(&config_digest, config_size, "config")?;
-    let config: Value = serde_json::from_slice(
-        config_member
-            .content
-            .as_ref()
-            .context("config is too large")?,
-    )
-    .context("config is not JSON")?;
+    let config = config_member.json("config")?;
     ensure!(
         config["architecture"] == "amd64" && config["os"] == "linux",
         "config: platform {}/{}",

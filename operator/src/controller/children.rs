@@ -169,18 +169,9 @@ pub(super) async fn ensure(ctx: &Context, test: &LocustTest, seen: &mut Seen) ->
 mod tests {
     use super::*;
     use crate::controller::memory::EXPECTATION_TTL;
+    use crate::controller::state::tests::created;
     use std::collections::BTreeMap;
     use std::time::Instant;
-
-    fn all_exist() -> Observed {
-        Observed {
-            service_exists: true,
-            master_job_exists: true,
-            worker_job_exists: true,
-            children_spec_hash: Some("h1".into()),
-            ..Observed::default()
-        }
-    }
 
     #[test]
     fn children_have_fixed_names_kinds_and_labels() {
@@ -194,11 +185,11 @@ mod tests {
 
     #[test]
     fn missing_children_are_created_unless_over_or_drifted() {
-        assert_eq!(plan(false, &all_exist(), "h1"), Plan::Nothing);
+        assert_eq!(plan(false, &created(), "h1"), Plan::Nothing);
         let obs = Observed {
             service_exists: false,
             worker_job_exists: false,
-            ..all_exist()
+            ..created()
         };
         assert_eq!(
             plan(false, &obs, "h1"),

@@ -218,7 +218,7 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::status::{LiveStats, TestResult};
     use crate::controller::conditions::find;
@@ -242,7 +242,8 @@ mod tests {
         }
     }
 
-    fn created() -> Observed {
+    /// The Service and both Jobs exist, made from spec hash `h1`.
+    pub(crate) fn created() -> Observed {
         Observed {
             service_exists: true,
             master_job_exists: true,
@@ -252,13 +253,42 @@ mod tests {
         }
     }
 
+    /// `derive` for a test with no status yet, at `t(s)`.
+    fn derive_new(obs: &Observed, s: i64) -> Derived {
+        derive(&view(None), obs, t(s), GRACE)
+    }
+
+    /// `derive` for a test whose status `prev` derived, at `t(s)`.
+    fn derive_after(prev: &Derived, obs: &Observed, s: i64) -> Derived {
+        derive(&view(Some(&prev.status)), obs, t(s), GRACE)
+    }
+
     fn cond<'a>(st: &'a LocustTestStatus, ty: &str) -> &'a Condition {
         find(&st.conditions, ty).unwrap_or_else(|| panic!("no {ty} condition"))
     }
 
+    /// Asserts `d` is Failed, its TestCompleted condition saying `reason`
+    /// and exactly `message`.
+    #[track_caller]
+    fn assert_failed_with(d: &Derived, reason: &str, message: &str) {
+        assert_eq!(d.status.phase, Some(Phase::Failed));
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason);
+        assert_eq!(tc.message, message);
+    }
+
+    /// Asserts `d`'s TestCompleted condition has `reason` and a message
+    /// ending in `suffix`.
+    #[track_caller]
+    fn assert_completed_ends_with(d: &Derived, reason: &str, suffix: &str) {
+        let tc = cond(&d.status, ct::TEST_COMPLETED);
+        assert_eq!(tc.reason, reason);
+        assert!(tc.message.ends_with(suffix), "{}", tc.message);
+    }
+
     #[test]
     fn pending_then_running_then_succeeded() {
-        let d1 = derive(&view(None), &created(), t(0), GRACE);
+        let d1 = derive_new(&created(), 0);
         assert_eq!(d1.status.phase, Some(Phase::Pending));
         assert_eq!(cond(&d1.status, ct::READY).status, "True");
         assert_eq!(
@@ -277,7 +307,7 @@ mod tests {
             running_workers: 2,
             ..created()
         };
-        let d2 = derive(&view(Some(&d1.status)), &running, t(6), GRACE);
+        let d2 = derive_after(&d1, &running, 6);
         assert_eq!(d2.status.phase, Some(Phase::Running));
         assert_eq!(d2.status.start_time, Some(seconds(t(5))));
         assert_eq!(d2.status.connected_workers, Some(2));
@@ -289,7 +319,7 @@ mod tests {
         assert_eq!(d2.events[0].reason, "TestStarted");
 
         // Nothing changed: same status, no events (so no write).
-        let d2b = derive(&view(Some(&d2.status)), &running, t(30), GRACE);
+        let d2b = derive_after(&d2, &running, 30);
         assert_eq!(d2b.status, d2.status);
         assert!(d2b.events.is_empty());
 
@@ -297,7 +327,7 @@ mod tests {
             master_outcome: Some(JobOutcome::Complete),
             ..created()
         };
-        let d3 = derive(&view(Some(&d2.status)), &done, t(60), GRACE);
+        let d3 = derive_after(&d2, &done, 60);
         assert_eq!(d3.status.phase, Some(Phase::Succeeded));
         assert_eq!(d3.status.completion_time, Some(seconds(t(60))));
         assert_eq!(d3.status.start_time, Some(seconds(t(5))));
@@ -322,13 +352,11 @@ mod tests {
             worker_outcome: worker_failed.clone(),
             ..created()
         };
-        let d = derive(&view(None), &running, t(6), GRACE);
-        assert_eq!(d.status.phase, Some(Phase::Failed));
-        let tc = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(tc.reason, reason::WORKERS_FAILED);
-        assert_eq!(
-            tc.message,
-            "worker Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+        let d = derive_new(&running, 6);
+        assert_failed_with(
+            &d,
+            reason::WORKERS_FAILED,
+            "worker Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit",
         );
         assert!(d.events[0].warning);
 
@@ -339,7 +367,7 @@ mod tests {
             worker_outcome: worker_failed,
             ..created()
         };
-        let d = derive(&view(None), &done, t(60), GRACE);
+        let d = derive_new(&done, 60);
         assert_eq!(d.status.phase, Some(Phase::Succeeded));
 
         // A worker Job that completed (workers exited 0) changes nothing.
@@ -348,7 +376,7 @@ mod tests {
             worker_outcome: Some(JobOutcome::Complete),
             ..created()
         };
-        let d = derive(&view(None), &completed_workers, t(6), GRACE);
+        let d = derive_new(&completed_workers, 6);
         assert_eq!(d.status.phase, Some(Phase::Running));
     }
 
@@ -361,7 +389,7 @@ mod tests {
             }),
             ..created()
         };
-        let d = derive(&view(None), &failed, t(1), GRACE);
+        let d = derive_new(&failed, 1);
         assert_eq!(d.status.phase, Some(Phase::Failed));
         let tc = cond(&d.status, ct::TEST_COMPLETED);
         assert_eq!(tc.reason, reason::TEST_FAILED);
@@ -378,7 +406,7 @@ mod tests {
                 master_outcome: outcome.clone(),
                 ..running_obs()
             };
-            let d = derive(&view(None), &lost, t(1), GRACE);
+            let d = derive_new(&lost, 1);
             assert_eq!(d.status.phase, Some(Phase::Failed), "{outcome:?}");
             let tc = cond(&d.status, ct::TEST_COMPLETED);
             assert_eq!(tc.reason, reason::MASTER_LOST);
@@ -396,47 +424,39 @@ mod tests {
             }),
             ..running_obs()
         };
-        let d = derive(&view(None), &failed, t(1), GRACE);
-        let tc = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(tc.reason, reason::MASTER_LOST);
-        assert!(
-            tc.message.ends_with(
-                "; master Job failed: PodFailurePolicy: master container exited with code 137"
-            ),
-            "{}",
-            tc.message
+        let d = derive_new(&failed, 1);
+        assert_completed_ends_with(
+            &d,
+            reason::MASTER_LOST,
+            "; master Job failed: PodFailurePolicy: master container exited with code 137",
         );
         // A finished test is not changed by its master pod going away afterwards
         // (ttlSecondsAfterFinished, a manual clean-up).
-        let done = derive(
-            &view(None),
+        let done = derive_new(
             &Observed {
                 master_outcome: Some(JobOutcome::Complete),
                 ..running_obs()
             },
-            t(1),
-            GRACE,
+            1,
         );
         let gone = Observed {
             master_lost: Some("pod t-master-x was deleted".into()),
             master_outcome: Some(JobOutcome::Complete),
             ..running_obs()
         };
-        let after = derive(&view(Some(&done.status)), &gone, t(2), GRACE);
+        let after = derive_after(&done, &gone, 2);
         assert_eq!(after.status.phase, Some(Phase::Succeeded));
         assert!(after.events.is_empty());
     }
 
     #[test]
     fn terminal_phases_are_final() {
-        let done = derive(
-            &view(None),
+        let done = derive_new(
             &Observed {
                 master_outcome: Some(JobOutcome::Complete),
                 ..created()
             },
-            t(1),
-            GRACE,
+            1,
         );
         // Children gone (TTL), pods unhealthy, master "running" again: nothing moves.
         let weird = Observed {
@@ -448,7 +468,7 @@ mod tests {
             children_spec_hash: Some("h1".into()),
             ..Default::default()
         };
-        let d = derive(&view(Some(&done.status)), &weird, t(500), GRACE);
+        let d = derive_after(&done, &weird, 500);
         assert_eq!(d.status, done.status);
         assert!(d.events.is_empty());
         assert_eq!(d.requeue_after, None);
@@ -456,30 +476,26 @@ mod tests {
 
     #[test]
     fn no_flapping_back_to_pending() {
-        let running = derive(
-            &view(None),
+        let running = derive_new(
             &Observed {
                 master_running_since: Some(t(1)),
                 ..created()
             },
-            t(1),
-            GRACE,
+            1,
         );
         // Master pod momentarily not seen (e.g. cache relist): stays Running.
-        let d = derive(&view(Some(&running.status)), &created(), t(2), GRACE);
+        let d = derive_after(&running, &created(), 2);
         assert_eq!(d.status.phase, Some(Phase::Running));
     }
 
     #[test]
     fn unhealthy_pods_fail_after_the_grace_period() {
-        let sick = Observed {
-            health: Some(HealthReport {
-                problem: Problem::ImagePullError,
-                message: "pod t-master-x: ImagePullError: ImagePullBackOff".into(),
-            }),
-            ..created()
-        };
-        let d1 = derive(&view(None), &sick, t(0), GRACE);
+        let sick = unhealthy(
+            Problem::ImagePullError,
+            "pod t-master-x: ImagePullError: ImagePullBackOff",
+            created(),
+        );
+        let d1 = derive_new(&sick, 0);
         assert_eq!(d1.status.phase, Some(Phase::Pending));
         let ph = cond(&d1.status, ct::PODS_HEALTHY);
         assert_eq!(
@@ -490,12 +506,12 @@ mod tests {
         assert_eq!(d1.events[0].reason, "PodsUnhealthy");
         assert_eq!(d1.requeue_after, Some(Duration::from_secs(121)));
 
-        let d2 = derive(&view(Some(&d1.status)), &sick, t(60), GRACE);
+        let d2 = derive_after(&d1, &sick, 60);
         assert_eq!(d2.status.phase, Some(Phase::Pending));
         assert!(d2.events.is_empty(), "no repeated warning");
         assert_eq!(d2.requeue_after, Some(Duration::from_secs(61)));
 
-        let d3 = derive(&view(Some(&d2.status)), &sick, t(120), GRACE);
+        let d3 = derive_after(&d2, &sick, 120);
         assert_eq!(d3.status.phase, Some(Phase::Failed));
         let tc = cond(&d3.status, ct::TEST_COMPLETED);
         assert_eq!(tc.reason, reason::PODS_UNHEALTHY);
@@ -505,17 +521,11 @@ mod tests {
 
     #[test]
     fn recovering_pods_reset_the_clock() {
-        let sick = Observed {
-            health: Some(HealthReport {
-                problem: Problem::Unschedulable,
-                message: "m".into(),
-            }),
-            ..created()
-        };
-        let d1 = derive(&view(None), &sick, t(0), GRACE);
-        let d2 = derive(&view(Some(&d1.status)), &created(), t(100), GRACE);
+        let sick = unhealthy(Problem::Unschedulable, "m", created());
+        let d1 = derive_new(&sick, 0);
+        let d2 = derive_after(&d1, &created(), 100);
         assert_eq!(cond(&d2.status, ct::PODS_HEALTHY).status, "True");
-        let d3 = derive(&view(Some(&d2.status)), &sick, t(200), GRACE);
+        let d3 = derive_after(&d2, &sick, 200);
         assert_eq!(
             d3.status.phase,
             Some(Phase::Pending),
@@ -525,7 +535,7 @@ mod tests {
 
     #[test]
     fn spec_drift_is_reported_and_nothing_else_changes() {
-        let base = derive(&view(None), &created(), t(0), GRACE);
+        let base = derive_new(&created(), 0);
         let mut v = view(Some(&base.status));
         v.spec_hash = "h2";
         v.generation = Some(2);
@@ -552,7 +562,7 @@ mod tests {
             missing_not_recreated: vec![Child::MasterJob],
             ..created()
         };
-        let d = derive(&view(None), &obs, t(0), GRACE);
+        let d = derive_new(&obs, 0);
         let r = cond(&d.status, ct::READY);
         assert_eq!(r.status, "False");
         assert_eq!(
@@ -563,8 +573,8 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_status_holds() {
-        let d1 = derive(&view(None), &created(), t(0), GRACE);
-        let d2 = derive(&view(Some(&d1.status)), &created(), t(50), GRACE);
+        let d1 = derive_new(&created(), 0);
+        let d2 = derive_after(&d1, &created(), 50);
         assert_eq!(
             cond(&d1.status, ct::READY).last_transition_time,
             cond(&d2.status, ct::READY).last_transition_time
@@ -583,6 +593,25 @@ mod tests {
             master_running_since: Some(t(5)),
             running_workers: 1,
             ..created()
+        }
+    }
+
+    /// `base` with pods reported unhealthy by `problem`.
+    fn unhealthy(problem: Problem, message: &str, base: Observed) -> Observed {
+        Observed {
+            health: Some(HealthReport {
+                problem,
+                message: message.into(),
+            }),
+            ..base
+        }
+    }
+
+    /// Running, with a statistics read of `final_result`.
+    fn reading(final_result: Option<TestResult>) -> Observed {
+        Observed {
+            stats: Some(read(final_result)),
+            ..running_obs()
         }
     }
 
@@ -625,7 +654,7 @@ mod tests {
             next_stats_read: Some(Duration::from_secs(10)),
             ..running_obs()
         };
-        let d = derive(&view(None), &obs, t(6), GRACE);
+        let d = derive_new(&obs, 6);
         assert_eq!(d.status.phase, Some(Phase::Running));
         assert_eq!(
             d.status.live.as_ref().and_then(|l| l.requests_per_second),
@@ -641,24 +670,16 @@ mod tests {
     #[test]
     fn master_worker_count_stands_between_reads() {
         // The master counts 2 worker processes; 1 worker pod runs.
-        let first = derive(
-            &view(None),
-            &Observed {
-                stats: Some(read(None)),
-                ..running_obs()
-            },
-            t(6),
-            GRACE,
-        );
+        let first = derive_new(&reading(None), 6);
         assert_eq!(first.status.connected_workers, Some(2));
         // A reconcile between two reads (a pod or Job event, the status
         // write itself) keeps the master's count and writes nothing new.
-        let between = derive(&view(Some(&first.status)), &running_obs(), t(7), GRACE);
+        let between = derive_after(&first, &running_obs(), 7);
         assert_eq!(between.status.connected_workers, Some(2));
         assert_eq!(between.status, first.status);
         // Once a read fails, the running pods count again.
-        let failed = derive(
-            &view(Some(&first.status)),
+        let failed = derive_after(
+            &first,
             &Observed {
                 stats: Some(StatsObservation::Failed {
                     reason: "MasterUnreachable",
@@ -666,28 +687,19 @@ mod tests {
                 }),
                 ..running_obs()
             },
-            t(8),
-            GRACE,
+            8,
         );
         assert_eq!(failed.status.connected_workers, Some(1));
-        let after_failure = derive(&view(Some(&failed.status)), &running_obs(), t(9), GRACE);
+        let after_failure = derive_after(&failed, &running_obs(), 9);
         assert_eq!(after_failure.status.connected_workers, Some(1));
         // Before any read, the running pods count.
-        let before = derive(&view(None), &running_obs(), t(6), GRACE);
+        let before = derive_new(&running_obs(), 6);
         assert_eq!(before.status.connected_workers, Some(1));
     }
 
     #[test]
     fn unreachable_master_is_a_condition_and_keeps_numbers() {
-        let first = derive(
-            &view(None),
-            &Observed {
-                stats: Some(read(None)),
-                ..running_obs()
-            },
-            t(6),
-            GRACE,
-        );
+        let first = derive_new(&reading(None), 6);
         let obs = Observed {
             stats: Some(StatsObservation::Failed {
                 reason: "MasterUnreachable",
@@ -695,7 +707,7 @@ mod tests {
             }),
             ..running_obs()
         };
-        let d = derive(&view(Some(&first.status)), &obs, t(20), GRACE);
+        let d = derive_after(&first, &obs, 20);
         let c = cond(&d.status, ct::STATS_AVAILABLE);
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
@@ -708,16 +720,14 @@ mod tests {
         assert_eq!(d.status.phase, Some(Phase::Running));
     }
 
-    fn complete_with(thresholds: &ThresholdsSpec, result: Option<TestResult>) -> Derived {
-        let running = derive(
-            &view(None),
-            &Observed {
-                stats: Some(read(result)),
-                ..running_obs()
-            },
-            t(6),
-            GRACE,
-        );
+    /// A test that read `result` while running, then whose master Job ended
+    /// with `outcome`, judged against `thresholds`.
+    fn end_with(
+        thresholds: &ThresholdsSpec,
+        result: Option<TestResult>,
+        outcome: JobOutcome,
+    ) -> Derived {
+        let running = derive_new(&reading(result), 6);
         let v = TestView {
             thresholds: Some(thresholds),
             ..view(Some(&running.status))
@@ -725,12 +735,16 @@ mod tests {
         derive(
             &v,
             &Observed {
-                master_outcome: Some(JobOutcome::Complete),
+                master_outcome: Some(outcome),
                 ..created()
             },
             t(30),
             GRACE,
         )
+    }
+
+    fn complete_with(thresholds: &ThresholdsSpec, result: Option<TestResult>) -> Derived {
+        end_with(thresholds, result, JobOutcome::Complete)
     }
 
     #[test]
@@ -752,12 +766,10 @@ mod tests {
             ..Default::default()
         };
         let d = complete_with(&t, Some(final_result()));
-        assert_eq!(d.status.phase, Some(Phase::Failed));
-        let c = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(c.reason, reason::THRESHOLDS_BREACHED);
-        assert_eq!(
-            c.message,
-            "thresholds breached: fail ratio 0.25 > 0.01; p95 response time 812 ms > 500 ms"
+        assert_failed_with(
+            &d,
+            reason::THRESHOLDS_BREACHED,
+            "thresholds breached: fail ratio 0.25 > 0.01; p95 response time 812 ms > 500 ms",
         );
         assert!(
             d.events
@@ -785,119 +797,62 @@ mod tests {
 
     #[test]
     fn breach_wins_over_a_failed_job() {
-        let running = derive(
-            &view(None),
-            &Observed {
-                stats: Some(read(Some(final_result()))),
-                ..running_obs()
-            },
-            t(6),
-            GRACE,
-        );
         let th = ThresholdsSpec {
             max_fail_ratio: Some(0.01),
             ..Default::default()
         };
-        let v = TestView {
-            thresholds: Some(&th),
-            ..view(Some(&running.status))
-        };
-        let d = derive(
-            &v,
-            &Observed {
-                master_outcome: Some(JobOutcome::Failed {
-                    reason: "BackoffLimitExceeded".into(),
-                    message: "master container exited with code 1".into(),
-                }),
-                ..created()
+        let d = end_with(
+            &th,
+            Some(final_result()),
+            JobOutcome::Failed {
+                reason: "BackoffLimitExceeded".into(),
+                message: "master container exited with code 1".into(),
             },
-            t(30),
-            GRACE,
         );
-        let c = cond(&d.status, ct::TEST_COMPLETED);
-        assert_eq!(c.reason, reason::THRESHOLDS_BREACHED);
-        assert!(
-            c.message.ends_with(
-                "master Job failed: BackoffLimitExceeded: master container exited with code 1"
-            ),
-            "{}",
-            c.message
+        assert_completed_ends_with(
+            &d,
+            reason::THRESHOLDS_BREACHED,
+            "master Job failed: BackoffLimitExceeded: master container exited with code 1",
         );
     }
 
     #[test]
     fn every_type_and_reason_written_is_in_the_tables() {
         use crate::api::{condition_reason, event_reason};
-        let sick = |problem| Observed {
-            health: Some(HealthReport {
-                problem,
-                message: "m".into(),
-            }),
-            ..running_obs()
-        };
+        let sick = |problem| unhealthy(problem, "m", running_obs());
         let failed_job = Some(JobOutcome::Failed {
             reason: "BackoffLimitExceeded".into(),
             message: String::new(),
         });
         let mut outcomes: Vec<Derived> = vec![
-            derive(&view(None), &Observed::default(), t(0), GRACE),
-            derive(&view(None), &created(), t(0), GRACE),
-            derive(&view(None), &running_obs(), t(6), GRACE),
-            derive(
-                &view(None),
-                &Observed {
-                    stats: Some(read(None)),
-                    ..running_obs()
-                },
-                t(6),
-                GRACE,
-            ),
-            derive(
-                &view(None),
-                &Observed {
-                    master_outcome: Some(JobOutcome::Complete),
-                    ..created()
-                },
-                t(6),
-                GRACE,
-            ),
-            derive(
-                &view(None),
-                &Observed {
-                    master_outcome: failed_job.clone(),
-                    ..created()
-                },
-                t(6),
-                GRACE,
-            ),
-            derive(
-                &view(None),
-                &Observed {
-                    worker_outcome: failed_job,
-                    ..running_obs()
-                },
-                t(6),
-                GRACE,
-            ),
-            derive(
-                &view(None),
-                &Observed {
-                    master_lost: Some("pod p was deleted".into()),
-                    ..running_obs()
-                },
-                t(6),
-                GRACE,
-            ),
-            derive(
-                &view(None),
-                &Observed {
-                    children_spec_hash: Some("h0".into()),
-                    ..created()
-                },
-                t(6),
-                GRACE,
-            ),
+            derive_new(&Observed::default(), 0),
+            derive_new(&created(), 0),
         ];
+        let at_six = [
+            running_obs(),
+            reading(None),
+            Observed {
+                master_outcome: Some(JobOutcome::Complete),
+                ..created()
+            },
+            Observed {
+                master_outcome: failed_job.clone(),
+                ..created()
+            },
+            Observed {
+                worker_outcome: failed_job,
+                ..running_obs()
+            },
+            Observed {
+                master_lost: Some("pod p was deleted".into()),
+                ..running_obs()
+            },
+            Observed {
+                children_spec_hash: Some("h0".into()),
+                ..created()
+            },
+        ];
+        outcomes.extend(at_six.iter().map(|obs| derive_new(obs, 6)));
         for problem in [
             Problem::ImagePullError,
             Problem::ConfigError,
@@ -905,8 +860,8 @@ mod tests {
             Problem::CrashLoop,
             Problem::ContainerFailed,
         ] {
-            let first = derive(&view(None), &sick(problem), t(0), GRACE);
-            let late = derive(&view(Some(&first.status)), &sick(problem), t(500), GRACE);
+            let first = derive_new(&sick(problem), 0);
+            let late = derive_after(&first, &sick(problem), 500);
             outcomes.extend([first, late]);
         }
         let breach = ThresholdsSpec {

@@ -30,14 +30,7 @@ impl SchemaVersion {
 /// The CRD's schemas, generated once.
 static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
     let crd = crate::crd::crd();
-    let find = |name: &str| {
-        crd.spec
-            .versions
-            .iter()
-            .find(|v| v.name == name)
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.clone())
-    };
+    let find = |name: &str| crate::crd::version_schema(&crd, name).cloned();
     Schemas {
         v2: find(SchemaVersion::V2.name()),
         v1: find(SchemaVersion::V1.name()),
@@ -268,41 +261,43 @@ fn check_number(
 }
 
 fn check_string(schema: &JSONSchemaProps, s: &str, path: &str, out: &mut Vec<Violation>) {
+    let bounds = (schema.min_length, schema.max_length);
     let len = s.chars().count();
-    let len_i64 = i64::try_from(len).unwrap_or(i64::MAX);
-    if let Some(max) = schema.max_length.filter(|max| len_i64 > *max) {
-        out.push(Violation::schema(
-            path.to_owned(),
-            format!("must be at most {max} characters long, got {len}"),
-        ));
-    }
-    if let Some(min) = schema.min_length.filter(|min| len_i64 < *min) {
-        out.push(Violation::schema(
-            path.to_owned(),
-            format!("must be at least {min} characters long, got {len}"),
-        ));
-    }
+    check_count(len, bounds, "be", "characters long", path, out);
 }
 
 fn check_array(schema: &JSONSchemaProps, items: &[Value], path: &str, out: &mut Vec<Violation>) {
-    let len = items.len();
-    let len_i64 = i64::try_from(len).unwrap_or(i64::MAX);
-    if let Some(max) = schema.max_items.filter(|max| len_i64 > *max) {
-        out.push(Violation::schema(
-            path.to_owned(),
-            format!("must have at most {max} items, got {len}"),
-        ));
-    }
-    if let Some(min) = schema.min_items.filter(|min| len_i64 < *min) {
-        out.push(Violation::schema(
-            path.to_owned(),
-            format!("must have at least {min} items, got {len}"),
-        ));
-    }
+    let bounds = (schema.min_items, schema.max_items);
+    check_count(items.len(), bounds, "have", "items", path, out);
     if let Some(JSONSchemaPropsOrArray::Schema(item_schema)) = schema.items.as_ref() {
         for (i, item) in items.iter().enumerate() {
             check_value(item_schema, item, &format!("{path}[{i}]"), out);
         }
+    }
+}
+
+/// Reports `len` above `max` or below `min` as "must {verb} at most {max}
+/// {unit}, got {len}" (or "at least {min}").
+fn check_count(
+    len: usize,
+    (min, max): (Option<i64>, Option<i64>),
+    verb: &str,
+    unit: &str,
+    path: &str,
+    out: &mut Vec<Violation>,
+) {
+    let len_i64 = i64::try_from(len).unwrap_or(i64::MAX);
+    if let Some(max) = max.filter(|max| len_i64 > *max) {
+        out.push(Violation::schema(
+            path.to_owned(),
+            format!("must {verb} at most {max} {unit}, got {len}"),
+        ));
+    }
+    if let Some(min) = min.filter(|min| len_i64 < *min) {
+        out.push(Violation::schema(
+            path.to_owned(),
+            format!("must {verb} at least {min} {unit}, got {len}"),
+        ));
     }
 }
 

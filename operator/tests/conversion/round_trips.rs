@@ -834,6 +834,21 @@ fn generators_cover_lossy_and_lossless_objects() {
     );
 }
 
+/// Through JSON, as the webhook sees it: `obj` converts to `to` as
+/// `converted`, and that converts back to `obj` in `back`.
+fn json_round_trip(
+    obj: &impl serde::Serialize,
+    converted: &impl serde::Serialize,
+    to: &str,
+    back: &str,
+) -> Result<(), TestCaseError> {
+    let value = serde_json::to_value(obj).unwrap();
+    let there = convert_value(value.clone(), to).unwrap();
+    prop_assert_eq!(&there, &serde_json::to_value(converted).unwrap());
+    prop_assert_eq!(convert_value(there, back).unwrap(), value);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -849,10 +864,7 @@ proptest! {
         prop_assert_eq!(&up.object, &obj);
 
         // Through JSON, as the webhook sees it.
-        let value = serde_json::to_value(&obj).unwrap();
-        let v1value = convert_value(value.clone(), V1_API_VERSION).unwrap();
-        prop_assert_eq!(&v1value, &serde_json::to_value(&down.object).unwrap());
-        prop_assert_eq!(convert_value(v1value, V2_API_VERSION).unwrap(), value);
+        json_round_trip(&obj, &down.object, V1_API_VERSION, V2_API_VERSION)?;
     }
 
     #[test]
@@ -867,10 +879,7 @@ proptest! {
         prop_assert!(down.warnings.is_empty(), "{:?}", down.warnings);
         prop_assert_eq!(&down.object, &obj);
 
-        let value = serde_json::to_value(&obj).unwrap();
-        let v2value = convert_value(value.clone(), V2_API_VERSION).unwrap();
-        prop_assert_eq!(&v2value, &serde_json::to_value(&up.object).unwrap());
-        prop_assert_eq!(convert_value(v2value, V1_API_VERSION).unwrap(), value);
+        json_round_trip(&obj, &up.object, V2_API_VERSION, V1_API_VERSION)?;
     }
 
     #[test]

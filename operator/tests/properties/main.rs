@@ -156,12 +156,8 @@ const CSV_FIXTURES: [&str; 2] = ["stats-2.20.0-stopped.csv", "stats-2.47.0-stopp
 static SCHEMAS: LazyLock<(JSONSchemaProps, JSONSchemaProps)> = LazyLock::new(|| {
     let crd = locust_operator::crd::crd();
     let find = |name: &str| {
-        crd.spec
-            .versions
-            .iter()
-            .find(|v| v.name == name)
-            .and_then(|v| v.schema.clone())
-            .and_then(|s| s.open_api_v3_schema)
+        locust_operator::crd::version_schema(&crd, name)
+            .cloned()
             .unwrap()
     };
     (find("v2"), find("v1"))

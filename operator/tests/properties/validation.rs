@@ -159,15 +159,14 @@ fn the_webhook_decodes_like_the_cli() {
     value["spec"]["thresholds"] = json!({"maxAverageResponseTime": -1});
     let field = "spec.thresholds.maxAverageResponseTime";
     let message = "must be greater than or equal to 0, got -1";
-    let untyped = validate_value(&value);
-    assert!(
-        untyped
-            .iter()
-            .any(|v| v.field == field && v.message == message),
-        "{untyped:#?}"
-    );
+    assert_reports(&validate_value(&value), field, message);
     let typed: v2::LocustTest = serde_json::from_value(value).unwrap();
-    let violations = validate(&typed);
+    assert_reports(&validate(&typed), field, message);
+}
+
+/// Asserts that `violations` hold one at `field` saying `message`.
+#[track_caller]
+fn assert_reports(violations: &[Violation], field: &str, message: &str) {
     assert!(
         violations
             .iter()

@@ -101,14 +101,16 @@ fn typed_violations(v: &Value) -> Vec<Violation> {
     }
 }
 
-fn schema_of(crd: &CustomResourceDefinition, version: &str) -> JSONSchemaProps {
-    crd.spec
-        .versions
+/// [`typed_violations`] as the messages users read.
+fn typed_messages(v: &Value) -> Vec<String> {
+    typed_violations(v)
         .iter()
-        .find(|v| v.name == version)
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.clone())
-        .unwrap()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn schema_of(crd: &CustomResourceDefinition, version: &str) -> JSONSchemaProps {
+    crd::version_schema(crd, version).cloned().unwrap()
 }
 
 fn version_of<'a>(

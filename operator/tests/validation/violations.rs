@@ -49,10 +49,7 @@ fn worker_replicas_range_comes_from_the_schema() {
         let v = edit(base(), |v| {
             v["spec"]["worker"]["replicas"] = json!(replicas)
         });
-        let got: Vec<String> = typed_violations(&v)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let got = typed_messages(&v);
         if ok {
             assert!(got.is_empty(), "{replicas}: {got:?}");
         } else {
@@ -71,10 +68,7 @@ fn autoquit_timeout_must_not_be_negative() {
     let v = edit(base(), |v| {
         v["spec"]["master"]["autoquit"] = json!({"enabled": true, "timeout": -1})
     });
-    let got: Vec<String> = typed_violations(&v)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let got = typed_messages(&v);
     assert_eq!(
         got,
         ["spec.master.autoquit.timeout: must be greater than or equal to 0, got -1"]
@@ -96,10 +90,7 @@ fn list_and_string_bounds_are_enforced_in_rust_too() {
         v["spec"]["env"] =
             json!({"secretMounts": [{"name": "s", "mountPath": format!("/{}", "p".repeat(4096))}]});
     });
-    let got: Vec<String> = typed_violations(&v)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let got = typed_messages(&v);
     assert_eq!(
         got,
         [
@@ -190,10 +181,7 @@ fn v1_schema_checks() {
         v["spec"]["image"] = json!("");
         v["metadata"]["name"] = json!("n".repeat(57));
     });
-    let got: Vec<String> = typed_violations(&v)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let got = typed_messages(&v);
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(
         got[0],
