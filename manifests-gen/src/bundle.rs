@@ -82,6 +82,11 @@ pub fn bundle_image(version: &Version) -> String {
     format!("{}:v{version}", crate::BUNDLE_IMAGE_REPO)
 }
 
+/// A published bundle image, named by its `digest` (`sha256:...`).
+pub fn bundle_image_by_digest(digest: &str) -> String {
+    format!("{}@{digest}", crate::BUNDLE_IMAGE_REPO)
+}
+
 /// A rendered bundle.
 #[derive(Clone, Debug)]
 pub struct Rendered {

@@ -178,7 +178,7 @@ pub fn pin_bundle(doc: &mut Value, digest: &str) {
     else {
         return;
     };
-    let pinned = format!("{}@{digest}", crate::BUNDLE_IMAGE_REPO);
+    let pinned = crate::bundle::bundle_image_by_digest(digest);
     doc["image"] = json!(pinned);
     if let Some(list) = doc.get_mut("relatedImages").and_then(Value::as_array_mut) {
         for ri in list.iter_mut() {

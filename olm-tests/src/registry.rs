@@ -263,7 +263,7 @@ impl Published {
             .iter()
             .find(|(reference, _)| *reference == tag)
             .with_context(|| format!("{tag} was not published"))?;
-        Ok(format!("{}@{digest}", manifests_gen::BUNDLE_IMAGE_REPO))
+        Ok(manifests_gen::bundle::bundle_image_by_digest(digest))
     }
 }
 

@@ -12,9 +12,8 @@ use crate::api::{LocustTest, event_reason};
 use crate::resources::{self, Children, labels};
 
 use super::context::{Context, Error, publish};
-pub use super::memory::{Expectations, Expected};
+use super::model::Child;
 use super::model::Observed;
-pub use super::model::{Child, owned_by};
 use super::observe::Seen;
 
 impl Child {
@@ -169,6 +168,7 @@ pub(super) async fn ensure(ctx: &Context, test: &LocustTest, seen: &mut Seen) ->
 mod tests {
     use super::*;
     use crate::controller::memory::EXPECTATION_TTL;
+    use crate::controller::memory::{Expectations, Expected};
     use crate::controller::state::tests::created;
     use std::collections::BTreeMap;
     use std::time::Instant;

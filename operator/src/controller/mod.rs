@@ -29,4 +29,5 @@ pub mod state;
 pub mod stats_read;
 pub mod write;
 
-pub use reconcile::{Context, Error, error_policy, reconcile};
+pub use context::{Context, Error};
+pub use reconcile::{error_policy, reconcile};

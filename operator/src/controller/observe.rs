@@ -17,7 +17,6 @@ use crate::api::{LocustTest, LocustTestStatus, Phase};
 use crate::resources::{self, labels};
 
 use super::context::{Context, Error};
-pub use super::memory::{START_HOLD, StartHold, StartHolds};
 use super::model::{Child, owned_by};
 use super::model::{JobOutcome, Observed};
 use super::pod_health;
@@ -262,6 +261,7 @@ pub(super) fn partial_start(seen: &Seen, replicas: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::memory::StartHolds;
     use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, PodStatus,

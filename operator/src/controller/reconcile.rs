@@ -22,11 +22,8 @@ use super::observe::{self, partial_start};
 use super::stats_read;
 use super::write;
 
-pub use super::context::{Context, Error};
-pub use super::memory::{
-    DEFAULT_STATS_INTERVAL, ERROR_EVENT_INTERVAL, ErrorEventLog, ErrorEvents, START_HOLD,
-    StartHolds,
-};
+use super::context::{Context, Error};
+use super::memory::{ERROR_EVENT_INTERVAL, START_HOLD};
 
 /// One reconcile of one LocustTest.
 pub async fn reconcile(test: Arc<LocustTest>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -91,6 +88,7 @@ pub fn error_policy(test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> Ac
 mod tests {
     use super::*;
     use crate::api::event_reason;
+    use crate::controller::memory::ErrorEventLog;
     use kube::core::Status;
 
     fn api_error(code: u16, reason: &str) -> kube::Error {

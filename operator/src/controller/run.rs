@@ -25,7 +25,8 @@ use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::resources::{DISRUPTION_TARGET, labels};
 
-use super::reconcile::{Context, error_policy, reconcile};
+use super::context::Context;
+use super::reconcile::{error_policy, reconcile};
 
 fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where

@@ -14,7 +14,7 @@ use crate::api::{LocustTestStatus, Phase, condition_type as ct};
 use crate::thresholds;
 
 use super::conditions::{self, Completion, Draft, seconds};
-pub use super::model::{JobOutcome, Observed, StatsObservation, Transition};
+use super::model::{JobOutcome, Observed, Transition};
 
 /// Condition reasons (the table is [`crate::api::condition_reason`]; this
 /// path is kept for its users).
@@ -223,6 +223,7 @@ pub(crate) mod tests {
     use crate::api::status::{LiveStats, TestResult};
     use crate::controller::conditions::find;
     use crate::controller::model::Child;
+    use crate::controller::model::StatsObservation;
     use crate::controller::pod_health::{HealthReport, Problem};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 

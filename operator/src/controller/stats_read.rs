@@ -11,7 +11,6 @@ use crate::resources;
 use crate::stats;
 
 use super::context::Context;
-pub use super::memory::{DEFAULT_STATS_INTERVAL, StatsSchedule, StatsSchedules};
 use super::model::StatsObservation;
 use super::observe::Seen;
 
@@ -83,6 +82,7 @@ mod tests {
     use super::*;
     use crate::api::status::LiveStats;
     use crate::controller::memory::{FIRST_STATS_RETRY, next_stats_delay};
+    use crate::controller::memory::{StatsSchedule, StatsSchedules};
     use std::time::{Duration, Instant};
 
     #[test]

@@ -12,7 +12,6 @@ use tracing::{debug, info};
 use crate::api::{LocustTest, LocustTestStatus};
 
 use super::context::{Context, Error, publish};
-pub use super::memory::{WrittenStatus, WrittenStatuses};
 use super::observe::Seen;
 use super::state::{self, TestView};
 
@@ -90,6 +89,7 @@ mod tests {
     use super::*;
     use crate::api::Phase;
     use crate::controller::memory::WRITTEN_TTL;
+    use crate::controller::memory::{WrittenStatus, WrittenStatuses};
     use std::time::Instant;
 
     #[test]
