@@ -494,6 +494,55 @@ async fn recreate_and_drift(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// A Service the test did not create holds its master Service's name: the
+/// reconcile fails with `NameConflict`, reported once as a Warning Event on
+/// the test that names the Service (the operator retries and stays quiet).
+async fn name_conflict(cluster: &Cluster) -> Result<()> {
+    let ns = "e2e-conflict";
+    let (client, tests) = test_namespace(cluster, ns).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let squatter: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "clash-master",
+            "labels": { "app.kubernetes.io/managed-by": "locust-k8s-operator" },
+        },
+        "spec": { "ports": [{ "port": 5557 }] },
+    }))?;
+    services.create(&PostParams::default(), &squatter).await?;
+    tests
+        .create(&PostParams::default(), &sample_v2("clash")?)
+        .await?;
+    let ev = wait_event(&client, ns, "clash", "NameConflict").await?;
+    ensure!(ev.type_.as_deref() == Some("Warning"), "{ev:?}");
+    let note = ev.note.clone().unwrap_or_default();
+    ensure!(
+        note.contains("clash-master") && note.contains("not owned"),
+        "note: {note}"
+    );
+    // Later reconciles (one is triggered by touching the test) fail the same
+    // way; the Event is not repeated.
+    let touch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
+    tests
+        .patch("clash", &PatchParams::default(), &Patch::Merge(&touch))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let conflicts: Vec<Event> = events_for(&client, ns, "clash")
+        .await?
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("NameConflict"))
+        .collect();
+    ensure!(
+        conflicts.len() == 1 && conflicts[0].series.as_ref().is_none_or(|s| s.count <= 1),
+        "NameConflict Events: {conflicts:?}"
+    );
+    let svc = services.get("clash-master").await?;
+    ensure!(
+        svc.owner_references().is_empty(),
+        "the Service was left alone"
+    );
+    Ok(())
+}
+
 async fn scenario(name: &str, fut: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     let start = std::time::Instant::now();
     let r = fut.await.with_context(|| format!("scenario {name}"));
@@ -550,9 +599,10 @@ async fn operator_end_to_end() -> Result<()> {
         ),
         scenario("unschedulable", unschedulable(&cluster)),
         scenario("recreate-and-drift", recreate_and_drift(&cluster)),
+        scenario("name-conflict", name_conflict(&cluster)),
     );
     let errors: Vec<String> = [
-        results.0, results.1, results.2, results.3, results.4, results.5,
+        results.0, results.1, results.2, results.3, results.4, results.5, results.6,
     ]
     .into_iter()
     .filter_map(|r| r.err().map(|e| format!("{e:#}")))
