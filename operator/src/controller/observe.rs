@@ -79,7 +79,7 @@ pub(super) fn observe(ctx: &Context, test: &LocustTest, ns: String) -> Result<Se
     check_owned(&metas, uid_ref, &name)?;
 
     let exists = |c: Child, cached: bool| cached || ctx.expectations.expected(uid_ref, c);
-    let mut obs = Observed {
+    let obs = Observed {
         service_exists: exists(Child::MasterService, service.is_some()),
         master_job_exists: exists(Child::MasterJob, master_job.is_some()),
         worker_job_exists: exists(Child::WorkerJob, worker_job.is_some()),
@@ -87,18 +87,6 @@ pub(super) fn observe(ctx: &Context, test: &LocustTest, ns: String) -> Result<Se
         ..Observed::default()
     };
 
-    let pods: Vec<Arc<Pod>> = ctx
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| is_pod_of(p, &ns, &name))
-        .collect();
-    let master_ip = observe_pods(
-        &mut obs,
-        &pods,
-        master_job.as_deref(),
-        worker_job.as_deref(),
-    );
     Ok(Seen {
         spec_hash: labels::spec_hash(&test.spec),
         ns,
@@ -106,8 +94,29 @@ pub(super) fn observe(ctx: &Context, test: &LocustTest, ns: String) -> Result<Se
         uid,
         status,
         obs,
-        master_ip,
+        master_ip: None,
     })
+}
+
+/// The second half of the observe step, run after the children are ensured
+/// (pods come from the Jobs, so they are looked at once the Jobs exist): what
+/// the caches say about the test's pods and how its Jobs ended.
+pub(super) fn observe_pods(ctx: &Context, seen: &mut Seen) {
+    let (ns, name) = (seen.ns.as_str(), seen.name.as_str());
+    let job = |c: Child| ctx.jobs.get(&ObjectRef::new(&c.name(name)).within(ns));
+    let (master_job, worker_job) = (job(Child::MasterJob), job(Child::WorkerJob));
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| is_pod_of(p, ns, name))
+        .collect();
+    seen.master_ip = fill_pods(
+        &mut seen.obs,
+        &pods,
+        master_job.as_deref(),
+        worker_job.as_deref(),
+    );
 }
 
 /// A conflict for the first child in `metas` that exists without a
@@ -150,7 +159,7 @@ fn is_pod_of(pod: &Pod, ns: &str, name: &str) -> bool {
 
 /// Fills what `obs` says about the pods and Jobs, and returns the IP of the
 /// running master pod, if any.
-fn observe_pods(
+fn fill_pods(
     obs: &mut Observed,
     pods: &[Arc<Pod>],
     master_job: Option<&Job>,
@@ -381,7 +390,7 @@ mod tests {
         assert!(!is_pod_of(&pods[0], "other", "t"));
         assert!(!is_pod_of(&pods[0], "ns", "t2"));
         let mut obs = Observed::default();
-        let ip = observe_pods(
+        let ip = fill_pods(
             &mut obs,
             &pods,
             Some(&job("Failed", Some("BackoffLimitExceeded"))),
@@ -405,7 +414,7 @@ mod tests {
         );
         // An exited master: no IP to read, its exit code joins the Job's failure.
         let mut obs = Observed::default();
-        let ip = observe_pods(
+        let ip = fill_pods(
             &mut obs,
             &[pod("master", None, "10.0.0.1")],
             Some(&job("Failed", Some("BackoffLimitExceeded"))),

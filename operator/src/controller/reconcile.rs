@@ -1,6 +1,6 @@
-//! The reconcile function, in four steps: observe (read the test, its
-//! children and pods from the watch caches: [`super::observe`]), ensure the
-//! children (create the missing ones: [`super::children`]), read the
+//! The reconcile function, in four steps: observe (read the test and its
+//! children from the watch caches: [`super::observe`]), ensure the children
+//! (create the missing ones: [`super::children`]) and observe their pods, read the
 //! master's statistics when due ([`super::stats_read`]), and write the status
 //! derived by the pure phase machine ([`super::state`]) with its Events, only
 //! on change ([`super::write`]). A failed reconcile is counted by reason,
@@ -42,6 +42,10 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
     }
     let mut seen = observe::observe(ctx, test, ns)?;
     children::ensure(ctx, test, &mut seen).await?;
+    // Pods come from the Jobs: look at them once the Jobs are ensured (and
+    // the creation's Event published), so a first reconcile whose pods
+    // already run writes the start, not a `Pending` about to go stale.
+    observe::observe_pods(ctx, &mut seen);
     // First start: while only some of the test's pods run and nothing went
     // wrong, wait (bounded by START_HOLD) for the rest, so the start is one
     // status write. Nothing is read or written meanwhile.
