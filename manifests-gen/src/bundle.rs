@@ -1,4 +1,5 @@
-//! One registry+v1 bundle: `bundle/manifests/` (CRD, CSV),
+//! One registry+v1 bundle: `bundle/manifests/` (CRD, CSV, the metrics
+//! Service and metrics-reader ClusterRole of [`crate::monitoring`]),
 //! `bundle/metadata/annotations.yaml`, `bundle/tests/scorecard/config.yaml`
 //! and `bundle.Dockerfile`.
 
@@ -144,6 +145,16 @@ pub fn render(
         crate::ANNOTATIONS_PATH.to_owned(),
         annotations_yaml(&channels, &opts.default_channel),
     );
+    let service = crate::monitoring::service();
+    let reader_role = crate::monitoring::reader_role();
+    files.insert(
+        crate::monitoring::SERVICE_PATH.to_owned(),
+        yaml::to_yaml(&service),
+    );
+    files.insert(
+        crate::monitoring::READER_ROLE_PATH.to_owned(),
+        yaml::to_yaml(&reader_role),
+    );
     files.insert(
         crate::SCORECARD_PATH.to_owned(),
         yaml::to_yaml(&scorecard_config(&inputs.sdk_version)),
@@ -157,6 +168,8 @@ pub fn render(
     let mut by_name = BTreeMap::new();
     by_name.insert(crate::CRD_PATH, inputs.crd_value.clone());
     by_name.insert(crate::CSV_PATH, csv.clone());
+    by_name.insert(crate::monitoring::SERVICE_PATH, service);
+    by_name.insert(crate::monitoring::READER_ROLE_PATH, reader_role);
     let objects = by_name.into_values().collect();
     Ok(Rendered {
         version: version.clone(),

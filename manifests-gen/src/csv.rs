@@ -191,7 +191,10 @@ pub fn deployment_spec(image: &str) -> DeploymentSpec {
         ]),
         ports: Some(vec![
             port("webhook-server", cfg.webhook_port),
-            port("metrics", cfg.metrics_bind_address.port()),
+            port(
+                crate::monitoring::PORT_NAME,
+                cfg.metrics_bind_address.port(),
+            ),
             port("health", health_port),
         ]),
         liveness_probe: Some(http_probe("/healthz", health_port, 15, 20)),

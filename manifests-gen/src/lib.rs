@@ -28,6 +28,7 @@ pub mod description;
 pub mod descriptors;
 pub mod gojson;
 pub mod images;
+pub mod monitoring;
 pub mod oci;
 pub mod releases;
 pub mod samples;
@@ -306,6 +307,10 @@ pub fn generate(opts: &Options) -> Result<Generated, Error> {
         files.insert(path, content.into_bytes());
     }
     files.insert(CATALOG_PATH.to_owned(), catalog.into_bytes());
+    files.insert(
+        monitoring::SERVICE_MONITOR_PATH.to_owned(),
+        yaml::to_yaml(&monitoring::service_monitor()).into_bytes(),
+    );
     Ok(Generated { files })
 }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use manifests_gen::{
     ANNOTATIONS_PATH, CATALOG_PATH, CRD_PATH, CSV_PATH, DOCKERFILE_PATH, Options, SCORECARD_PATH,
-    check, generate, parse_bundle_digest, parse_extra_release, workspace_root, write,
+    check, generate, monitoring, parse_bundle_digest, parse_extra_release, workspace_root, write,
 };
 use serde_json::Value;
 
@@ -38,6 +38,9 @@ fn generates_every_file_deterministically() {
         SCORECARD_PATH,
         DOCKERFILE_PATH,
         CATALOG_PATH,
+        monitoring::SERVICE_PATH,
+        monitoring::READER_ROLE_PATH,
+        monitoring::SERVICE_MONITOR_PATH,
     ];
     expected.sort();
     assert_eq!(paths, expected);
@@ -217,7 +220,8 @@ fn hypothetical_next_releases() {
                 .iter()
                 .filter(|p| p["type"] == "olm.bundle.object")
                 .count(),
-            2
+            4,
+            "CRD, CSV, metrics Service, metrics-reader ClusterRole"
         );
     }
     let package = docs.iter().find(|d| d["schema"] == "olm.package").unwrap();

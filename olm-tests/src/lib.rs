@@ -29,6 +29,7 @@ pub mod e2e;
 pub mod fixture;
 pub mod load;
 pub mod locust;
+pub mod metrics_client;
 pub mod olm;
 pub mod operator;
 pub mod registry;

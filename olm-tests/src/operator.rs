@@ -326,8 +326,12 @@ impl OperatorProcess {
         cmd.arg(format!(
             "--health-probe-bind-address=127.0.0.1:{health_port}"
         ))
-        .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
-        .args(args.iter());
+        .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"));
+        // Plain-HTTP metrics for the tests that scrape them, unless asked.
+        if !args.iter().any(|a| a.starts_with("--metrics-secure")) {
+            cmd.arg("--metrics-secure=false");
+        }
+        cmd.args(args.iter());
         let net = cluster.net();
         let started = Instant::now();
         let child = net
@@ -364,6 +368,11 @@ impl OperatorProcess {
         http_get(&self.net, self.health_port, path)
             .await
             .map(|(code, _)| code)
+    }
+
+    /// The cluster network namespace it runs in.
+    pub fn net(&self) -> &ClusterNet {
+        &self.net
     }
 
     /// GET /metrics.

@@ -13,7 +13,12 @@
 //! Services and pods, creating the children (with `blockOwnerDeletion` owner
 //! references, which OwnerReferencesPermissionEnforcement checks), writing
 //! status, recreating a deleted Service twice (the second identical Event is
-//! a PATCH of its series), and finishing the test.
+//! a PATCH of its series), finishing the test, and failing a second test
+//! that cannot be scheduled at its start deadline with the cause its pods'
+//! Warning Events name (`Unschedulable`, read from the kube-scheduler's
+//! `FailedScheduling`; without the Events it would be `StartTimedOut`), and
+//! serving the secure `/metrics` to a token allowed to read them (a
+//! TokenReview and a SubjectAccessReview per token).
 
 use std::time::Duration;
 
@@ -25,6 +30,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use locust_operator::api::{LocustTest, Phase};
 use locust_operator::rbac::{CLUSTER, NAMESPACED, Permission};
 use olm_tests::checks::{self, wait_phase};
+use olm_tests::metrics_client::scrape;
 use olm_tests::operator::{self, OperatorProcess};
 use olm_tests::{Cluster, e2e, wait_for};
 
@@ -101,11 +107,17 @@ async fn scenario(
     client: &Client,
     ns: &str,
     op: &OperatorProcess,
+    reader_token: &str,
 ) -> Result<()> {
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
     tests
         .create(&PostParams::default(), &checks::sample("t")?)
         .await?;
+    let mut stuck = checks::sample("s")?;
+    stuck.spec.scheduling = Some(serde_json::from_value(serde_json::json!({
+        "nodeSelector": {"locust.io/no-such-node": "true"}
+    }))?);
+    tests.create(&PostParams::default(), &stuck).await?;
     wait_phase(&tests, "t", Phase::Running, SCENARIO_TIMEOUT).await?;
     checks::assert_children_once(client, ns, "t").await?;
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -143,8 +155,24 @@ async fn scenario(
         .complete_pod(ns, &kube::ResourceExt::name_any(&master[0]), 0)
         .await?;
     wait_phase(&tests, "t", Phase::Succeeded, SCENARIO_TIMEOUT).await?;
+    let stuck = wait_phase(&tests, "s", Phase::Failed, SCENARIO_TIMEOUT).await?;
+    let why = stuck
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "TestCompleted"))
+        .map(|c| c.reason.clone())
+        .unwrap_or_default();
+    ensure!(
+        why == "Unschedulable",
+        "the unschedulable test failed with {why}, not Unschedulable"
+    );
     let (code, body) = op.health("/readyz").await?;
     ensure!(code == 200, "/readyz {code}: {body}");
+    let (code, body) = scrape(op.net(), op.metrics_port, Some(reader_token), None).await?;
+    ensure!(
+        code == 200 && body.contains("locust_test_phase"),
+        "secure /metrics for the metrics reader: {code} {body:.200}"
+    );
     // Some verbs only cost retries when missing (a watch that is refused is
     // retried by re-listing): the operator must never have been refused.
     if let Some(line) = op
@@ -187,6 +215,22 @@ async fn every_rbac_verb_is_needed() -> Result<()> {
     )
     .await?;
 
+    // A scraper allowed to read the secure metrics.
+    operator::install_rbac_as(
+        &client,
+        "prometheus",
+        locust_operator::rbac::metrics_reader_rules(),
+        vec![],
+    )
+    .await?;
+    let reader_token = cluster
+        .service_account_token(
+            operator::OPERATOR_NAMESPACE,
+            "prometheus",
+            Duration::from_secs(3600),
+        )
+        .await?;
+
     // Variant 0: the full rules; variant i: without grants()[i - 1].
     let grants = grants();
     let mut variants: Vec<Option<Grant>> = vec![None];
@@ -221,20 +265,25 @@ async fn every_rbac_verb_is_needed() -> Result<()> {
                 "--retry-period=500ms".into(),
                 "--disable-webhooks".into(),
                 "--stats-interval=60s".into(),
+                "--start-timeout=5s".into(),
+                "--metrics-secure=true".into(),
                 format!("--watch-namespace={name}"),
             ],
         )?;
         ops.push((name, skip.clone(), op));
     }
 
-    let outcomes =
-        futures::future::join_all(ops.iter().map(|(name, _, op)| {
-            let (cluster, client) = (&cluster, &client);
-            async move {
-                tokio::time::timeout(SCENARIO_TIMEOUT, scenario(cluster, client, name, op)).await
-            }
-        }))
-        .await;
+    let outcomes = futures::future::join_all(ops.iter().map(|(name, _, op)| {
+        let (cluster, client, reader_token) = (&cluster, &client, reader_token.as_str());
+        async move {
+            tokio::time::timeout(
+                SCENARIO_TIMEOUT,
+                scenario(cluster, client, name, op, reader_token),
+            )
+            .await
+        }
+    }))
+    .await;
 
     let mut unneeded = Vec::new();
     let mut report = Vec::new();

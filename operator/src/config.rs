@@ -148,6 +148,13 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_GRACE_PERIOD", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub grace_period: Duration,
 
+    /// How long a test may wait for its master pod to run, counted from the test's creation,
+    /// before it is marked Failed with the cause its pods' state and Warning Events name (a
+    /// missing test-files ConfigMap leaves a pod `ContainerCreating` with nothing else to
+    /// show). `0` turns the deadline off. Accepts `600s`, `10m`, `1h`.
+    #[arg(long, env = "LOCUST_START_TIMEOUT", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub start_timeout: Duration,
+
     /// Interval between two reads of a running test's Locust master statistics (and at most
     /// one status write per test per interval). Keep each test's `autoquit.timeout` above it
     /// (twice is safe) so the final statistics are read before the master exits.
@@ -157,6 +164,18 @@ pub struct OperatorConfig {
     /// Address of the Prometheus metrics endpoint (`host:port` or `:port`).
     #[arg(long, env = "LOCUST_METRICS_BIND_ADDRESS", value_name = "ADDR", default_value = "0.0.0.0:8080", value_parser = parse_bind_address)]
     pub metrics_bind_address: SocketAddr,
+
+    /// Serve `/metrics` over HTTPS and let only requests whose bearer token may `get` the
+    /// non-resource URL `/metrics` read it (TokenReview and SubjectAccessReview; the
+    /// `locust-k8s-operator-metrics-reader` ClusterRole grants it). `false` serves plain HTTP
+    /// to anyone who reaches the port.
+    #[arg(long, env = "LOCUST_METRICS_SECURE", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics_secure: bool,
+
+    /// Directory with the metrics serving certificate (`tls.crt`, `tls.key`; reloaded when
+    /// renewed). Without it, a self-signed certificate is made at start-up.
+    #[arg(long, env = "LOCUST_METRICS_CERT_DIR", value_name = "DIR")]
+    pub metrics_cert_dir: Option<PathBuf>,
 
     /// Address of the `/healthz` and `/readyz` endpoints (`host:port` or `:port`).
     #[arg(long, env = "LOCUST_HEALTH_PROBE_BIND_ADDRESS", value_name = "ADDR", default_value = "0.0.0.0:8081", value_parser = parse_bind_address)]
@@ -254,8 +273,11 @@ impl Default for OperatorConfig {
             job_ttl_seconds_after_finished: None,
             default_runtime_class_name: None,
             grace_period: Duration::from_secs(120),
+            start_timeout: Duration::from_secs(600),
             stats_interval: Duration::from_secs(10),
             metrics_bind_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_secure: true,
+            metrics_cert_dir: None,
             health_probe_bind_address: SocketAddr::from(([0, 0, 0, 0], 8081)),
             leader_elect: true,
             leader_election_namespace: None,

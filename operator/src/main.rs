@@ -5,6 +5,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +17,8 @@ use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
 use locust_operator::metrics::{self, Metrics};
+use locust_operator::metrics_auth::Authorizer;
+use locust_operator::metrics_tls;
 use locust_operator::server::BindError;
 use locust_operator::{controller, conversion, resources, validation, webhook, yaml};
 use tokio::sync::watch;
@@ -305,12 +308,6 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
     let Some(health) = spawn_bound(bound, "health probes", "health") else {
         return ExitCode::FAILURE;
     };
-    let bound =
-        metrics::bind_metrics(config.metrics_bind_address, metrics.clone(), stopped()).await;
-    let Some(metrics_srv) = spawn_bound(bound, "metrics", "metrics") else {
-        return ExitCode::FAILURE;
-    };
-
     let mut webhook_task = if config.disable_webhooks {
         None
     } else {
@@ -330,6 +327,37 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
             error!(error = %e, "cannot build a Kubernetes client");
             return ExitCode::FAILURE;
         }
+    };
+
+    // Metrics need the client to authorize each scrape (unless plain HTTP).
+    let access = if config.metrics_secure {
+        match metrics_tls::server_config(config.metrics_cert_dir.as_deref()).await {
+            Ok((tls, reloader)) => {
+                if let Some(reloader) = reloader {
+                    tokio::spawn(reloader.run(stopped()));
+                }
+                metrics::Access::Secure {
+                    tls,
+                    authorizer: Arc::new(Authorizer::new(client.clone(), metrics::METRICS_PATH)),
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "cannot serve metrics over HTTPS");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        metrics::Access::Plain
+    };
+    let bound = metrics::bind_metrics(
+        config.metrics_bind_address,
+        metrics.clone(),
+        access,
+        stopped(),
+    )
+    .await;
+    let Some(metrics_srv) = spawn_bound(bound, "metrics", "metrics") else {
+        return ExitCode::FAILURE;
     };
 
     if config.pod_run_as_user.is_none() {

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the operator, exposed in the OpenMetrics text format
-//! at `GET /metrics` by [`bind_metrics`] (plain HTTP, on the shared serving
-//! loop of [`crate::server`] within [`server::PLAIN_HTTP_LIMITS`]).
+//! at `GET /metrics` by [`bind_metrics`] on the shared serving loop of
+//! [`crate::server`] within [`server::PLAIN_HTTP_LIMITS`]: over HTTPS with
+//! each request authorized by the API server ([`Access::Secure`], the
+//! default), or plain HTTP when asked ([`Access::Plain`]).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -9,6 +11,10 @@
 //! | `locust_operator_reconcile_duration_seconds` | histogram | |
 //! | `locust_operator_tests` | gauge | `phase` (`Pending`, `Running`, `Succeeded`, `Failed`) |
 //! | `locust_operator_webhook_requests_total` | counter | `path`, `result` (`success`, `error`) |
+//! | `locust_operator_leader` | gauge | |
+//! | `locust_operator_leader_transitions_total` | counter | |
+//!
+//! and the per-test `locust_test_*` series of [`crate::test_metrics`].
 //!
 //! Series are written in a deterministic order (labels sorted), so two scrapes
 //! of the same state give the same text.
@@ -16,11 +22,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, StatusCode};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
@@ -31,7 +38,9 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::api::Phase;
+use crate::metrics_auth::{Authorizer, Decision};
 use crate::server::{self, BindError, HttpResponse};
+use crate::test_metrics::TestMetrics;
 
 /// Path of the metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -144,6 +153,7 @@ pub struct Metrics {
     webhook_requests: SortedFamily<WebhookLabels, Counter>,
     leader: Gauge,
     leader_transitions: Counter,
+    tests_series: TestMetrics,
 }
 
 impl Default for Metrics {
@@ -163,6 +173,7 @@ impl Metrics {
         let webhook_requests = SortedFamily::<WebhookLabels, Counter>::default();
         let leader = Gauge::default();
         let leader_transitions = Counter::default();
+        let tests_series = TestMetrics::default();
 
         let mut registry = Registry::default();
         // prometheus-client appends `_total` to counter names.
@@ -201,6 +212,7 @@ impl Metrics {
             "Times this replica acquired or lost the leader lease",
             leader_transitions.clone(),
         );
+        registry.register_collector(Box::new(tests_series.clone()));
 
         let metrics = Self {
             registry: Arc::new(registry),
@@ -211,6 +223,7 @@ impl Metrics {
             webhook_requests,
             leader,
             leader_transitions,
+            tests_series,
         };
         metrics.set_tests_by_phase(&BTreeMap::new());
         metrics
@@ -279,6 +292,11 @@ impl Metrics {
         self.leader_transitions.inc();
     }
 
+    /// The per-test `locust_test_*` series ([`crate::test_metrics`]).
+    pub fn tests_series(&self) -> &TestMetrics {
+        &self.tests_series
+    }
+
     /// The whole registry in the OpenMetrics text format (ends with `# EOF`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -337,16 +355,89 @@ pub fn metrics_response<B>(req: &Request<B>, metrics: &Metrics) -> HttpResponse 
     resp
 }
 
+/// How `/metrics` is served.
+#[derive(Clone)]
+pub enum Access {
+    /// Plain HTTP to anyone who can reach the port (`--metrics-secure=false`).
+    Plain,
+    /// HTTPS, each request's bearer token authenticated and authorized by
+    /// the API server ([`crate::metrics_auth`]).
+    Secure {
+        tls: Arc<rustls::ServerConfig>,
+        authorizer: Arc<Authorizer>,
+    },
+}
+
+/// The answer to a request the authorizer did not allow (or could not check).
+fn refused(decision: Result<Decision, crate::metrics_auth::ReviewError>) -> Option<HttpResponse> {
+    match decision {
+        Ok(Decision::Allowed) => None,
+        Ok(Decision::Unauthenticated) => {
+            let mut resp = server::text_response(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: send a bearer token the API server accepts\n",
+            );
+            resp.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(resp)
+        }
+        Ok(Decision::Forbidden(user)) => Some(server::text_response(
+            StatusCode::FORBIDDEN,
+            format!("Forbidden: {user} may not get {METRICS_PATH}\n"),
+        )),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot authorize a metrics request");
+            Some(server::text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the token could not be reviewed\n",
+            ))
+        }
+    }
+}
+
 /// Binds the metrics server on `addr` (port 0 allowed) and returns the bound
-/// address and the future serving `/metrics` until `shutdown`.
+/// address and the future serving `/metrics` with `access` until `shutdown`.
 pub async fn bind_metrics(
     addr: SocketAddr,
     metrics: Metrics,
+    access: Access,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), BindError> {
-    let handler =
-        move |req: Request<Incoming>| std::future::ready(metrics_response(&req, &metrics));
-    server::bind_plain("metrics", addr, handler, shutdown).await
+) -> Result<(SocketAddr, Pin<Box<dyn Future<Output = ()> + Send>>), BindError> {
+    match access {
+        Access::Plain => {
+            let handler =
+                move |req: Request<Incoming>| std::future::ready(metrics_response(&req, &metrics));
+            let (addr, fut) = server::bind_plain("metrics", addr, handler, shutdown).await?;
+            Ok((addr, Box::pin(fut)))
+        }
+        Access::Secure { tls, authorizer } => {
+            let (listener, local) = server::bind(addr)
+                .await
+                .map_err(|source| BindError { addr, source })?;
+            let handler = move |req: Request<Incoming>| {
+                let (metrics, authorizer) = (metrics.clone(), Arc::clone(&authorizer));
+                async move {
+                    // Wrong methods and paths are answered without a review.
+                    if let Some(resp) = server::reject_unless_get(&req, &[METRICS_PATH]) {
+                        return resp;
+                    }
+                    match refused(authorizer.check(req.headers()).await) {
+                        Some(resp) => resp,
+                        None => metrics_response(&req, &metrics),
+                    }
+                }
+            };
+            let fut = server::serve(
+                "metrics",
+                listener,
+                tokio_rustls::TlsAcceptor::from(tls),
+                server::PLAIN_HTTP_LIMITS,
+                handler,
+                shutdown,
+            );
+            Ok((local, Box::pin(fut)))
+        }
+    }
 }
 
 #[cfg(test)]

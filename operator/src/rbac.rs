@@ -56,6 +56,24 @@ pub const CLUSTER: &[Permission] = &[
         why: "controller: pod health (image pull, config errors, scheduling) and connected workers",
     },
     Permission {
+        api_group: "",
+        resources: &["events"],
+        verbs: &["list"],
+        why: "controller: once a test's start deadline passes, the Warning Events of its pods (FailedMount, FailedScheduling) name why it never started",
+    },
+    Permission {
+        api_group: "authentication.k8s.io",
+        resources: &["tokenreviews"],
+        verbs: &["create"],
+        why: "secure metrics: who the bearer token of a /metrics request belongs to",
+    },
+    Permission {
+        api_group: "authorization.k8s.io",
+        resources: &["subjectaccessreviews"],
+        verbs: &["create"],
+        why: "secure metrics: whether that user may get /metrics",
+    },
+    Permission {
         api_group: "events.k8s.io",
         resources: &["events"],
         verbs: &["create", "patch"],
@@ -91,6 +109,19 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
 /// Rules for the operator's Role in its own namespace.
 pub fn namespaced_rules() -> Vec<PolicyRule> {
     to_rules(NAMESPACED)
+}
+
+/// The ClusterRole that lets a subject (Prometheus's ServiceAccount) read
+/// the secure `/metrics` ([`crate::metrics_auth`]); shipped with the bundle.
+pub const METRICS_READER_ROLE: &str = "locust-k8s-operator-metrics-reader";
+
+/// Rules of [`METRICS_READER_ROLE`]: `get` on the non-resource URL `/metrics`.
+pub fn metrics_reader_rules() -> Vec<PolicyRule> {
+    vec![PolicyRule {
+        non_resource_urls: Some(vec![crate::metrics::METRICS_PATH.to_owned()]),
+        verbs: vec!["get".to_owned()],
+        ..PolicyRule::default()
+    }]
 }
 
 #[cfg(test)]

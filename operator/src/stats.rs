@@ -172,13 +172,23 @@ impl MasterStats {
         self.state.as_deref() == Some(STATE_STOPPED)
     }
 
-    /// The live numbers written to `status.live`.
+    /// The live numbers written to `status.live`. Response times only once a
+    /// request was made (Locust reports 0 before that, which is no measurement).
     pub fn live(&self) -> LiveStats {
+        let row = self.aggregated.as_ref();
+        let total_requests = row.and_then(|a| a.num_requests);
+        let timed = row.filter(|_| total_requests.is_some_and(|t| t > 0));
         LiveStats {
             current_users: self.user_count,
             requests_per_second: self.total_rps,
             fail_ratio: self.fail_ratio,
-            total_requests: self.aggregated.as_ref().and_then(|a| a.num_requests),
+            total_requests,
+            failed_requests: row.and_then(|a| a.num_failures),
+            average_response_time: timed.and_then(|a| a.avg_response_time),
+            median_response_time: timed.and_then(|a| a.percentile("0.5")),
+            p95_response_time: timed.and_then(|a| a.percentile("0.95")),
+            p99_response_time: timed.and_then(|a| a.percentile("0.99")),
+            max_response_time: timed.and_then(|a| a.max_response_time),
             state: self.state.clone(),
         }
     }

@@ -14,7 +14,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use locust_operator::health::{Readiness, bind_health};
 use locust_operator::metrics::Metrics;
-use locust_operator::metrics::bind_metrics;
+use locust_operator::metrics::{Access, bind_metrics};
 use locust_operator::webhook::handlers::{DEPRECATION_WARNING, IMMUTABLE_SPEC_WARNING};
 use locust_operator::webhook::{
     CONVERT_PATH, MAX_BODY_BYTES, VALIDATE_PATH, WebhookConfig, WebhookError, WebhookServer, serve,
@@ -909,6 +909,7 @@ async fn metrics_endpoint_exposes_operator_and_webhook_metrics() {
     let (addr, serving) = bind_metrics(
         "127.0.0.1:0".parse().unwrap(),
         server.metrics.clone(),
+        Access::Plain,
         async move {
             let _ = rx.await;
         },

@@ -704,6 +704,30 @@ impl Cluster {
         name: &str,
         ttl: Duration,
     ) -> Result<PathBuf> {
+        let token = self.service_account_token(namespace, name, ttl).await?;
+        let path = self
+            .layout
+            .root
+            .join("kubeconfigs")
+            .join(format!("sa-{namespace}-{name}.kubeconfig"));
+        kubeconfig::write(
+            &path,
+            &format!("{}-{namespace}-{name}", self.options.name),
+            &self.api_url,
+            &self.ca_pem,
+            &kubeconfig::Credentials::Token(&token),
+        )?;
+        Ok(path)
+    }
+
+    /// A token for ServiceAccount `namespace/name` (TokenRequest API, valid
+    /// for `ttl`, at least 10 minutes).
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<String> {
         let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
         let request = TokenRequest {
             spec: TokenRequestSpec {
@@ -721,19 +745,7 @@ impl Cluster {
             .map(|s| s.token)
             .filter(|t| !t.is_empty())
             .context("the TokenRequest returned no token")?;
-        let path = self
-            .layout
-            .root
-            .join("kubeconfigs")
-            .join(format!("sa-{namespace}-{name}.kubeconfig"));
-        kubeconfig::write(
-            &path,
-            &format!("{}-{namespace}-{name}", self.options.name),
-            &self.api_url,
-            &self.ca_pem,
-            &kubeconfig::Credentials::Token(&token),
-        )?;
-        Ok(path)
+        Ok(token)
     }
 }
 

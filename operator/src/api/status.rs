@@ -144,6 +144,24 @@ pub struct LiveStats {
     /// Requests sent so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_requests: Option<i64>,
+    /// Requests failed so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_requests: Option<i64>,
+    /// Mean response time so far, in milliseconds (absent before the first request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_response_time: Option<f64>,
+    /// Median (p50) response time so far, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_response_time: Option<f64>,
+    /// 95th percentile response time so far, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_response_time: Option<f64>,
+    /// 99th percentile response time so far, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_response_time: Option<f64>,
+    /// Slowest response so far, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_time: Option<f64>,
     /// Locust's state of the run (`ready`, `spawning`, `running`, `stopped`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

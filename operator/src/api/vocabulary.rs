@@ -58,6 +58,9 @@ vocabulary! {
         THRESHOLDS_BREACHED = "ThresholdsBreached",
         /// `spec.thresholds` could not be checked.
         RESULTS_UNAVAILABLE = "ResultsUnavailable",
+        /// The master pod did not run within `--start-timeout`, and no
+        /// Warning Event named a cause (else the cause is the reason).
+        START_TIMED_OUT = "StartTimedOut",
         // PodsHealthy (the problems of `controller::pod_health::Problem`)
         ALL_PODS_HEALTHY = "AllPodsHealthy",
         IMAGE_PULL_ERROR = "ImagePullError",

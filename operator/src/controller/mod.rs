@@ -5,8 +5,8 @@
 //! | module | what | uses |
 //! |---|---|---|
 //! | [`run`] | the watches, caches and the kube-runtime `Controller` | `reconcile`, `context` |
-//! | [`reconcile`] | one reconcile: observe → ensure children → read statistics → write status; `error_policy` | the steps, `context` |
-//! | [`observe`], [`children`], [`stats_read`], [`write`] | the steps | `context`, `memory`, `model`, `state` |
+//! | [`reconcile`] | one reconcile: observe → ensure children → read statistics → check the start deadline → write status; `error_policy` | the steps, `context` |
+//! | [`observe`], [`children`], [`stats_read`], [`start_deadline`], [`write`] | the steps | `context`, `memory`, `model`, `state`, `pod_health` |
 //! | [`state`], [`conditions`] | the phase machine (pure): one function per condition | `model`, `pod_health` |
 //! | [`context`] | shared state (`Context`), `Error` and its Event reasons, publishing Events | `memory` |
 //! | [`memory`] | what is remembered per test between reconciles | `cache`, `model` |
@@ -25,6 +25,7 @@ pub mod observe;
 pub mod pod_health;
 pub mod reconcile;
 pub mod run;
+pub mod start_deadline;
 pub mod state;
 pub mod stats_read;
 pub mod write;

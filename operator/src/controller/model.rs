@@ -148,6 +148,19 @@ pub struct Observed {
     pub stats: Option<StatsObservation>,
     /// When the next statistics read is due (requeue deadline while running).
     pub next_stats_read: Option<Duration>,
+    /// Time left until the start deadline, while the test waits to start.
+    pub start_deadline_in: Option<Duration>,
+    /// Set once the start deadline passed without the master running.
+    pub start_failure: Option<StartFailure>,
+}
+
+/// Why a test that never started failed ([`super::start_deadline`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartFailure {
+    /// `TestCompleted` reason: the cause (`ConfigError`, `Unschedulable`,
+    /// `ImagePullError`) or `StartTimedOut`.
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// An Event to publish because of a transition.

@@ -43,6 +43,11 @@ impl Seen {
         self.phase().is_some_and(Phase::is_terminal)
     }
 
+    /// Whether the test has been `Running` (its start was written).
+    pub fn started(&self) -> bool {
+        self.phase() == Some(Phase::Running)
+    }
+
     fn phase(&self) -> Option<Phase> {
         self.status.as_ref().and_then(|s| s.phase)
     }

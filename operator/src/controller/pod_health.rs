@@ -33,7 +33,8 @@ impl Problem {
         }
     }
 
-    fn hint(self) -> &'static str {
+    /// What to check, for messages.
+    pub fn hint(self) -> &'static str {
         match self {
             Problem::ImagePullError => "check spec.image and spec.imagePullSecrets",
             Problem::ConfigError => {

@@ -19,6 +19,7 @@ use crate::api::LocustTest;
 use super::children;
 use super::context::publish;
 use super::observe::{self, partial_start};
+use super::start_deadline;
 use super::stats_read;
 use super::write;
 
@@ -59,6 +60,7 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
         return Ok(Action::requeue(left));
     }
     stats_read::read_statistics(ctx, test, &mut seen).await;
+    start_deadline::check(ctx, test, &mut seen).await;
     write::write_status(ctx, test, &seen).await
 }
 

@@ -24,6 +24,7 @@ use crate::config::OperatorConfig;
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::resources::{DISRUPTION_TARGET, labels};
+use crate::test_metrics::TestMetrics;
 
 use super::context::Context;
 use super::reconcile::{error_policy, reconcile};
@@ -158,6 +159,23 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Reports the cached tests' `locust_test_*` series
+/// ([`crate::test_metrics`]) while it lives: while this replica reconciles.
+struct ReportTests(TestMetrics);
+
+impl ReportTests {
+    fn new(series: &TestMetrics, tests: reflector::Store<LocustTest>) -> Self {
+        series.set_source(move || tests.state());
+        Self(series.clone())
+    }
+}
+
+impl Drop for ReportTests {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Runs the controller until `shutdown` resolves. Call only while holding the
 /// leader lease (or with leader election off).
 pub async fn run(
@@ -267,6 +285,8 @@ pub async fn run(
             }
         }));
     }
+
+    let _report_tests = ReportTests::new(metrics.tests_series(), tests.clone());
 
     // Tests-by-phase gauge, from the cache.
     {

@@ -149,6 +149,8 @@ fn phase(
             let prev_phase = test.status.and_then(|s| s.phase);
             if obs.master_running_since.is_some() || prev_phase == Some(Phase::Running) {
                 (Phase::Running, None)
+            } else if let Some(f) = &obs.start_failure {
+                (Phase::Failed, done(true, f.reason, f.message.clone()))
             } else {
                 (Phase::Pending, None)
             }
@@ -201,9 +203,12 @@ pub fn derive(test: &TestView<'_>, obs: &Observed, now: Timestamp, grace: Durati
         // The master's own count when it answered, else the running worker pods.
         let connected = master_workers.unwrap_or(obs.running_workers);
         d.status.connected_workers = Some(connected);
-        if phase == Phase::Running
-            && let Some(next) = obs.next_stats_read
-        {
+        let next = match phase {
+            Phase::Running => obs.next_stats_read,
+            Phase::Pending => obs.start_deadline_in,
+            _ => None,
+        };
+        if let Some(next) = next {
             requeue_after = Some(requeue_after.map_or(next, |r: Duration| r.min(next)));
         }
         conditions::workers_connected(&mut d, connected, test.expected_workers);
@@ -285,6 +290,54 @@ pub(crate) mod tests {
         let tc = cond(&d.status, ct::TEST_COMPLETED);
         assert_eq!(tc.reason, reason);
         assert!(tc.message.ends_with(suffix), "{}", tc.message);
+    }
+
+    #[test]
+    fn a_test_that_never_starts_fails_at_its_start_deadline_with_the_cause() {
+        use crate::controller::model::StartFailure;
+        // Before the deadline: Pending, and a wake-up at the deadline.
+        let waiting = Observed {
+            start_deadline_in: Some(Duration::from_secs(30)),
+            ..created()
+        };
+        let d1 = derive_new(&waiting, 0);
+        assert_eq!(d1.status.phase, Some(Phase::Pending));
+        assert_eq!(d1.requeue_after, Some(Duration::from_secs(30)));
+        // Past it: Failed with the diagnosed reason, and a Warning Event.
+        for why in [reason::CONFIG_ERROR, reason::START_TIMED_OUT] {
+            let past = Observed {
+                start_failure: Some(StartFailure {
+                    reason: why,
+                    message: "the master pod did not run within the start timeout (600s)".into(),
+                }),
+                ..created()
+            };
+            let d2 = derive_after(&d1, &past, 600);
+            assert_failed_with(
+                &d2,
+                why,
+                "the master pod did not run within the start timeout (600s)",
+            );
+            assert_eq!(d2.requeue_after, None);
+            assert!(
+                d2.events
+                    .iter()
+                    .any(|e| e.warning && e.reason == crate::api::event_reason::TEST_FAILED)
+            );
+        }
+        // A master that runs wins over a late deadline check.
+        let ran = Observed {
+            master_running_since: Some(t(590)),
+            start_failure: Some(StartFailure {
+                reason: reason::START_TIMED_OUT,
+                message: "late".into(),
+            }),
+            ..created()
+        };
+        assert_eq!(
+            derive_after(&d1, &ran, 600).status.phase,
+            Some(Phase::Running)
+        );
     }
 
     #[test]
@@ -631,6 +684,7 @@ pub(crate) mod tests {
                     }
                     .into(),
                 ),
+                ..LiveStats::default()
             },
             workers: Some(2),
             final_result: final_result.map(Box::new),
@@ -850,6 +904,15 @@ pub(crate) mod tests {
             },
             Observed {
                 children_spec_hash: Some("h0".into()),
+                ..created()
+            },
+            // The start deadline passed (the causes it names are the
+            // PodsHealthy reasons, reached below).
+            Observed {
+                start_failure: Some(crate::controller::model::StartFailure {
+                    reason: reason::START_TIMED_OUT,
+                    message: "the master pod did not run within the start timeout".into(),
+                }),
                 ..created()
             },
         ];

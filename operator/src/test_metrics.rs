@@ -1,0 +1,693 @@
+//! Per-test metrics (`locust_test_*`), computed at scrape time from the
+//! LocustTests in the operator's watch cache. Their `status` holds what the
+//! operator read from each test's master (the live numbers while the run is
+//! under way, the result after it), so these metrics need no sidecar, no
+//! extra request to the master and no memory of their own: a scrape encodes
+//! what the cache holds, in `(namespace, name)` order.
+//!
+//! Nothing is guessed: a number the master did not report (or that the test
+//! does not have yet) has no series, rather than a zero. A test's series
+//! disappear when it is deleted, and [`FINISHED_TEST_RETENTION`] after it
+//! finished, so the series count is bounded by the tests that exist and ran
+//! lately. Every family carries the labels `namespace` and `name`.
+//!
+//! | metric | type | extra labels | while |
+//! |---|---|---|---|
+//! | `locust_test_phase` | gauge (1 for the current phase, else 0) | `phase` | always |
+//! | `locust_test_workers_expected` | gauge | | always |
+//! | `locust_test_workers_connected` | gauge | | reported |
+//! | `locust_test_start_time_seconds` | gauge (Unix time) | | started |
+//! | `locust_test_completion_time_seconds` | gauge (Unix time) | | finished |
+//! | `locust_test_users` | gauge | | running |
+//! | `locust_test_requests_per_second` | gauge | | running |
+//! | `locust_test_fail_ratio` | gauge (0–1) | | running |
+//! | `locust_test_requests_total` | counter | | running |
+//! | `locust_test_request_failures_total` | counter | | running |
+//! | `locust_test_response_time_average_seconds` | gauge | | running |
+//! | `locust_test_response_time_max_seconds` | gauge | | running |
+//! | `locust_test_response_time_seconds` | gauge | `quantile` (0.5, 0.95, 0.99) | running |
+//! | `locust_test_result_requests` | gauge | | finished |
+//! | `locust_test_result_failures` | gauge | | finished |
+//! | `locust_test_result_fail_ratio` | gauge | | finished |
+//! | `locust_test_result_requests_per_second` | gauge | | finished |
+//! | `locust_test_result_response_time_average_seconds` | gauge | | finished |
+//! | `locust_test_result_response_time_max_seconds` | gauge | | finished |
+//! | `locust_test_result_response_time_seconds` | gauge | `quantile` (0.5, 0.9, 0.95, 0.99) | finished |
+//!
+//! "running" means the phase is `Running` and the master's statistics were
+//! read; "finished" means `Succeeded` or `Failed`.
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::api::status::LiveStats;
+use crate::api::{LocustTest, LocustTestStatus, Phase, TestResult};
+
+/// How long a finished test's series stay after its completion time: long
+/// enough for a scrape every few minutes to catch the result.
+pub const FINISHED_TEST_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// Where the collector gets the tests from: the controller's cache while
+/// this replica leads, nothing otherwise.
+type Source = Arc<dyn Fn() -> Vec<Arc<LocustTest>> + Send + Sync>;
+
+/// The `locust_test_*` collector. Clones share the source.
+#[derive(Clone, Default)]
+pub struct TestMetrics {
+    source: Arc<RwLock<Option<Source>>>,
+}
+
+impl fmt::Debug for TestMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = self
+            .source
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        f.debug_struct("TestMetrics").field("source", &set).finish()
+    }
+}
+
+impl TestMetrics {
+    /// Reports the tests `source` returns on each scrape, until
+    /// [`TestMetrics::clear`].
+    pub fn set_source(&self, source: impl Fn() -> Vec<Arc<LocustTest>> + Send + Sync + 'static) {
+        *self.source.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(source));
+    }
+
+    /// Reports no test (this replica stopped reconciling).
+    pub fn clear(&self) {
+        *self.source.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn tests(&self) -> Vec<Arc<LocustTest>> {
+        let source = self
+            .source
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        source.map(|s| s()).unwrap_or_default()
+    }
+}
+
+impl Collector for TestMetrics {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let samples = samples(&self.tests(), Timestamp::now(), FINISHED_TEST_RETENTION);
+        encode(&samples, encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TestLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    namespace: String,
+    name: String,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabels {
+    namespace: String,
+    name: String,
+    quantile: &'static str,
+}
+
+/// What one test contributes to a scrape.
+#[derive(Clone, Debug, PartialEq)]
+struct Sample {
+    labels: TestLabels,
+    phase: Phase,
+    expected_workers: Option<i32>,
+    connected_workers: Option<i32>,
+    start_time: Option<f64>,
+    completion_time: Option<f64>,
+    live: Option<LiveStats>,
+    result: Option<TestResult>,
+}
+
+/// The tests to report, sorted: every test but those finished more than
+/// `retention` before `now`; the live numbers only while `Running`, the
+/// result only once finished.
+fn samples(tests: &[Arc<LocustTest>], now: Timestamp, retention: Duration) -> Vec<Sample> {
+    let retention = SignedDuration::try_from(retention).unwrap_or(SignedDuration::MAX);
+    let mut out: Vec<Sample> = tests
+        .iter()
+        .filter_map(|t| {
+            let status = t.status.clone().unwrap_or_default();
+            let phase = status.phase.unwrap_or(Phase::Pending);
+            let finished = phase.is_terminal();
+            let completion = status.completion_time.as_ref().map(|c| c.0);
+            if finished && completion.is_some_and(|c| now.duration_since(c) > retention) {
+                return None;
+            }
+            let LocustTestStatus {
+                expected_workers,
+                connected_workers,
+                start_time,
+                live,
+                result,
+                ..
+            } = status;
+            Some(Sample {
+                labels: TestLabels {
+                    namespace: t.namespace().unwrap_or_default(),
+                    name: t.name_any(),
+                },
+                phase,
+                expected_workers: expected_workers.or(Some(t.spec.worker.replicas)),
+                connected_workers,
+                start_time: start_time.map(|s| unix_seconds(s.0)),
+                completion_time: completion.map(unix_seconds),
+                live: live.filter(|_| phase == Phase::Running),
+                result: result.filter(|_| finished),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+fn unix_seconds(t: Timestamp) -> f64 {
+    t.as_millisecond() as f64 / 1000.0
+}
+
+fn ms_to_seconds(ms: f64) -> f64 {
+    ms / 1000.0
+}
+
+/// One gauge family: a series for each sample `value` gives a number for
+/// (counts as integers, everything else as floats).
+fn gauge_family<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[Sample],
+    value: impl Fn(&Sample) -> Option<N>,
+) -> Result<(), fmt::Error> {
+    let present: Vec<(&Sample, N)> = samples
+        .iter()
+        .filter_map(|s| value(s).map(|v| (s, v)))
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (s, v) in present {
+        ConstGauge::new(v).encode(family.encode_family(&s.labels)?)?;
+    }
+    Ok(())
+}
+
+/// One counter family (`<name>_total`), from non-negative integers.
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[Sample],
+    value: impl Fn(&Sample) -> Option<i64>,
+) -> Result<(), fmt::Error> {
+    let present: Vec<(&Sample, u64)> = samples
+        .iter()
+        .filter_map(|s| value(s).and_then(|v| u64::try_from(v).ok()).map(|v| (s, v)))
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (s, v) in present {
+        ConstCounter::new(v).encode(family.encode_family(&s.labels)?)?;
+    }
+    Ok(())
+}
+
+/// Picks one number (in milliseconds) of a sample.
+type Pick = dyn Fn(&Sample) -> Option<f64>;
+
+/// One gauge family with a `quantile` label: a series for each sample and
+/// quantile with a number, in milliseconds (written in seconds).
+fn quantile_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[Sample],
+    quantiles: &[(&'static str, &Pick)],
+) -> Result<(), fmt::Error> {
+    let mut present = Vec::new();
+    for s in samples {
+        for (q, value) in quantiles {
+            if let Some(v) = value(s) {
+                present.push((s, *q, ms_to_seconds(v)));
+            }
+        }
+    }
+    if present.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (s, quantile, v) in present {
+        let labels = QuantileLabels {
+            namespace: s.labels.namespace.clone(),
+            name: s.labels.name.clone(),
+            quantile,
+        };
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn live<T>(s: &Sample, f: impl Fn(&LiveStats) -> Option<T>) -> Option<T> {
+    s.live.as_ref().and_then(f)
+}
+
+fn result<T>(s: &Sample, f: impl Fn(&TestResult) -> Option<T>) -> Option<T> {
+    s.result.as_ref().and_then(f)
+}
+
+fn encode(samples: &[Sample], mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let e = &mut encoder;
+    {
+        let mut family = e.encode_descriptor(
+            "locust_test_phase",
+            "1 for the phase the LocustTest is in, 0 for the others",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in samples {
+            for phase in Phase::ALL {
+                let labels = PhaseLabels {
+                    namespace: s.labels.namespace.clone(),
+                    name: s.labels.name.clone(),
+                    phase: phase.as_str(),
+                };
+                ConstGauge::new(i64::from(phase == s.phase))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    let workers = |v: Option<i32>| v.map(i64::from);
+    gauge_family(
+        e,
+        "locust_test_workers_expected",
+        "Worker pods the test asked for",
+        samples,
+        |s| workers(s.expected_workers),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_workers_connected",
+        "Workers connected to the master, as last reported",
+        samples,
+        |s| workers(s.connected_workers),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_start_time_seconds",
+        "When the master pod started running (Unix time)",
+        samples,
+        |s| s.start_time,
+    )?;
+    gauge_family(
+        e,
+        "locust_test_completion_time_seconds",
+        "When the test finished (Unix time)",
+        samples,
+        |s| s.completion_time,
+    )?;
+
+    // While running.
+    gauge_family(
+        e,
+        "locust_test_users",
+        "Users currently simulated, over all workers",
+        samples,
+        |s| live(s, |l| l.current_users),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_requests_per_second",
+        "Current requests per second",
+        samples,
+        |s| live(s, |l| l.requests_per_second),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_fail_ratio",
+        "Current share of failed requests (0 to 1)",
+        samples,
+        |s| live(s, |l| l.fail_ratio),
+    )?;
+    counter_family(
+        e,
+        "locust_test_requests",
+        "Requests sent so far in the run",
+        samples,
+        |s| live(s, |l| l.total_requests),
+    )?;
+    counter_family(
+        e,
+        "locust_test_request_failures",
+        "Requests failed so far in the run",
+        samples,
+        |s| live(s, |l| l.failed_requests),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_response_time_average_seconds",
+        "Mean response time so far in the run",
+        samples,
+        |s| live(s, |l| l.average_response_time.map(ms_to_seconds)),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_response_time_max_seconds",
+        "Slowest response so far in the run",
+        samples,
+        |s| live(s, |l| l.max_response_time.map(ms_to_seconds)),
+    )?;
+    quantile_family(
+        e,
+        "locust_test_response_time_seconds",
+        "Response time percentiles so far in the run",
+        samples,
+        &[
+            ("0.5", &|s| live(s, |l| l.median_response_time)),
+            ("0.95", &|s| live(s, |l| l.p95_response_time)),
+            ("0.99", &|s| live(s, |l| l.p99_response_time)),
+        ],
+    )?;
+
+    // After the run.
+    gauge_family(
+        e,
+        "locust_test_result_requests",
+        "Requests sent over the whole run",
+        samples,
+        |s| result(s, |r| r.total_requests),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_result_failures",
+        "Requests failed over the whole run",
+        samples,
+        |s| result(s, |r| r.failed_requests),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_result_fail_ratio",
+        "Share of failed requests over the whole run (0 to 1)",
+        samples,
+        |s| result(s, |r| r.fail_ratio),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_result_requests_per_second",
+        "Requests per second over the whole run",
+        samples,
+        |s| result(s, |r| r.requests_per_second),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_result_response_time_average_seconds",
+        "Mean response time over the whole run",
+        samples,
+        |s| result(s, |r| r.average_response_time.map(ms_to_seconds)),
+    )?;
+    gauge_family(
+        e,
+        "locust_test_result_response_time_max_seconds",
+        "Slowest response over the whole run",
+        samples,
+        |s| result(s, |r| r.max_response_time.map(ms_to_seconds)),
+    )?;
+    quantile_family(
+        e,
+        "locust_test_result_response_time_seconds",
+        "Response time percentiles over the whole run",
+        samples,
+        &[
+            ("0.5", &|s| result(s, |r| r.median_response_time)),
+            ("0.9", &|s| result(s, |r| r.p90_response_time)),
+            ("0.95", &|s| result(s, |r| r.p95_response_time)),
+            ("0.99", &|s| result(s, |r| r.p99_response_time)),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Every family name this module can write (counters without `_total`), for
+/// docs and dashboard checks.
+pub const FAMILIES: [&str; 20] = [
+    "locust_test_phase",
+    "locust_test_workers_expected",
+    "locust_test_workers_connected",
+    "locust_test_start_time_seconds",
+    "locust_test_completion_time_seconds",
+    "locust_test_users",
+    "locust_test_requests_per_second",
+    "locust_test_fail_ratio",
+    "locust_test_requests",
+    "locust_test_request_failures",
+    "locust_test_response_time_average_seconds",
+    "locust_test_response_time_max_seconds",
+    "locust_test_response_time_seconds",
+    "locust_test_result_requests",
+    "locust_test_result_failures",
+    "locust_test_result_fail_ratio",
+    "locust_test_result_requests_per_second",
+    "locust_test_result_response_time_average_seconds",
+    "locust_test_result_response_time_max_seconds",
+    "locust_test_result_response_time_seconds",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use prometheus_client::registry::Registry;
+
+    fn test(ns: &str, name: &str, status: Option<LocustTestStatus>) -> Arc<LocustTest> {
+        let mut t: LocustTest = serde_json::from_value(serde_json::json!({
+            "apiVersion": "locust.io/v2",
+            "kind": "LocustTest",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"image": "locustio/locust:2.43.3", "master": {"command": "--locustfile /lotest/src/t.py"},
+                     "worker": {"command": "--locustfile /lotest/src/t.py", "replicas": 3}}
+        }))
+        .unwrap_or_else(|e| panic!("test object: {e}"));
+        t.status = status;
+        Arc::new(t)
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// The exposition text of the collector over `tests` at `now`.
+    fn scrape(tests: Vec<Arc<LocustTest>>) -> String {
+        let metrics = TestMetrics::default();
+        metrics.set_source(move || tests.clone());
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(metrics));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .unwrap_or_else(|e| panic!("encode: {e}"));
+        out
+    }
+
+    fn running() -> LocustTestStatus {
+        LocustTestStatus {
+            phase: Some(Phase::Running),
+            expected_workers: Some(3),
+            connected_workers: Some(2),
+            start_time: Some(Time(at("2026-12-07T10:00:00Z"))),
+            live: Some(LiveStats {
+                current_users: Some(50),
+                requests_per_second: Some(12.5),
+                fail_ratio: Some(0.25),
+                total_requests: Some(400),
+                failed_requests: Some(100),
+                average_response_time: Some(120.0),
+                median_response_time: Some(100.0),
+                p95_response_time: None,
+                p99_response_time: Some(900.0),
+                max_response_time: Some(1500.0),
+                state: Some("running".into()),
+            }),
+            ..LocustTestStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_running_test_reports_the_masters_numbers_and_nothing_it_did_not_report() {
+        let text = scrape(vec![test("perf", "checkout", Some(running()))]);
+        let l = r#"{namespace="perf",name="checkout"}"#;
+        for line in [
+            format!("locust_test_users{l} 50"),
+            format!("locust_test_requests_per_second{l} 12.5"),
+            format!("locust_test_fail_ratio{l} 0.25"),
+            format!("locust_test_requests_total{l} 400"),
+            format!("locust_test_request_failures_total{l} 100"),
+            format!("locust_test_response_time_average_seconds{l} 0.12"),
+            format!("locust_test_response_time_max_seconds{l} 1.5"),
+            r#"locust_test_response_time_seconds{namespace="perf",name="checkout",quantile="0.5"} 0.1"#.to_owned(),
+            r#"locust_test_response_time_seconds{namespace="perf",name="checkout",quantile="0.99"} 0.9"#.to_owned(),
+            format!("locust_test_workers_expected{l} 3"),
+            format!("locust_test_workers_connected{l} 2"),
+            format!("locust_test_start_time_seconds{l} 1796637600.0"),
+            r#"locust_test_phase{namespace="perf",name="checkout",phase="Running"} 1"#.to_owned(),
+            r#"locust_test_phase{namespace="perf",name="checkout",phase="Pending"} 0"#.to_owned(),
+            "# TYPE locust_test_requests counter".to_owned(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "{line} missing from\n{text}");
+        }
+        // p95 was not reported: no series, not a zero.
+        assert!(!text.contains(r#"quantile="0.95""#), "{text}");
+        // Nothing of a result while running.
+        assert!(!text.contains("locust_test_result_"), "{text}");
+        assert!(!text.contains("completion_time"), "{text}");
+    }
+
+    #[test]
+    fn a_finished_test_reports_its_result_until_the_retention_ends() {
+        let done = at("2026-12-07T10:05:00Z");
+        let status = LocustTestStatus {
+            phase: Some(Phase::Succeeded),
+            completion_time: Some(Time(done)),
+            result: Some(TestResult {
+                total_requests: Some(1000),
+                failed_requests: Some(0),
+                fail_ratio: Some(0.0),
+                p90_response_time: Some(250.0),
+                requests_per_second: Some(33.3),
+                ..TestResult::default()
+            }),
+            ..running()
+        };
+        let tests = vec![test("perf", "done", Some(status))];
+        let kept = samples(
+            &tests,
+            done + SignedDuration::from_secs(60),
+            FINISHED_TEST_RETENTION,
+        );
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].live.is_none(), "live numbers go with the run");
+        let late = done
+            + SignedDuration::try_from(FINISHED_TEST_RETENTION).unwrap_or_default()
+            + SignedDuration::from_secs(1);
+        assert!(samples(&tests, late, FINISHED_TEST_RETENTION).is_empty());
+
+        let mut encoder_input = String::new();
+        let mut registry = Registry::default();
+        #[derive(Debug)]
+        struct Fixed(Vec<Sample>);
+        impl Collector for Fixed {
+            fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+                encode(&self.0, encoder)
+            }
+        }
+        registry.register_collector(Box::new(Fixed(kept)));
+        prometheus_client::encoding::text::encode(&mut encoder_input, &registry)
+            .unwrap_or_else(|e| panic!("encode: {e}"));
+        let text = encoder_input;
+        let l = r#"{namespace="perf",name="done"}"#;
+        for line in [
+            format!("locust_test_result_requests{l} 1000"),
+            format!("locust_test_result_failures{l} 0"),
+            format!("locust_test_result_fail_ratio{l} 0.0"),
+            format!("locust_test_result_requests_per_second{l} 33.3"),
+            r#"locust_test_result_response_time_seconds{namespace="perf",name="done",quantile="0.9"} 0.25"#.to_owned(),
+            format!("locust_test_completion_time_seconds{l} 1796637900.0"),
+            r#"locust_test_phase{namespace="perf",name="done",phase="Succeeded"} 1"#.to_owned(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("locust_test_users"), "{text}");
+        assert!(!text.contains("result_response_time_average"), "{text}");
+    }
+
+    #[test]
+    fn tests_are_reported_in_order_and_a_new_test_only_by_phase_and_workers() {
+        let text = scrape(vec![
+            test("b", "x", None),
+            test("a", "y", Some(running())),
+            test("a", "b", None),
+        ]);
+        let phases: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("locust_test_phase{") && l.ends_with(" 1"))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                r#"locust_test_phase{namespace="a",name="b",phase="Pending"} 1"#,
+                r#"locust_test_phase{namespace="a",name="y",phase="Running"} 1"#,
+                r#"locust_test_phase{namespace="b",name="x",phase="Pending"} 1"#,
+            ]
+        );
+        assert!(text.contains(r#"locust_test_workers_expected{namespace="b",name="x"} 3"#));
+        assert!(!text.contains(r#"locust_test_workers_connected{namespace="b""#));
+    }
+
+    #[test]
+    fn no_source_or_no_tests_means_no_series() {
+        let metrics = TestMetrics::default();
+        assert!(metrics.tests().is_empty());
+        metrics.set_source(|| vec![test("a", "b", None)]);
+        assert_eq!(metrics.tests().len(), 1);
+        metrics.clear();
+        assert!(metrics.tests().is_empty());
+        assert_eq!(scrape(Vec::new()), "# EOF\n");
+    }
+
+    #[test]
+    fn families_lists_every_family_written() {
+        let done = LocustTestStatus {
+            phase: Some(Phase::Failed),
+            completion_time: Some(Time(Timestamp::now())),
+            result: Some(TestResult {
+                total_requests: Some(1),
+                failed_requests: Some(1),
+                fail_ratio: Some(1.0),
+                average_response_time: Some(1.0),
+                median_response_time: Some(1.0),
+                p90_response_time: Some(1.0),
+                p95_response_time: Some(1.0),
+                p99_response_time: Some(1.0),
+                max_response_time: Some(1.0),
+                requests_per_second: Some(1.0),
+                state: None,
+            }),
+            ..running()
+        };
+        let text = scrape(vec![
+            test("a", "run", Some(running())),
+            test("a", "done", Some(done)),
+        ]);
+        let written: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = FAMILIES.into_iter().collect();
+        assert_eq!(written, listed);
+    }
+}
