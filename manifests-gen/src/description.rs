@@ -99,6 +99,21 @@ mod tests {
     }
 
     #[test]
+    fn the_console_config_map_is_the_sample_the_example_mounts() {
+        let text = render(&vars()).unwrap();
+        let start = text.find("   apiVersion: v1\n").unwrap();
+        let end = start + text[start..].find("   ```").unwrap();
+        let block: String = text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("   ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = crate::workspace_root().join("operator/samples/demo-locustfile.yaml");
+        let sample = std::fs::read_to_string(path).unwrap();
+        assert_eq!(block.trim_end(), sample.trim_end());
+    }
+
+    #[test]
     fn quick_start_example_is_a_valid_v2_locusttest() {
         let text = render(&vars()).unwrap();
         let start = text.find("```yaml\n").unwrap() + "```yaml\n".len();
