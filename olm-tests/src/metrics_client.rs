@@ -95,7 +95,16 @@ pub async fn scrape(
     token: Option<&str>,
     ca_pem: Option<&str>,
 ) -> Result<(u16, String)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    scrape_at(net, SocketAddr::from(([127, 0, 0, 1], port)), token, ca_pem).await
+}
+
+/// [`scrape`] at `addr` (a pod's IP, in the cluster's network namespace).
+pub async fn scrape_at(
+    net: &ClusterNet,
+    addr: SocketAddr,
+    token: Option<&str>,
+    ca_pem: Option<&str>,
+) -> Result<(u16, String)> {
     let tls = client_config(ca_pem)?;
     tokio::time::timeout(Duration::from_secs(10), async {
         let tcp = net.connect(addr).await?;

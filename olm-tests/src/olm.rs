@@ -192,6 +192,11 @@ impl std::fmt::Debug for Olm {
 }
 
 impl Olm {
+    /// The cluster's network namespace (pod IPs are reachable in it).
+    pub fn net(&self) -> &ClusterNet {
+        &self.net
+    }
+
     /// Installs OLM's CRDs, creates the `olm` and `operators` namespaces and
     /// the global OperatorGroup, and starts the `olm` and `catalog`
     /// operators with the cluster's admin kubeconfig.

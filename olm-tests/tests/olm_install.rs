@@ -21,6 +21,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use locust_operator::api::LocustTest;
+use olm_tests::metrics_client::scrape_at;
 use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
 use olm_tests::registry::Registry;
 use olm_tests::{Cluster, ClusterOptions, wait_for};
@@ -209,6 +210,69 @@ async fn check_install(olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> 
     Ok(())
 }
 
+/// The bundle's metrics Service and metrics-reader ClusterRole exist, and a
+/// ServiceAccount bound to that role scrapes an operator pod's secure
+/// `/metrics` (its self-signed certificate unverified, as the ServiceMonitor
+/// does); without a token the pod answers 401.
+async fn check_metrics(olm: &Olm) -> Result<()> {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let client = olm.client().clone();
+    let ns = OPERATORS_NAMESPACE;
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get(&manifests_gen::monitoring::service_name())
+        .await
+        .context("the bundle's metrics Service")?;
+    let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+    let (key, value) = manifests_gen::deployment::SELECTOR_LABEL;
+    ensure!(
+        selector.get(key).map(String::as_str) == Some(value),
+        "{selector:?}"
+    );
+    Api::<ClusterRole>::all(client.clone())
+        .get(locust_operator::rbac::METRICS_READER_ROLE)
+        .await
+        .context("the bundle's metrics-reader ClusterRole")?;
+    operator::install_rbac_as(
+        &client,
+        "prometheus",
+        locust_operator::rbac::metrics_reader_rules(),
+        vec![],
+    )
+    .await?;
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), operator::OPERATOR_NAMESPACE)
+        .create_token_request(
+            "prometheus",
+            &PostParams::default(),
+            &TokenRequest::default(),
+        )
+        .await?
+        .status
+        .map(|s| s.token)
+        .context("no token")?;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{key}={value}")))
+        .await?;
+    let ip = pods
+        .items
+        .iter()
+        .find_map(|p| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
+        .context("no operator pod IP")?;
+    let port = locust_operator::config::OperatorConfig::default()
+        .metrics_bind_address
+        .port();
+    let addr = std::net::SocketAddr::new(ip, port);
+    let (code, body) = scrape_at(olm.net(), addr, Some(&token), None).await?;
+    ensure!(
+        code == 200 && body.contains("locust_operator_reconciles_total"),
+        "scraping {addr} with the reader's token: {code} {body:.200}"
+    );
+    let (code, _) = scrape_at(olm.net(), addr, None, None).await?;
+    ensure!(code == 401, "scraping {addr} without a token: {code}");
+    Ok(())
+}
+
 /// `bundle`: the bundle image as the catalog names it (by digest).
 async fn install_channel(olm: &Olm, channel: &str, bundle: &str, full_checks: bool) -> Result<()> {
     let version = olm::current_version()?;
@@ -233,6 +297,9 @@ async fn install_channel(olm: &Olm, channel: &str, bundle: &str, full_checks: bo
     }
     if !full_checks {
         return olm.uninstall(&sub).await;
+    }
+    if let Err(e) = check_metrics(olm).await {
+        return Err(olm.fail(e).await);
     }
 
     // A user's LocustTest, admitted by the operator pods' webhook and
