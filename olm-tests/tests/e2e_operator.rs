@@ -574,10 +574,12 @@ async fn operator_end_to_end() -> Result<()> {
     let ready = op.wait_ready(Duration::from_secs(30)).await?;
     eprintln!("operator ready after {ready:?}");
 
+    // Each scenario boxed: joined inline, their states would sum up on the
+    // test thread's stack (debug builds overflow its 2 MiB).
     let results = tokio::join!(
-        scenario("happy-path", happy_path(&cluster)),
-        scenario("master-fails", master_fails(&cluster)),
-        scenario(
+        Box::pin(scenario("happy-path", happy_path(&cluster))),
+        Box::pin(scenario("master-fails", master_fails(&cluster))),
+        Box::pin(scenario(
             "image-pull",
             unhealthy(
                 &cluster,
@@ -586,8 +588,8 @@ async fn operator_end_to_end() -> Result<()> {
                 "Back-off pulling image \"locustio/locust:nope\"",
                 "ImagePullError"
             )
-        ),
-        scenario(
+        )),
+        Box::pin(scenario(
             "missing-configmap",
             unhealthy(
                 &cluster,
@@ -596,10 +598,10 @@ async fn operator_end_to_end() -> Result<()> {
                 "configmap \"missing-cm\" not found",
                 "ConfigError"
             )
-        ),
-        scenario("unschedulable", unschedulable(&cluster)),
-        scenario("recreate-and-drift", recreate_and_drift(&cluster)),
-        scenario("name-conflict", name_conflict(&cluster)),
+        )),
+        Box::pin(scenario("unschedulable", unschedulable(&cluster))),
+        Box::pin(scenario("recreate-and-drift", recreate_and_drift(&cluster))),
+        Box::pin(scenario("name-conflict", name_conflict(&cluster))),
     );
     let errors: Vec<String> = [
         results.0, results.1, results.2, results.3, results.4, results.5, results.6,
