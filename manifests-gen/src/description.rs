@@ -98,16 +98,21 @@ mod tests {
         assert!(text.lines().all(|l| !l.ends_with(' ')));
     }
 
-    #[test]
-    fn the_console_config_map_is_the_sample_the_example_mounts() {
-        let text = render(&vars()).unwrap();
-        let start = text.find("   apiVersion: v1\n").unwrap();
-        let end = start + text[start..].find("   ```").unwrap();
-        let block: String = text[start..end]
+    /// The text from the end of `start` to the next fence, unindented.
+    fn block(text: &str, start: &str) -> String {
+        let from = text.find(start).unwrap() + start.len();
+        let to = from + text[from..].find("```").unwrap();
+        text[from..to]
             .lines()
             .map(|l| l.strip_prefix("   ").unwrap_or(l))
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+    }
+
+    #[test]
+    fn the_console_config_map_is_the_sample_the_example_mounts() {
+        let text = render(&vars()).unwrap();
+        let block = format!("apiVersion: v1\n{}", block(&text, "   apiVersion: v1\n"));
         let path = crate::workspace_root().join("operator/samples/demo-locustfile.yaml");
         let sample = std::fs::read_to_string(path).unwrap();
         assert_eq!(block.trim_end(), sample.trim_end());
@@ -116,14 +121,8 @@ mod tests {
     #[test]
     fn quick_start_example_is_a_valid_v2_locusttest() {
         let text = render(&vars()).unwrap();
-        let start = text.find("```yaml\n").unwrap() + "```yaml\n".len();
-        let end = start + text[start..].find("```").unwrap();
-        let block: String = text[start..end]
-            .lines()
-            .map(|l| l.strip_prefix("   ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let test: locust_operator::api::v2::LocustTest = crate::yaml::from_str(&block).unwrap();
+        let yaml = block(&text, "```yaml\n");
+        let test: locust_operator::api::v2::LocustTest = crate::yaml::from_str(&yaml).unwrap();
         assert_eq!(test.spec.image, "locustio/locust:2.43.1");
         assert_eq!(test.spec.worker.replicas, 2);
     }

@@ -14,7 +14,34 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Client;
+use kube::api::{Api, PostParams};
+
 use crate::cluster::ClusterNet;
+use crate::operator::{self, OPERATOR_NAMESPACE};
+
+/// The ServiceAccount [`reader_token`] makes.
+pub const READER: &str = "prometheus";
+
+/// A token of ServiceAccount `prometheus` (in the operator's namespace),
+/// bound to the operator's metrics-reader rules: what Prometheus scrapes with.
+pub async fn reader_token(client: &Client) -> Result<String> {
+    operator::install_rbac_as(
+        client,
+        READER,
+        locust_operator::rbac::metrics_reader_rules(),
+        vec![],
+    )
+    .await?;
+    Api::<ServiceAccount>::namespaced(client.clone(), OPERATOR_NAMESPACE)
+        .create_token_request(READER, &PostParams::default(), &TokenRequest::default())
+        .await?
+        .status
+        .map(|s| s.token)
+        .context("the TokenRequest returned no token")
+}
 
 /// Accepts any server certificate, still checking the handshake signatures.
 #[derive(Debug)]

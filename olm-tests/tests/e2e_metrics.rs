@@ -8,9 +8,8 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use locust_operator::rbac;
 use olm_tests::e2e;
-use olm_tests::metrics_client::scrape;
+use olm_tests::metrics_client::{reader_token, scrape};
 use olm_tests::operator::{self, OPERATOR_NAMESPACE, OperatorProcess};
 
 const TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -27,11 +26,8 @@ async fn secure_metrics_need_a_token_allowed_to_read_them() -> Result<()> {
     };
     let client = cluster.admin_client();
     // A scraper bound to the metrics-reader rules, and one bound to nothing.
-    operator::install_rbac_as(&client, "prometheus", rbac::metrics_reader_rules(), vec![]).await?;
+    let reader = reader_token(&client).await?;
     operator::install_rbac_as(&client, "nobody", vec![], vec![]).await?;
-    let reader = cluster
-        .service_account_token(OPERATOR_NAMESPACE, "prometheus", TOKEN_TTL)
-        .await?;
     let nobody = cluster
         .service_account_token(OPERATOR_NAMESPACE, "nobody", TOKEN_TTL)
         .await?;

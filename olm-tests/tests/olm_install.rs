@@ -21,7 +21,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use locust_operator::api::LocustTest;
-use olm_tests::metrics_client::scrape_at;
+use olm_tests::metrics_client::{reader_token, scrape_at};
 use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
 use olm_tests::registry::Registry;
 use olm_tests::{Cluster, ClusterOptions, wait_for};
@@ -215,7 +215,6 @@ async fn check_install(olm: &Olm, csv: &kube::api::DynamicObject) -> Result<()> 
 /// `/metrics` (its self-signed certificate unverified, as the ServiceMonitor
 /// does); without a token the pod answers 401.
 async fn check_metrics(olm: &Olm) -> Result<()> {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
     use k8s_openapi::api::core::v1::{Pod, Service};
     use k8s_openapi::api::rbac::v1::ClusterRole;
     let client = olm.client().clone();
@@ -234,23 +233,7 @@ async fn check_metrics(olm: &Olm) -> Result<()> {
         .get(locust_operator::rbac::METRICS_READER_ROLE)
         .await
         .context("the bundle's metrics-reader ClusterRole")?;
-    operator::install_rbac_as(
-        &client,
-        "prometheus",
-        locust_operator::rbac::metrics_reader_rules(),
-        vec![],
-    )
-    .await?;
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), operator::OPERATOR_NAMESPACE)
-        .create_token_request(
-            "prometheus",
-            &PostParams::default(),
-            &TokenRequest::default(),
-        )
-        .await?
-        .status
-        .map(|s| s.token)
-        .context("no token")?;
+    let token = reader_token(&client).await?;
     let pods = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(&format!("{key}={value}")))
         .await?;

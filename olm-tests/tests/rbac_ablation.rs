@@ -30,7 +30,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use locust_operator::api::{LocustTest, Phase};
 use locust_operator::rbac::{CLUSTER, NAMESPACED, Permission};
 use olm_tests::checks::{self, wait_phase};
-use olm_tests::metrics_client::scrape;
+use olm_tests::metrics_client::{reader_token, scrape};
 use olm_tests::operator::{self, OperatorProcess};
 use olm_tests::{Cluster, e2e, wait_for};
 
@@ -156,12 +156,7 @@ async fn scenario(
         .await?;
     wait_phase(&tests, "t", Phase::Succeeded, SCENARIO_TIMEOUT).await?;
     let stuck = wait_phase(&tests, "s", Phase::Failed, SCENARIO_TIMEOUT).await?;
-    let why = stuck
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "TestCompleted"))
-        .map(|c| c.reason.clone())
-        .unwrap_or_default();
+    let (_, why, _) = olm_tests::fixture::condition(&stuck, "TestCompleted").unwrap_or_default();
     ensure!(
         why == "Unschedulable",
         "the unschedulable test failed with {why}, not Unschedulable"
@@ -216,20 +211,7 @@ async fn every_rbac_verb_is_needed() -> Result<()> {
     .await?;
 
     // A scraper allowed to read the secure metrics.
-    operator::install_rbac_as(
-        &client,
-        "prometheus",
-        locust_operator::rbac::metrics_reader_rules(),
-        vec![],
-    )
-    .await?;
-    let reader_token = cluster
-        .service_account_token(
-            operator::OPERATOR_NAMESPACE,
-            "prometheus",
-            Duration::from_secs(3600),
-        )
-        .await?;
+    let reader_token = reader_token(&client).await?;
 
     // Variant 0: the full rules; variant i: without grants()[i - 1].
     let grants = grants();

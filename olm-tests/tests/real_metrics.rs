@@ -28,6 +28,22 @@ fn series(text: &str, family: &str, extra: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Checks that the series of `family` (with `extra` labels) in `text` is
+/// `want` (`None`: absent).
+fn expect(text: &str, family: &str, extra: &str, want: Option<f64>) -> Result<()> {
+    let got = series(text, family, extra);
+    ensure!(
+        got == want,
+        "{family}{extra}: {got:?} in the scrape, expected {want:?}:\n{text}"
+    );
+    Ok(())
+}
+
+/// A count as the scrape writes it.
+fn count(n: Option<i64>) -> Option<f64> {
+    n.map(|n| n as f64)
+}
+
 fn live_requests(t: &LocustTest) -> Option<i64> {
     t.status.as_ref()?.live.as_ref()?.total_requests
 }
@@ -67,14 +83,8 @@ async fn real_node_metrics_carry_the_masters_numbers() -> Result<()> {
 
         // Before the master runs: the phase and the expected workers only.
         let pending = fx.operator.metrics().await?;
-        ensure!(
-            series(&pending, "locust_test_workers_expected", "") == Some(2.0),
-            "{pending}"
-        );
-        ensure!(
-            series(&pending, "locust_test_users", "").is_none(),
-            "{pending}"
-        );
+        expect(&pending, "locust_test_workers_expected", "", Some(2.0))?;
+        expect(&pending, "locust_test_users", "", None)?;
 
         // While it runs: the live numbers of the status, and the users and
         // workers the master itself reports.
@@ -89,20 +99,14 @@ async fn real_node_metrics_carry_the_masters_numbers() -> Result<()> {
             .and_then(|s| s.live.clone())
             .context("status.live")?;
         let requests = live.total_requests.unwrap_or(0) as f64;
-        ensure!(
-            series(&text, "locust_test_requests_total", "") == Some(requests),
-            "requests {requests} in status, scrape:\n{text}"
-        );
-        ensure!(
-            series(&text, "locust_test_request_failures_total", "")
-                == live.failed_requests.map(|f| f as f64),
-            "failures {:?} in status, scrape:\n{text}",
-            live.failed_requests
-        );
-        ensure!(
-            series(&text, "locust_test_phase", r#",phase="Running""#) == Some(1.0),
-            "{text}"
-        );
+        expect(&text, "locust_test_requests_total", "", Some(requests))?;
+        expect(
+            &text,
+            "locust_test_request_failures_total",
+            "",
+            count(live.failed_requests),
+        )?;
+        expect(&text, "locust_test_phase", r#",phase="Running""#, Some(1.0))?;
         let p50 = series(
             &text,
             "locust_test_response_time_seconds",
@@ -129,12 +133,12 @@ async fn real_node_metrics_carry_the_masters_numbers() -> Result<()> {
             "users: scrape {users:?}, master {:?}",
             master.user_count
         );
-        ensure!(
-            series(&text, "locust_test_workers_connected", "")
-                == master.worker_count.map(|w| w as f64),
-            "workers: master {:?}\n{text}",
-            master.worker_count
-        );
+        expect(
+            &text,
+            "locust_test_workers_connected",
+            "",
+            count(master.worker_count),
+        )?;
 
         // After the run: the result, and no live numbers.
         let done = fx.wait_terminal(NS, NAME, RUN).await?;
@@ -145,26 +149,26 @@ async fn real_node_metrics_carry_the_masters_numbers() -> Result<()> {
             .and_then(|s| s.result.clone())
             .context("status.result")?;
         let after = fx.operator.metrics().await?;
-        ensure!(
-            series(&after, "locust_test_result_requests", "")
-                == result.total_requests.map(|r| r as f64),
-            "result {:?}, scrape:\n{after}",
-            result.total_requests
-        );
-        ensure!(
-            series(&after, "locust_test_result_failures", "")
-                == result.failed_requests.map(|r| r as f64),
-            "{after}"
-        );
-        ensure!(
-            series(&after, "locust_test_phase", r#",phase="Succeeded""#) == Some(1.0),
-            "{after}"
-        );
-        ensure!(series(&after, "locust_test_users", "").is_none(), "{after}");
-        ensure!(
-            series(&after, "locust_test_requests_total", "").is_none(),
-            "{after}"
-        );
+        expect(
+            &after,
+            "locust_test_result_requests",
+            "",
+            count(result.total_requests),
+        )?;
+        expect(
+            &after,
+            "locust_test_result_failures",
+            "",
+            count(result.failed_requests),
+        )?;
+        expect(
+            &after,
+            "locust_test_phase",
+            r#",phase="Succeeded""#,
+            Some(1.0),
+        )?;
+        expect(&after, "locust_test_users", "", None)?;
+        expect(&after, "locust_test_requests_total", "", None)?;
         let served = fx.target_stats(&target).await?.requests_to("/");
         eprintln!(
             "real_node_metrics: while running {requests} requests, {users:?} users, p50 {p50}s \

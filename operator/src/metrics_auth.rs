@@ -144,6 +144,21 @@ impl Authorizer {
         Ok(decision)
     }
 
+    /// Creates a review (cluster-scoped, answered in the response).
+    async fn create<K>(&self, review: &K) -> Result<K, ReviewError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::<K>::all(self.client.clone())
+            .create(&PostParams::default(), review)
+            .await
+            .map_err(ReviewError)
+    }
+
     async fn review(&self, token: &str) -> Result<Decision, ReviewError> {
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -152,10 +167,7 @@ impl Authorizer {
             },
             ..TokenReview::default()
         };
-        let reviewed = Api::<TokenReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(ReviewError)?;
+        let reviewed = self.create(&review).await?;
         let status = reviewed.status.unwrap_or_default();
         let Some(user) = status.user.filter(|_| status.authenticated == Some(true)) else {
             debug!("metrics request with a token the API server does not accept");
@@ -176,10 +188,7 @@ impl Authorizer {
             },
             ..SubjectAccessReview::default()
         };
-        let decided = Api::<SubjectAccessReview>::all(self.client.clone())
-            .create(&PostParams::default(), &access)
-            .await
-            .map_err(ReviewError)?;
+        let decided = self.create(&access).await?;
         if decided.status.is_some_and(|s| s.allowed) {
             Ok(Decision::Allowed)
         } else {

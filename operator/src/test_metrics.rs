@@ -44,9 +44,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -187,296 +185,191 @@ fn unix_seconds(t: Timestamp) -> f64 {
     t.as_millisecond() as f64 / 1000.0
 }
 
-fn ms_to_seconds(ms: f64) -> f64 {
-    ms / 1000.0
+/// A number of a series: counts are written as integers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Num {
+    Count(i64),
+    Real(f64),
 }
 
-/// One gauge family: a series for each sample `value` gives a number for
-/// (counts as integers, everything else as floats).
-fn gauge_family<N: EncodeGaugeValue>(
+/// One family, written only when it has a series.
+fn family<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[Sample],
-    value: impl Fn(&Sample) -> Option<N>,
+    (name, help, ty): (&str, &str, MetricType),
+    series: Vec<(L, Num)>,
 ) -> Result<(), fmt::Error> {
-    let present: Vec<(&Sample, N)> = samples
-        .iter()
-        .filter_map(|s| value(s).map(|v| (s, v)))
-        .collect();
-    if present.is_empty() {
+    if series.is_empty() {
         return Ok(());
     }
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (s, v) in present {
-        ConstGauge::new(v).encode(family.encode_family(&s.labels)?)?;
+    let mut family = encoder.encode_descriptor(name, help, None, ty)?;
+    for (labels, value) in series {
+        let metric = family.encode_family(&labels)?;
+        match (ty, value) {
+            (MetricType::Counter, Num::Count(n)) => {
+                ConstCounter::new(u64::try_from(n).unwrap_or(0)).encode(metric)?;
+            }
+            (_, Num::Count(n)) => ConstGauge::new(n).encode(metric)?,
+            (_, Num::Real(x)) => ConstGauge::new(x).encode(metric)?,
+        }
     }
     Ok(())
 }
 
-/// One counter family (`<name>_total`), from non-negative integers.
-fn counter_family(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[Sample],
-    value: impl Fn(&Sample) -> Option<i64>,
-) -> Result<(), fmt::Error> {
-    let present: Vec<(&Sample, u64)> = samples
-        .iter()
-        .filter_map(|s| value(s).and_then(|v| u64::try_from(v).ok()).map(|v| (s, v)))
-        .collect();
-    if present.is_empty() {
-        return Ok(());
-    }
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (s, v) in present {
-        ConstCounter::new(v).encode(family.encode_family(&s.labels)?)?;
-    }
-    Ok(())
+/// What one family of one sample is.
+type Value = fn(&Sample) -> Option<Num>;
+
+/// A family with the `namespace` and `name` labels only.
+type PerTest = (&'static str, &'static str, MetricType, Value);
+
+/// A family with a `quantile` label: name, help, each quantile's value.
+type Quantiles = (&'static str, &'static str, &'static [(&'static str, Value)]);
+
+const GAUGE: MetricType = MetricType::Gauge;
+const COUNTER: MetricType = MetricType::Counter;
+
+fn count(n: Option<i64>) -> Option<Num> {
+    n.map(Num::Count)
 }
 
-/// Picks one number (in milliseconds) of a sample.
-type Pick = dyn Fn(&Sample) -> Option<f64>;
+fn real(x: Option<f64>) -> Option<Num> {
+    x.map(Num::Real)
+}
 
-/// One gauge family with a `quantile` label: a series for each sample and
-/// quantile with a number, in milliseconds (written in seconds).
-fn quantile_family(
+/// Milliseconds as seconds.
+fn ms(x: Option<f64>) -> Option<Num> {
+    x.map(|ms| Num::Real(ms / 1000.0))
+}
+
+fn live(s: &Sample) -> Option<&LiveStats> {
+    s.live.as_ref()
+}
+
+fn result(s: &Sample) -> Option<&TestResult> {
+    s.result.as_ref()
+}
+
+/// The families with the `namespace` and `name` labels only, in order.
+#[rustfmt::skip]
+const PER_TEST: [PerTest; 15] = [
+    ("locust_test_workers_expected", "Worker pods the test asked for", GAUGE, |s| count(s.expected_workers.map(i64::from))),
+    ("locust_test_workers_connected", "Workers connected to the master, as last reported", GAUGE, |s| count(s.connected_workers.map(i64::from))),
+    ("locust_test_start_time_seconds", "When the master pod started running (Unix time)", GAUGE, |s| real(s.start_time)),
+    ("locust_test_completion_time_seconds", "When the test finished (Unix time)", GAUGE, |s| real(s.completion_time)),
+    ("locust_test_users", "Users currently simulated, over all workers", GAUGE, |s| count(live(s)?.current_users)),
+    ("locust_test_requests_per_second", "Current requests per second", GAUGE, |s| real(live(s)?.requests_per_second)),
+    ("locust_test_fail_ratio", "Current share of failed requests (0 to 1)", GAUGE, |s| real(live(s)?.fail_ratio)),
+    ("locust_test_requests", "Requests sent so far in the run", COUNTER, |s| count(live(s)?.total_requests)),
+    ("locust_test_request_failures", "Requests failed so far in the run", COUNTER, |s| count(live(s)?.failed_requests)),
+    ("locust_test_response_time_average_seconds", "Mean response time so far in the run", GAUGE, |s| ms(live(s)?.average_response_time)),
+    ("locust_test_response_time_max_seconds", "Slowest response so far in the run", GAUGE, |s| ms(live(s)?.max_response_time)),
+    ("locust_test_result_requests", "Requests sent over the whole run", GAUGE, |s| count(result(s)?.total_requests)),
+    ("locust_test_result_failures", "Requests failed over the whole run", GAUGE, |s| count(result(s)?.failed_requests)),
+    ("locust_test_result_fail_ratio", "Share of failed requests over the whole run (0 to 1)", GAUGE, |s| real(result(s)?.fail_ratio)),
+    ("locust_test_result_requests_per_second", "Requests per second over the whole run", GAUGE, |s| real(result(s)?.requests_per_second)),
+];
+
+/// Families with the `namespace` and `name` labels only, written after the
+/// quantiles of the run.
+#[rustfmt::skip]
+const PER_TEST_RESULT: [PerTest; 2] = [
+    ("locust_test_result_response_time_average_seconds", "Mean response time over the whole run", GAUGE, |s| ms(result(s)?.average_response_time)),
+    ("locust_test_result_response_time_max_seconds", "Slowest response over the whole run", GAUGE, |s| ms(result(s)?.max_response_time)),
+];
+
+/// The response-time quantile families: name, help, and each quantile's value.
+#[rustfmt::skip]
+const QUANTILES: [Quantiles; 2] = [
+    ("locust_test_response_time_seconds", "Response time percentiles so far in the run", &[
+        ("0.5", |s| ms(live(s)?.median_response_time)),
+        ("0.95", |s| ms(live(s)?.p95_response_time)),
+        ("0.99", |s| ms(live(s)?.p99_response_time)),
+    ]),
+    ("locust_test_result_response_time_seconds", "Response time percentiles over the whole run", &[
+        ("0.5", |s| ms(result(s)?.median_response_time)),
+        ("0.9", |s| ms(result(s)?.p90_response_time)),
+        ("0.95", |s| ms(result(s)?.p95_response_time)),
+        ("0.99", |s| ms(result(s)?.p99_response_time)),
+    ]),
+];
+
+fn per_test(
     encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
     samples: &[Sample],
-    quantiles: &[(&'static str, &Pick)],
+    (name, help, ty, value): PerTest,
 ) -> Result<(), fmt::Error> {
-    let mut present = Vec::new();
+    let series = samples
+        .iter()
+        .filter_map(|s| Some((s.labels.clone(), value(s)?)))
+        .collect();
+    family(encoder, (name, help, ty), series)
+}
+
+fn quantiles(
+    encoder: &mut DescriptorEncoder,
+    samples: &[Sample],
+    (name, help, values): Quantiles,
+) -> Result<(), fmt::Error> {
+    let mut series = Vec::new();
     for s in samples {
-        for (q, value) in quantiles {
+        for (quantile, value) in values {
             if let Some(v) = value(s) {
-                present.push((s, *q, ms_to_seconds(v)));
+                let labels = QuantileLabels {
+                    namespace: s.labels.namespace.clone(),
+                    name: s.labels.name.clone(),
+                    quantile,
+                };
+                series.push((labels, v));
             }
         }
     }
-    if present.is_empty() {
-        return Ok(());
-    }
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (s, quantile, v) in present {
-        let labels = QuantileLabels {
-            namespace: s.labels.namespace.clone(),
-            name: s.labels.name.clone(),
-            quantile,
-        };
-        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-fn live<T>(s: &Sample, f: impl Fn(&LiveStats) -> Option<T>) -> Option<T> {
-    s.live.as_ref().and_then(f)
-}
-
-fn result<T>(s: &Sample, f: impl Fn(&TestResult) -> Option<T>) -> Option<T> {
-    s.result.as_ref().and_then(f)
+    family(encoder, (name, help, GAUGE), series)
 }
 
 fn encode(samples: &[Sample], mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-    if samples.is_empty() {
-        return Ok(());
-    }
     let e = &mut encoder;
-    {
-        let mut family = e.encode_descriptor(
-            "locust_test_phase",
-            "1 for the phase the LocustTest is in, 0 for the others",
-            None,
-            MetricType::Gauge,
-        )?;
-        for s in samples {
-            for phase in Phase::ALL {
+    let phases = samples
+        .iter()
+        .flat_map(|s| {
+            Phase::ALL.into_iter().map(|phase| {
                 let labels = PhaseLabels {
                     namespace: s.labels.namespace.clone(),
                     name: s.labels.name.clone(),
                     phase: phase.as_str(),
                 };
-                ConstGauge::new(i64::from(phase == s.phase))
-                    .encode(family.encode_family(&labels)?)?;
-            }
-        }
+                (labels, Num::Count(i64::from(phase == s.phase)))
+            })
+        })
+        .collect();
+    family(
+        e,
+        (
+            "locust_test_phase",
+            "1 for the phase the LocustTest is in, 0 for the others",
+            GAUGE,
+        ),
+        phases,
+    )?;
+    for spec in PER_TEST {
+        per_test(e, samples, spec)?;
     }
-    let workers = |v: Option<i32>| v.map(i64::from);
-    gauge_family(
-        e,
-        "locust_test_workers_expected",
-        "Worker pods the test asked for",
-        samples,
-        |s| workers(s.expected_workers),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_workers_connected",
-        "Workers connected to the master, as last reported",
-        samples,
-        |s| workers(s.connected_workers),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_start_time_seconds",
-        "When the master pod started running (Unix time)",
-        samples,
-        |s| s.start_time,
-    )?;
-    gauge_family(
-        e,
-        "locust_test_completion_time_seconds",
-        "When the test finished (Unix time)",
-        samples,
-        |s| s.completion_time,
-    )?;
-
-    // While running.
-    gauge_family(
-        e,
-        "locust_test_users",
-        "Users currently simulated, over all workers",
-        samples,
-        |s| live(s, |l| l.current_users),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_requests_per_second",
-        "Current requests per second",
-        samples,
-        |s| live(s, |l| l.requests_per_second),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_fail_ratio",
-        "Current share of failed requests (0 to 1)",
-        samples,
-        |s| live(s, |l| l.fail_ratio),
-    )?;
-    counter_family(
-        e,
-        "locust_test_requests",
-        "Requests sent so far in the run",
-        samples,
-        |s| live(s, |l| l.total_requests),
-    )?;
-    counter_family(
-        e,
-        "locust_test_request_failures",
-        "Requests failed so far in the run",
-        samples,
-        |s| live(s, |l| l.failed_requests),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_response_time_average_seconds",
-        "Mean response time so far in the run",
-        samples,
-        |s| live(s, |l| l.average_response_time.map(ms_to_seconds)),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_response_time_max_seconds",
-        "Slowest response so far in the run",
-        samples,
-        |s| live(s, |l| l.max_response_time.map(ms_to_seconds)),
-    )?;
-    quantile_family(
-        e,
-        "locust_test_response_time_seconds",
-        "Response time percentiles so far in the run",
-        samples,
-        &[
-            ("0.5", &|s| live(s, |l| l.median_response_time)),
-            ("0.95", &|s| live(s, |l| l.p95_response_time)),
-            ("0.99", &|s| live(s, |l| l.p99_response_time)),
-        ],
-    )?;
-
-    // After the run.
-    gauge_family(
-        e,
-        "locust_test_result_requests",
-        "Requests sent over the whole run",
-        samples,
-        |s| result(s, |r| r.total_requests),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_result_failures",
-        "Requests failed over the whole run",
-        samples,
-        |s| result(s, |r| r.failed_requests),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_result_fail_ratio",
-        "Share of failed requests over the whole run (0 to 1)",
-        samples,
-        |s| result(s, |r| r.fail_ratio),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_result_requests_per_second",
-        "Requests per second over the whole run",
-        samples,
-        |s| result(s, |r| r.requests_per_second),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_result_response_time_average_seconds",
-        "Mean response time over the whole run",
-        samples,
-        |s| result(s, |r| r.average_response_time.map(ms_to_seconds)),
-    )?;
-    gauge_family(
-        e,
-        "locust_test_result_response_time_max_seconds",
-        "Slowest response over the whole run",
-        samples,
-        |s| result(s, |r| r.max_response_time.map(ms_to_seconds)),
-    )?;
-    quantile_family(
-        e,
-        "locust_test_result_response_time_seconds",
-        "Response time percentiles over the whole run",
-        samples,
-        &[
-            ("0.5", &|s| result(s, |r| r.median_response_time)),
-            ("0.9", &|s| result(s, |r| r.p90_response_time)),
-            ("0.95", &|s| result(s, |r| r.p95_response_time)),
-            ("0.99", &|s| result(s, |r| r.p99_response_time)),
-        ],
-    )?;
+    for spec in QUANTILES {
+        quantiles(e, samples, spec)?;
+    }
+    for spec in PER_TEST_RESULT {
+        per_test(e, samples, spec)?;
+    }
     Ok(())
 }
 
 /// Every family name this module can write (counters without `_total`), for
 /// docs and dashboard checks.
-pub const FAMILIES: [&str; 20] = [
-    "locust_test_phase",
-    "locust_test_workers_expected",
-    "locust_test_workers_connected",
-    "locust_test_start_time_seconds",
-    "locust_test_completion_time_seconds",
-    "locust_test_users",
-    "locust_test_requests_per_second",
-    "locust_test_fail_ratio",
-    "locust_test_requests",
-    "locust_test_request_failures",
-    "locust_test_response_time_average_seconds",
-    "locust_test_response_time_max_seconds",
-    "locust_test_response_time_seconds",
-    "locust_test_result_requests",
-    "locust_test_result_failures",
-    "locust_test_result_fail_ratio",
-    "locust_test_result_requests_per_second",
-    "locust_test_result_response_time_average_seconds",
-    "locust_test_result_response_time_max_seconds",
-    "locust_test_result_response_time_seconds",
-];
+pub fn families() -> Vec<&'static str> {
+    let mut out = vec!["locust_test_phase"];
+    out.extend(PER_TEST.iter().map(|f| f.0));
+    out.extend(QUANTILES.iter().map(|f| f.0));
+    out.extend(PER_TEST_RESULT.iter().map(|f| f.0));
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -687,7 +580,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        let listed: std::collections::BTreeSet<&str> = FAMILIES.into_iter().collect();
+        let listed: std::collections::BTreeSet<&str> = families().into_iter().collect();
         assert_eq!(written, listed);
     }
 }
