@@ -121,24 +121,13 @@ pub fn normalize_channels(
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, as OLM and OperatorHub show it.
 fn valid_created_at(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| {
-        r.into_iter()
-            .all(|i| b.get(i).is_some_and(u8::is_ascii_digit))
-    };
-    b.len() == 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && b[19] == b'Z'
+    // `0` stands for any digit; every other byte is itself.
+    const FORM: &[u8] = b"0000-00-00T00:00:00Z";
+    s.len() == FORM.len()
+        && s.bytes().zip(FORM).all(|(b, &f)| match f {
+            b'0' => b.is_ascii_digit(),
+            _ => b == f,
+        })
 }
 
 /// One entry of an OLM channel.
@@ -530,5 +519,23 @@ mod tests {
         assert!(ReleaseSpec::new("2.0.0", &["Stable"], "2026-01-01T00:00:00Z").is_err());
         assert!(ReleaseSpec::new("2.0.0", &[], "2026-01-01T00:00:00Z").is_err());
         assert!(ReleaseSpec::new("v2.0.0", &["stable"], "2026-01-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn created_at_is_a_utc_second() {
+        assert!(valid_created_at("2026-01-01T00:00:00Z"));
+        for bad in [
+            "",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00+00:00",
+            "2026-01-01 00:00:00Z",
+            "2026-01-01T00:00:00.5Z",
+            "2026-1-01T00:00:00Z",
+            "2026-01-01T0a:00:00Z",
+            "2026-01-01T00:00:00Z ",
+            "\u{0662}026-01-01T00:00:00Z",
+        ] {
+            assert!(!valid_created_at(bad), "{bad:?}");
+        }
     }
 }

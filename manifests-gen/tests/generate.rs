@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use manifests_gen::{
-    ANNOTATIONS_PATH, CATALOG_PATH, CRD_PATH, CSV_PATH, DOCKERFILE_PATH, Options, SCORECARD_PATH,
-    check, generate, monitoring, parse_bundle_digest, parse_extra_release, workspace_root, write,
+    ANNOTATIONS_PATH, CATALOG_PATH, CRD_PATH, CSV_PATH, DOCKERFILE_PATH, Generated, Options,
+    SCORECARD_PATH, check, generate, monitoring, parse_bundle_digest, parse_extra_release,
+    workspace_root, write,
 };
 use serde_json::Value;
 
@@ -12,6 +13,38 @@ fn opts(out: &Path) -> Options {
     let mut o = Options::new(workspace_root());
     o.out_dir = out.to_owned();
     o
+}
+
+/// [`opts`] with hypothetical releases (`VERSION:CHANNELS`, as `--release`
+/// takes them) declared after the committed ones.
+fn opts_with_releases(out: &Path, releases: &[&str]) -> Options {
+    let mut o = opts(out);
+    o.extra_releases = releases
+        .iter()
+        .map(|r| parse_extra_release(r).unwrap())
+        .collect();
+    o
+}
+
+/// What `generate` makes, into an empty directory, with `releases` (see
+/// [`opts_with_releases`]).
+fn generate_with_releases(releases: &[&str]) -> Generated {
+    let dir = tempfile::tempdir().unwrap();
+    generate(&opts_with_releases(dir.path(), releases)).unwrap()
+}
+
+/// The entries of channel `name` as (version, version it replaces).
+fn entries<'a>(docs: &'a [Value], name: &str) -> Vec<(&'a str, Option<&'a str>)> {
+    let version = |v: &'a Value| {
+        v.as_str()
+            .map(|n| n.strip_prefix("locust-k8s-operator.v").unwrap())
+    };
+    channel(docs, name)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (version(&e["name"]).unwrap(), version(&e["replaces"])))
+        .collect()
 }
 
 fn catalog_docs(text: &str) -> Vec<Value> {
@@ -120,14 +153,7 @@ fn committed_outputs_are_up_to_date() {
 
 #[test]
 fn hypothetical_next_releases() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut o = opts(dir.path());
-    o.extra_releases = vec![
-        parse_extra_release("3.1.0-rc.1:alpha").unwrap(),
-        parse_extra_release("3.1.0:alpha,stable").unwrap(),
-        parse_extra_release("3.2.0:alpha").unwrap(),
-    ];
-    let g = generate(&o).unwrap();
+    let g = generate_with_releases(&["3.1.0-rc.1:alpha", "3.1.0:alpha,stable", "3.2.0:alpha"]);
 
     // The bundle is the highest release: 3.2.0, alpha only.
     let csv: Value = manifests_gen::yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
@@ -152,46 +178,18 @@ fn hypothetical_next_releases() {
     );
 
     let docs = catalog_docs(g.text(CATALOG_PATH).unwrap());
-    let names = |ch: &Value| -> Vec<(String, Option<String>)> {
-        ch["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_owned(),
-                    e["replaces"].as_str().map(str::to_owned),
-                )
-            })
-            .collect()
-    };
     assert_eq!(
-        names(channel(&docs, "alpha")),
-        vec![
-            ("locust-k8s-operator.v3.0.0".to_owned(), None),
-            (
-                "locust-k8s-operator.v3.1.0-rc.1".to_owned(),
-                Some("locust-k8s-operator.v3.0.0".to_owned())
-            ),
-            (
-                "locust-k8s-operator.v3.1.0".to_owned(),
-                Some("locust-k8s-operator.v3.1.0-rc.1".to_owned())
-            ),
-            (
-                "locust-k8s-operator.v3.2.0".to_owned(),
-                Some("locust-k8s-operator.v3.1.0".to_owned())
-            ),
+        entries(&docs, "alpha"),
+        [
+            ("3.0.0", None),
+            ("3.1.0-rc.1", Some("3.0.0")),
+            ("3.1.0", Some("3.1.0-rc.1")),
+            ("3.2.0", Some("3.1.0")),
         ]
     );
     assert_eq!(
-        names(channel(&docs, "stable")),
-        vec![
-            ("locust-k8s-operator.v3.0.0".to_owned(), None),
-            (
-                "locust-k8s-operator.v3.1.0".to_owned(),
-                Some("locust-k8s-operator.v3.0.0".to_owned())
-            ),
-        ]
+        entries(&docs, "stable"),
+        [("3.0.0", None), ("3.1.0", Some("3.0.0"))]
     );
     let bundles: Vec<&str> = docs
         .iter()
@@ -230,13 +228,7 @@ fn hypothetical_next_releases() {
 
 #[test]
 fn csv_edges_agree_with_the_catalog() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut o = opts(dir.path());
-    o.extra_releases = vec![
-        parse_extra_release("3.1.0:alpha").unwrap(),
-        parse_extra_release("3.2.0:alpha,stable").unwrap(),
-    ];
-    let g = generate(&o).unwrap();
+    let g = generate_with_releases(&["3.1.0:alpha", "3.2.0:alpha,stable"]);
     let csv: Value = manifests_gen::yaml::from_str(g.text(CSV_PATH).unwrap()).unwrap();
     // Primary channel stable: replaces 3.0.0; the alpha predecessor 3.1.0 is skipped.
     assert_eq!(csv["spec"]["replaces"], "locust-k8s-operator.v3.0.0");
@@ -297,9 +289,7 @@ fn older_catalog_entries_are_frozen() {
     );
 
     // ...but once 3.1.0 is the bundle, the 3.0.0 entry is kept as committed.
-    let mut next = opts(dir.path());
-    next.extra_releases = vec![parse_extra_release("3.1.0:alpha,stable").unwrap()];
-    let g = generate(&next).unwrap();
+    let g = generate(&opts_with_releases(dir.path(), &["3.1.0:alpha,stable"])).unwrap();
     let docs = catalog_docs(g.text(CATALOG_PATH).unwrap());
     let old = docs
         .iter()
@@ -336,8 +326,7 @@ fn inline_catalog_has_no_bundle_images() {
 fn published_bundles_are_pinned_by_digest() {
     let dir = tempfile::tempdir().unwrap();
     let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
-    let mut o = opts(dir.path());
-    o.extra_releases = vec![parse_extra_release("3.1.0:alpha").unwrap()];
+    let mut o = opts_with_releases(dir.path(), &["3.1.0:alpha"]);
     let tags = generate(&o).unwrap();
     let (version, d) = parse_bundle_digest(&format!("3.1.0={digest}")).unwrap();
     o.bundle_digests.insert(version, d);

@@ -92,13 +92,6 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 /// A Deployment of the HTTP target image and a Service `name:8080` in front
 /// of it; `fail_every`: every n-th request fails.
 async fn start_target(client: &Client, name: &str, fail_every: u32) -> Result<()> {
-    let restricted = json!({
-        "allowPrivilegeEscalation": false,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": true,
-        "runAsNonRoot": true,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    });
     let deployment: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -114,7 +107,7 @@ async fn start_target(client: &Client, name: &str, fail_every: u32) -> Result<()
                     "args": ["-fail-every", fail_every.to_string()],
                     "ports": [{"containerPort": TARGET_PORT}],
                     "readinessProbe": {"httpGet": {"path": "/healthz", "port": TARGET_PORT}, "periodSeconds": 1},
-                    "securityContext": restricted,
+                    "securityContext": images::restricted_security_context(),
                 }]},
             },
         },
@@ -209,12 +202,8 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
     println!(
         "demo: booting the local control plane and a real node (kubelet, containerd + runc, kube-proxy, CoreDNS) in a network namespace of their own…"
     );
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools.clone()),
-        name: "locust-demo".into(),
-        ..ClusterOptions::real_node()
-    })
-    .await?;
+    let cluster =
+        Cluster::start(ClusterOptions::real_node_from(tools.clone(), "locust-demo")).await?;
     println!(
         "{} cluster ready in {:.1}s (images imported: {}) — export KUBECONFIG={}",
         stamp(),
@@ -301,12 +290,7 @@ pub async fn run(tools: Tools, opts: DemoOptions) -> Result<()> {
             stamp()
         );
         let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-        let op = OperatorProcess::spawn(
-            &cluster,
-            &kubeconfig,
-            "demo",
-            &["--leader-elect=false".into(), "--disable-webhooks".into()],
-        )?;
+        let op = OperatorProcess::spawn_single_replica(&cluster, &kubeconfig, "demo")?;
         let ready = op.wait_ready(Duration::from_secs(60)).await?;
         println!(
             "{} operator ready in {} ms (log: {})",

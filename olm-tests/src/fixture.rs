@@ -37,7 +37,6 @@ use crate::cluster::{
 };
 use crate::images::{self, Image, Images, TARGET_PORT};
 use crate::operator::{self, OperatorProcess};
-use crate::tools::tools_or_skip;
 use crate::wait_for;
 
 /// Polling interval of the fixture's waits.
@@ -69,6 +68,8 @@ pub struct RealNodeFixture {
     pub cluster_startup: Duration,
     /// How long the operator took to become ready.
     pub operator_ready: Duration,
+    /// When the test began: before the cluster booted.
+    pub started: Instant,
 }
 
 impl RealNodeFixture {
@@ -76,27 +77,18 @@ impl RealNodeFixture {
     /// starts the operator with `operator_args` appended to the defaults.
     /// `Ok(None)`: skip (tools or images missing and not required).
     pub async fn start(test: &str, operator_args: &[&str]) -> Result<Option<Self>> {
-        let Some(tools) = tools_or_skip(test) else {
-            return Ok(None);
-        };
-        let Some(images) = images::images_or_skip(test) else {
+        let test_started = Instant::now();
+        let Some((tools, images)) = images::tools_and_images_or_skip(test) else {
             return Ok(None);
         };
         let started = Instant::now();
-        let cluster = Cluster::start(ClusterOptions {
-            tools: Some(tools),
-            name: cluster_name(test),
-            ..ClusterOptions::real_node()
-        })
-        .await
-        .with_context(|| format!("{test}: starting the cluster with the real node"))?;
+        let cluster = Cluster::start(ClusterOptions::real_node_from(tools, cluster_name(test)))
+            .await
+            .with_context(|| format!("{test}: starting the cluster with the real node"))?;
         let cluster_startup = started.elapsed();
         let kubeconfig = operator::install_operator_prereqs(&cluster).await?;
-        let mut args: Vec<String> = vec![
-            "--leader-elect=false".into(),
-            "--disable-webhooks".into(),
-            format!("--stats-interval={STATS_INTERVAL}"),
-        ];
+        let mut args = operator::single_replica_args();
+        args.push(format!("--stats-interval={STATS_INTERVAL}"));
         args.extend(operator_args.iter().map(|a| (*a).to_owned()));
         let operator = OperatorProcess::spawn(&cluster, &kubeconfig, "real", &args)?;
         let operator_ready = match operator.wait_ready(Duration::from_secs(60)).await {
@@ -117,7 +109,26 @@ impl RealNodeFixture {
             images,
             cluster_startup,
             operator_ready,
+            started: test_started,
         }))
+    }
+
+    /// The whole of real-node test `test`: starts the fixture `name` with
+    /// `operator_args` ([`RealNodeFixture::start`]; skipped: `Ok(())`), runs
+    /// `body` on it, and [`RealNodeFixture::finish`]es, describing
+    /// `namespaces` if it failed.
+    pub async fn run(
+        test: &str,
+        name: &str,
+        operator_args: &[&str],
+        namespaces: &[&str],
+        body: impl AsyncFnOnce(&RealNodeFixture) -> Result<()>,
+    ) -> Result<()> {
+        let Some(fx) = Self::start(name, operator_args).await? else {
+            return Ok(());
+        };
+        let result = body(&fx).await;
+        fx.finish(test, namespaces, result).await
     }
 
     /// The admin client.
@@ -455,19 +466,13 @@ impl RealNodeFixture {
 
 impl RealNodeFixture {
     /// [`Self::check`], then prints how long test `test` took from
-    /// `started` (before the cluster booted; its teardown comes after) and
-    /// whether it passed: `TIME <test>: <secs>s (passed|FAILED)`.
-    pub async fn finish<T>(
-        &self,
-        test: &str,
-        started: Instant,
-        namespaces: &[&str],
-        result: Result<T>,
-    ) -> Result<T> {
+    /// [`Self::started`] (before the cluster booted; its teardown comes
+    /// after) and whether it passed: `TIME <test>: <secs>s (passed|FAILED)`.
+    pub async fn finish<T>(&self, test: &str, namespaces: &[&str], result: Result<T>) -> Result<T> {
         let outcome = self.check(namespaces, result).await;
         eprintln!(
             "TIME {test}: {:.1}s ({})",
-            started.elapsed().as_secs_f64(),
+            self.started.elapsed().as_secs_f64(),
             if outcome.is_ok() { "passed" } else { "FAILED" }
         );
         outcome
@@ -783,6 +788,15 @@ pub fn pod_ip(pod: &Pod) -> Result<IpAddr> {
         .with_context(|| format!("pod {} has no IP", pod.name_any()))?
         .parse()
         .context("parsing a pod IP")
+}
+
+/// The `args` of the pod's first container (none: empty).
+pub fn container_args(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default()
 }
 
 /// The first container's exit code, once it terminated.

@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::tools::{REQUIRE_TOOLS_ENV, build_with, locate_built, tools_required};
+use crate::tools::{
+    REQUIRE_TOOLS_ENV, Tools, build_with, locate_built, tools_or_skip, tools_required,
+};
 
 /// The sandbox (pause) image: `olm-tests/images/pause/main.go`. Its tag is
 /// the upstream `registry.k8s.io/pause` release whose behaviour it copies.
@@ -118,6 +120,20 @@ pub fn operator_image() -> String {
     let (_, version) = manifests_gen::resolve_releases(&opts)
         .expect("manifests-gen's release list is valid (its own tests check it)");
     format!("{}:{version}", manifests_gen::OPERATOR_IMAGE_REPO)
+}
+
+/// A container `securityContext` the restricted Pod Security Standard
+/// admits (non-root, no privilege escalation, no capabilities, the runtime's
+/// seccomp profile) with a read-only root file system: what these images run
+/// under in the real-node tests.
+pub fn restricted_security_context() -> serde_json::Value {
+    serde_json::json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
 }
 
 /// `olm-tests/images/build.sh` of this source tree.
@@ -256,6 +272,14 @@ pub fn images_or_skip(test: &str) -> Option<Images> {
             None
         }
     }
+}
+
+/// The toolset and the image set for a test, or `None` (after printing a
+/// skip notice) when either is not built: see [`tools_or_skip`] and
+/// [`images_or_skip`].
+pub fn tools_and_images_or_skip(test: &str) -> Option<(Tools, Images)> {
+    let tools = tools_or_skip(test)?;
+    Some((tools, images_or_skip(test)?))
 }
 
 fn parse_table(text: &str) -> Result<BTreeMap<Image, Entry>> {

@@ -34,3 +34,15 @@ pub mod olm;
 pub mod operator;
 pub mod registry;
 pub mod yaml;
+
+/// Sends the logs of this crate's binaries (`local-cluster`, `bench`) to
+/// stderr, filtered by `RUST_LOG`, else by `default_filter`.
+pub fn init_tracing(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -254,6 +254,12 @@ pub struct OperatorCommand<'a> {
     pub rust_log: Option<&'a str>,
 }
 
+/// The operator's arguments for one replica without webhooks:
+/// `--leader-elect=false --disable-webhooks`.
+pub fn single_replica_args() -> Vec<String> {
+    vec!["--leader-elect=false".into(), "--disable-webhooks".into()]
+}
+
 impl<'a> OperatorCommand<'a> {
     /// The built operator binary ([`operator_binary`]) with `kubeconfig`,
     /// `tag` and `args`, no wrapper, [`DEBUG_LOG`].
@@ -274,6 +280,11 @@ impl OperatorProcess {
     /// ports are chosen here). Its log goes to `<cluster dir>/operator-<tag>.log`.
     pub fn spawn(cluster: &Cluster, kubeconfig: &Path, tag: &str, args: &[String]) -> Result<Self> {
         Self::start(cluster, &OperatorCommand::new(kubeconfig, tag, args)?)
+    }
+
+    /// [`OperatorProcess::spawn`] with [`single_replica_args`].
+    pub fn spawn_single_replica(cluster: &Cluster, kubeconfig: &Path, tag: &str) -> Result<Self> {
+        Self::spawn(cluster, kubeconfig, tag, &single_replica_args())
     }
 
     /// Like [`OperatorProcess::spawn`], with the operator's command line

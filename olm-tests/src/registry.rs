@@ -55,6 +55,7 @@ pub fn local_reference(reference: &str) -> Result<String> {
 }
 
 /// A running registry; stopped (process group killed) on drop.
+#[derive(Debug)]
 pub struct Registry {
     process: ChildProcess,
     dir: PathBuf,
@@ -62,14 +63,6 @@ pub struct Registry {
     net: ClusterNet,
     crane: PathBuf,
     ca_file: PathBuf,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Registry {

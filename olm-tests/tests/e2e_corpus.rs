@@ -3,7 +3,7 @@
 //! [`olm_tests::corpus`]. `tests/min_kube.rs` runs the same check on the oldest
 //! supported control plane.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use olm_tests::corpus::check_corpus;
 use olm_tests::{e2e, operator};
 
@@ -14,17 +14,8 @@ async fn corpus_through_the_apiserver() -> Result<()> {
         return Ok(());
     };
     let webhook = operator::start_local_webhook_operator(&cluster, "corpus").await?;
-    match check_corpus(&cluster, &webhook).await {
-        Ok(report) => {
-            eprintln!("corpus: {report}");
-            Ok(())
-        }
-        Err(e) => {
-            cluster.mark_failed();
-            bail!(
-                "{e:#}\n--- operator log tail ---\n{}",
-                webhook.process.log_tail(40)
-            )
-        }
-    }
+    let checked = check_corpus(&cluster, &webhook).await;
+    let report = e2e::with_operator_log(&cluster, &webhook.process, 40, checked)?;
+    eprintln!("corpus: {report}");
+    Ok(())
 }

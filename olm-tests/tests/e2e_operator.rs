@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use locust_operator::api::{LocustTest, LocustTestStatus, Phase, condition_type as ct};
@@ -43,6 +44,19 @@ async fn test_namespace(cluster: &Cluster, ns: &str) -> Result<(Client, Api<Locu
     Ok((client, tests))
 }
 
+/// [`test_namespace`] holding the sample test `name`, as created.
+async fn namespace_with_sample(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+) -> Result<(Client, Api<LocustTest>, LocustTest)> {
+    let (client, tests) = test_namespace(cluster, ns).await?;
+    let created = tests
+        .create(&PostParams::default(), &sample_v2(name)?)
+        .await?;
+    Ok((client, tests, created))
+}
+
 async fn setup_ns(client: &Client, ns: &str) -> Result<()> {
     operator::create_namespace(
         client,
@@ -56,10 +70,7 @@ async fn setup_ns(client: &Client, ns: &str) -> Result<()> {
     sample_configmap(client, ns).await
 }
 
-fn cond<'a>(
-    st: &'a LocustTestStatus,
-    ty: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn cond<'a>(st: &'a LocustTestStatus, ty: &str) -> Option<&'a Condition> {
     st.conditions.iter().find(|c| c.type_ == ty)
 }
 
@@ -83,6 +94,17 @@ async fn wait_status(
             Err(e.context(format!("{name}: waiting for {what}; last status: {last:?}")))
         }
     }
+}
+
+/// Waits until test `name`'s PodsHealthy condition is False; returns it.
+async fn wait_pods_unhealthy(api: &Api<LocustTest>, name: &str) -> Result<Condition> {
+    let t = wait_status(api, name, "PodsHealthy=False", |s| {
+        cond(s, ct::PODS_HEALTHY).is_some_and(|c| c.status == "False")
+    })
+    .await?;
+    cond(t.status.as_ref().context("status")?, ct::PODS_HEALTHY)
+        .cloned()
+        .context("cond")
 }
 
 async fn wait_phase(api: &Api<LocustTest>, name: &str, phase: Phase) -> Result<LocustTest> {
@@ -130,10 +152,7 @@ async fn pod_names(
 /// cascades through the garbage collector.
 async fn happy_path(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-happy";
-    let (client, tests) = test_namespace(cluster, ns).await?;
-    let created = tests
-        .create(&PostParams::default(), &sample_v2("demo")?)
-        .await?;
+    let (client, tests, created) = namespace_with_sample(cluster, ns, "demo").await?;
     let uid = created.uid().context("uid")?;
 
     // Children: exactly one Service and two Jobs, owned by the test.
@@ -187,50 +206,49 @@ async fn happy_path(cluster: &Cluster) -> Result<()> {
             .map(|p| p.containers[0].clone())
             .context("container")
     };
+    let expect_args = |c: &Container, role: &str, expected: &[&str]| -> Result<()> {
+        ensure!(
+            c.args.as_deref().is_some_and(|args| args == expected),
+            "{role} args {:?}",
+            c.args
+        );
+        Ok(())
+    };
     let mc = container(&master)?;
-    let expected_master: Vec<String> = [
-        "--locustfile",
-        "/lotest/src/locustfile.py",
-        "--host",
-        "http://demo-target:8080",
-        "--users",
-        "10",
-        "--spawn-rate",
-        "5",
-        "--run-time",
-        "30s",
-        "--master",
-        "--master-port=5557",
-        "--expect-workers=2",
-        "--autostart",
-        "--autoquit",
-        "30",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    ensure!(
-        mc.args.as_ref() == Some(&expected_master),
-        "master args {:?}",
-        mc.args
-    );
+    expect_args(
+        &mc,
+        "master",
+        &[
+            "--locustfile",
+            "/lotest/src/locustfile.py",
+            "--host",
+            "http://demo-target:8080",
+            "--users",
+            "10",
+            "--spawn-rate",
+            "5",
+            "--run-time",
+            "30s",
+            "--master",
+            "--master-port=5557",
+            "--expect-workers=2",
+            "--autostart",
+            "--autoquit",
+            "30",
+        ],
+    )?;
     ensure!(mc.command.is_none(), "seed form keeps the image entrypoint");
-    let wc = container(&worker)?;
-    let expected_worker: Vec<String> = [
-        "--locustfile",
-        "/lotest/src/locustfile.py",
-        "--worker",
-        "--master-host=demo-master",
-        "--master-port=5557",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    ensure!(
-        wc.args.as_ref() == Some(&expected_worker),
-        "worker args {:?}",
-        wc.args
-    );
+    expect_args(
+        &container(&worker)?,
+        "worker",
+        &[
+            "--locustfile",
+            "/lotest/src/locustfile.py",
+            "--worker",
+            "--master-host=demo-master",
+            "--master-port=5557",
+        ],
+    )?;
     let mounts = mc.volume_mounts.unwrap_or_default();
     ensure!(
         mounts
@@ -336,10 +354,7 @@ async fn happy_path(cluster: &Cluster) -> Result<()> {
 /// A master that exits non-zero fails the test with the exit code in the message.
 async fn master_fails(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-fail";
-    let (client, tests) = test_namespace(cluster, ns).await?;
-    tests
-        .create(&PostParams::default(), &sample_v2("boom")?)
-        .await?;
+    let (client, tests, _) = namespace_with_sample(cluster, ns, "boom").await?;
     let master = pod_names(cluster, ns, "job-name=boom-master", 1).await?;
     wait_phase(&tests, "boom", Phase::Running).await?;
     cluster.complete_pod(ns, &master[0], 3).await?;
@@ -366,10 +381,7 @@ async fn unhealthy(
     message: &str,
     expect: &str,
 ) -> Result<()> {
-    let (client, tests) = test_namespace(cluster, ns).await?;
-    tests
-        .create(&PostParams::default(), &sample_v2("sick")?)
-        .await?;
+    let (client, tests, _) = namespace_with_sample(cluster, ns, "sick").await?;
     let master = cluster
         .wait_for_pods(ns, "job-name=sick-master", T, |p| p.len() == 1)
         .await?
@@ -378,13 +390,7 @@ async fn unhealthy(
     cluster
         .set_pod_waiting(ns, &master, reason, message)
         .await?;
-    let t = wait_status(&tests, "sick", "PodsHealthy=False", |s| {
-        cond(s, ct::PODS_HEALTHY).is_some_and(|c| c.status == "False")
-    })
-    .await?;
-    let ph = cond(t.status.as_ref().context("status")?, ct::PODS_HEALTHY)
-        .cloned()
-        .context("cond")?;
+    let ph = wait_pods_unhealthy(&tests, "sick").await?;
     ensure!(
         ph.reason == expect,
         "{ns}: reason {} != {expect}",
@@ -420,13 +426,7 @@ async fn unschedulable(cluster: &Cluster) -> Result<()> {
         ..Default::default()
     });
     tests.create(&PostParams::default(), &t).await?;
-    let t = wait_status(&tests, "nowhere", "PodsHealthy=False", |s| {
-        cond(s, ct::PODS_HEALTHY).is_some_and(|c| c.status == "False")
-    })
-    .await?;
-    let ph = cond(t.status.as_ref().context("status")?, ct::PODS_HEALTHY)
-        .cloned()
-        .context("cond")?;
+    let ph = wait_pods_unhealthy(&tests, "nowhere").await?;
     ensure!(ph.reason == "Unschedulable", "{ph:?}");
     ensure!(
         ph.message.contains("node(s) didn't match") || ph.message.contains("nodes are available"),
@@ -441,10 +441,7 @@ async fn unschedulable(cluster: &Cluster) -> Result<()> {
 /// reported (SpecDrifted) and changes nothing.
 async fn recreate_and_drift(cluster: &Cluster) -> Result<()> {
     let ns = "e2e-drift";
-    let (client, tests) = test_namespace(cluster, ns).await?;
-    tests
-        .create(&PostParams::default(), &sample_v2("steady")?)
-        .await?;
+    let (client, tests, _) = namespace_with_sample(cluster, ns, "steady").await?;
     pod_names(cluster, ns, "job-name=steady-worker", 2).await?;
     wait_phase(&tests, "steady", Phase::Running).await?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
@@ -561,16 +558,9 @@ async fn operator_end_to_end() -> Result<()> {
     else {
         return Ok(());
     };
-    let op = OperatorProcess::spawn(
-        &cluster,
-        &kubeconfig,
-        "e2e",
-        &[
-            "--leader-elect=false".into(),
-            "--disable-webhooks".into(),
-            format!("--grace-period={GRACE}"),
-        ],
-    )?;
+    let mut args = operator::single_replica_args();
+    args.push(format!("--grace-period={GRACE}"));
+    let op = OperatorProcess::spawn(&cluster, &kubeconfig, "e2e", &args)?;
     let ready = op.wait_ready(Duration::from_secs(30)).await?;
     eprintln!("operator ready after {ready:?}");
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use locust_operator::api::status::TestResult;
 use locust_operator::api::v2::ThresholdsSpec;
-use locust_operator::api::{LocustTest, Phase, condition_type as ct};
+use locust_operator::api::{LocustTest, LocustTestStatus, Phase, condition_type as ct};
 use locust_operator::resources::names;
 use locust_operator::stats;
 use olm_tests::fixture::{self, RealNodeFixture, locust_spec};
@@ -78,12 +78,7 @@ async fn scenario(
     let masters = fx.wait_role_running(ns, NAME, "master", 1, T).await?;
     let workers = fx.wait_role_running(ns, NAME, "worker", 2, T).await?;
     for w in &workers {
-        let args = w
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.args.clone())
-            .unwrap_or_default();
+        let args = fixture::container_args(w);
         let want = format!("--master-host={}", names::service_name(NAME));
         ensure!(
             args.contains(&want),
@@ -177,22 +172,39 @@ fn same(a: &TestResult, b: &TestResult) -> bool {
         && close(a.requests_per_second, b.requests_per_second)
 }
 
-fn check(pass: Result<Outcome>, breach: Result<Outcome>) -> Result<()> {
-    let o = pass.context("passing scenario")?;
+/// What both scenarios show: the master counted both workers and exited
+/// with `exit_code` (Locust exits 1 when requests failed), the test ended
+/// in `phase`, and `status.result` is the master's final statistics.
+fn check_ended(
+    o: Result<Outcome>,
+    scenario: &str,
+    exit_code: i32,
+    phase: Phase,
+) -> Result<(LocustTestStatus, TestResult)> {
+    let o = o.with_context(|| format!("{scenario} scenario"))?;
     let st = o.test.status.context("status")?;
     ensure!(
         o.workers_seen == Some(2),
-        "the master counted {:?} workers",
+        "{scenario}: the master counted {:?} workers",
         o.workers_seen
     );
-    ensure!(o.exit_code == Some(0), "master exit code {:?}", o.exit_code);
-    ensure!(st.phase == Some(Phase::Succeeded), "{st:?}");
-    let r = st.result.context("status.result")?;
+    ensure!(
+        o.exit_code == Some(exit_code),
+        "{scenario}: master exit code {:?}, expected {exit_code}",
+        o.exit_code
+    );
+    ensure!(st.phase == Some(phase), "{scenario}: {st:?}");
+    let r = st.result.clone().context("status.result")?;
     ensure!(
         same(&r, &o.own),
-        "status.result {r:?} != master's final stats {:?}",
+        "{scenario}: status.result {r:?} != master's final stats {:?}",
         o.own
     );
+    Ok((st, r))
+}
+
+fn check(pass: Result<Outcome>, breach: Result<Outcome>) -> Result<()> {
+    let (_, r) = check_ended(pass, "passing", 0, Phase::Succeeded)?;
     ensure!(
         r.total_requests.unwrap_or(0) > 0 && r.failed_requests == Some(0),
         "{r:?}"
@@ -203,25 +215,7 @@ fn check(pass: Result<Outcome>, breach: Result<Outcome>) -> Result<()> {
         r.p95_response_time
     );
 
-    let o = breach.context("breaching scenario")?;
-    let st = o.test.status.context("status")?;
-    ensure!(
-        o.workers_seen == Some(2),
-        "the master counted {:?} workers",
-        o.workers_seen
-    );
-    ensure!(
-        o.exit_code == Some(1),
-        "Locust exits 1 on failed requests: {:?}",
-        o.exit_code
-    );
-    ensure!(st.phase == Some(Phase::Failed), "{st:?}");
-    let r = st.result.clone().context("status.result")?;
-    ensure!(
-        same(&r, &o.own),
-        "status.result {r:?} != master's final stats {:?}",
-        o.own
-    );
+    let (st, r) = check_ended(breach, "breaching", 1, Phase::Failed)?;
     ensure!(r.fail_ratio.unwrap_or(0.0) > 0.01, "{r:?}");
     let c = st
         .conditions
@@ -243,25 +237,25 @@ fn check(pass: Result<Outcome>, breach: Result<Outcome>) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_reads_real_locust_results() -> Result<()> {
-    let started = std::time::Instant::now();
-    let Some(fx) = RealNodeFixture::start("e2e-results", &[]).await? else {
-        return Ok(());
-    };
     let th = ThresholdsSpec {
         max_fail_ratio: Some(0.01),
         max_p95_response_time: Some(5000.0),
         ..Default::default()
     };
     let (pass_ns, breach_ns) = ("e2e-results-pass", "e2e-results-breach");
-    let (pass, breach) = tokio::join!(
-        scenario(&fx, pass_ns, None, &th),
-        scenario(&fx, breach_ns, Some(4), &th),
-    );
-    fx.finish(
-        "operator_reads_real_locust_results",
-        started,
+    let test = "operator_reads_real_locust_results";
+    RealNodeFixture::run(
+        test,
+        "e2e-results",
+        &[],
         &[pass_ns, breach_ns],
-        check(pass, breach),
+        async |fx| {
+            let (pass, breach) = tokio::join!(
+                scenario(fx, pass_ns, None, &th),
+                scenario(fx, breach_ns, Some(4), &th),
+            );
+            check(pass, breach)
+        },
     )
     .await
 }

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::{Client, ResourceExt};
@@ -162,14 +162,7 @@ async fn oldest_supported_kubernetes() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        cluster.mark_failed();
-        bail!(
-            "{e:#}\n--- operator log tail ---\n{}",
-            webhook.process.log_tail(60)
-        );
-    }
-    Ok(())
+    e2e::with_operator_log(&cluster, &webhook.process, 60, result)
 }
 
 #[test]

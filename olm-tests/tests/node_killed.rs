@@ -23,7 +23,6 @@ use kube::Api;
 use kube::api::PostParams;
 use olm_tests::cluster::{KUBELET_SYSCTLS, client_from_kubeconfig, pod_phase};
 use olm_tests::images::{self, Image};
-use olm_tests::tools::tools_or_skip;
 use olm_tests::{Cluster, ClusterOptions, wait_for};
 use serde_json::json;
 
@@ -93,10 +92,9 @@ fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_test_process_leaves_no_node_process_mount_or_setting_behind() -> Result<()> {
-    let Some(tools) = tools_or_skip("a_killed_test_process_leaves_nothing") else {
-        return Ok(());
-    };
-    let Some(_images) = images::images_or_skip("a_killed_test_process_leaves_nothing") else {
+    let Some((tools, _images)) =
+        images::tools_and_images_or_skip("a_killed_test_process_leaves_nothing")
+    else {
         return Ok(());
     };
     let before = sysctls();
@@ -230,12 +228,7 @@ async fn a_killed_test_process_leaves_no_node_process_mount_or_setting_behind() 
     let left_roots = cgroup_dirs(&cgroup_root);
 
     // The next real node sweeps the dead owner's cgroup root.
-    let next = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "node-killed-next".into(),
-        ..ClusterOptions::real_node()
-    })
-    .await;
+    let next = Cluster::start(ClusterOptions::real_node_from(tools, "node-killed-next")).await;
     let swept = cgroup_dirs(&cgroup_root);
     let next = next.map(drop);
     let _ = std::fs::remove_dir_all(&cluster_dir);

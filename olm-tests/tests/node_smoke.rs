@@ -21,7 +21,6 @@ use kube::Api;
 use kube::api::{LogParams, PostParams};
 use olm_tests::cluster::{KUBELET_SYSCTLS, REAL_NODE_NAME, pod_phase};
 use olm_tests::images::{self, Image};
-use olm_tests::tools::tools_or_skip;
 use olm_tests::{Cluster, ClusterOptions, wait_for};
 use serde_json::json;
 
@@ -83,20 +82,13 @@ async fn wait_pod_phase(
 
 #[tokio::test]
 async fn real_node_runs_containers_that_reach_each_other_through_services() -> Result<()> {
-    let Some(tools) = tools_or_skip("real_node_runs_containers") else {
-        return Ok(());
-    };
-    let Some(images) = images::images_or_skip("real_node_runs_containers") else {
+    let Some((tools, images)) = images::tools_and_images_or_skip("real_node_runs_containers")
+    else {
         return Ok(());
     };
     let before = host_sysctls();
     let started = Instant::now();
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools),
-        name: "node-smoke".into(),
-        ..ClusterOptions::real_node()
-    })
-    .await?;
+    let cluster = Cluster::start(ClusterOptions::real_node_from(tools, "node-smoke")).await?;
     eprintln!(
         "cluster with the real node ready in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -108,13 +100,7 @@ async fn real_node_runs_containers_that_reach_each_other_through_services() -> R
             Api::all(client.clone()).get(REAL_NODE_NAME).await?;
         ensure!(olm_tests::cluster::node_ready(&node), "the real node is Ready");
 
-        let restricted = json!({
-            "allowPrivilegeEscalation": false,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": true,
-            "runAsNonRoot": true,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        });
+        let restricted = images::restricted_security_context();
         create_pod(
             &client,
             json!({

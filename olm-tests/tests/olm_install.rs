@@ -337,19 +337,13 @@ async fn install_channel(olm: &Olm, channel: &str, bundle: &str, full_checks: bo
 /// user's LocustTest and an uninstall that keeps the CRD and the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_from_catalog_alpha_then_stable() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("install_from_catalog_alpha_then_stable")
+    let Some((tools, images)) =
+        images::tools_and_images_or_skip("install_from_catalog_alpha_then_stable")
     else {
         return Ok(());
     };
-    let Some(images) = images::images_or_skip("install_from_catalog_alpha_then_stable") else {
-        return Ok(());
-    };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools.clone()),
-        name: "olm-install".into(),
-        ..ClusterOptions::real_node()
-    })
-    .await?;
+    let cluster =
+        Cluster::start(ClusterOptions::real_node_from(tools.clone(), "olm-install")).await?;
     let registry = Registry::start(&cluster, &tools).await?;
     // What the release publishes, from the committed release list.
     let version: semver::Version = olm::current_version()?.parse()?;

@@ -71,6 +71,37 @@ fn operator_sdk(
     Ok(out)
 }
 
+/// `operator-sdk run <command> <bundle> --namespace NS ARGS` (`bundle` or
+/// `bundle-upgrade`) with the restricted security context and
+/// [`SDK_TIMEOUT`]; checks that it returned only once the CSV of `version`
+/// Succeeded.
+async fn sdk_run(
+    registry: &Registry,
+    tools: &olm_tests::Tools,
+    cluster: &Cluster,
+    command: &str,
+    bundle: &str,
+    args: &[&str],
+    version: &semver::Version,
+) -> Result<()> {
+    let mut all = vec!["run", command, bundle, "--namespace", NS];
+    all.extend(args);
+    all.extend([
+        "--security-context-config",
+        "restricted",
+        "--timeout",
+        SDK_TIMEOUT,
+    ]);
+    operator_sdk(registry, tools, cluster, &all)?;
+    let csv = csv_name(&version.to_string());
+    let phase = csv_phase(&cluster.admin_client(), &csv).await?;
+    ensure!(
+        phase.as_deref() == Some("Succeeded"),
+        "operator-sdk run {command} returned before {csv} Succeeded (phase {phase:?})"
+    );
+    Ok(())
+}
+
 async fn csv_phase(client: &kube::Client, name: &str) -> Result<Option<String>> {
     Ok(olm::csvs(client, NS)
         .get_opt(name)
@@ -81,20 +112,12 @@ async fn csv_phase(client: &kube::Client, name: &str) -> Result<Option<String>> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
     let test = "run_bundle_then_bundle_upgrade_then_cleanup";
-    let Some(tools) = olm_tests::tools::tools_or_skip(test) else {
-        return Ok(());
-    };
-    let Some(images) = images::images_or_skip(test) else {
+    let Some((tools, images)) = images::tools_and_images_or_skip(test) else {
         return Ok(());
     };
     let current: semver::Version = olm::current_version()?.parse()?;
     let next = semver::Version::new(current.major, current.minor, current.patch + 1);
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools.clone()),
-        name: "olm-sdk".into(),
-        ..ClusterOptions::real_node()
-    })
-    .await?;
+    let cluster = Cluster::start(ClusterOptions::real_node_from(tools.clone(), "olm-sdk")).await?;
     let result = async {
         let registry = Registry::start(&cluster, &tools).await?;
         let mut opts = manifests_gen::Options::new(operator::workspace_root());
@@ -145,35 +168,23 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
 
         scorecard(&registry, &tools, &cluster).await?;
 
-        operator_sdk(
+        sdk_run(
             &registry,
             &tools,
             &cluster,
+            "bundle",
+            &bundle_current,
             &[
-                "run",
-                "bundle",
-                &bundle_current,
-                "--namespace",
-                NS,
                 "--install-mode",
                 "AllNamespaces",
                 "--index-image",
                 &published.opm,
                 "--decompression-image",
                 &published.opm,
-                "--security-context-config",
-                "restricted",
-                "--timeout",
-                SDK_TIMEOUT,
             ],
-        )?;
-        ensure!(
-            csv_phase(&client, &csv_name(&current.to_string()))
-                .await?
-                .as_deref()
-                == Some("Succeeded"),
-            "run bundle returned before the CSV Succeeded"
-        );
+            &current,
+        )
+        .await?;
         let pods = olm::wait_operator_running_in(
             &client,
             NS,
@@ -201,29 +212,16 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         .await
         .context("the operator reconciles the LocustTest (master Service)")?;
 
-        operator_sdk(
+        sdk_run(
             &registry,
             &tools,
             &cluster,
-            &[
-                "run",
-                "bundle-upgrade",
-                &bundle_next,
-                "--namespace",
-                NS,
-                "--security-context-config",
-                "restricted",
-                "--timeout",
-                SDK_TIMEOUT,
-            ],
-        )?;
-        ensure!(
-            csv_phase(&client, &csv_name(&next.to_string()))
-                .await?
-                .as_deref()
-                == Some("Succeeded"),
-            "bundle-upgrade returned before the new CSV Succeeded"
-        );
+            "bundle-upgrade",
+            &bundle_next,
+            &[],
+            &next,
+        )
+        .await?;
         wait_for(STEP, Duration::from_millis(500), || {
             let client = client.clone();
             let old = csv_name(&current.to_string());

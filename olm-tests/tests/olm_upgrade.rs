@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, ObjectList,
+    PostParams,
 };
 use kube::{Client, ResourceExt};
 use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
@@ -114,6 +115,22 @@ async fn read_tests(client: &Client, ns: &str, prefix: &str) -> Result<()> {
     }
 }
 
+/// Test `name` of a list of LocustTests read as `version`.
+fn listed<'a>(
+    list: &'a ObjectList<DynamicObject>,
+    version: &str,
+    name: &str,
+) -> Result<&'a DynamicObject> {
+    list.items
+        .iter()
+        .find(|o| o.name_any() == name)
+        .with_context(|| format!("{name} missing from the {version} list"))
+}
+
+fn integer_at(object: &DynamicObject, pointer: &str) -> Option<i64> {
+    object.data.pointer(pointer).and_then(Value::as_i64)
+}
+
 /// Both tests are readable in both versions, with the fields of each.
 async fn read_tests_once(client: &Client, ns: &str, prefix: &str) -> Result<()> {
     let lp = ListParams::default();
@@ -124,31 +141,15 @@ async fn read_tests_once(client: &Client, ns: &str, prefix: &str) -> Result<()> 
     let v2 = locust_api(client, ns, "v2").list(&lp).await?;
     for version in ["v1", "v2"] {
         let name = format!("{prefix}-{version}");
-        let as_v1 = v1
-            .items
-            .iter()
-            .find(|o| o.name_any() == name)
-            .with_context(|| format!("{name} missing from the v1 list"))?;
+        let as_v1 = listed(&v1, "v1", &name)?;
         ensure!(
-            as_v1
-                .data
-                .pointer("/spec/workerReplicas")
-                .and_then(Value::as_i64)
-                == Some(2),
+            integer_at(as_v1, "/spec/workerReplicas") == Some(2),
             "{name} as v1: {}",
             as_v1.data
         );
-        let as_v2 = v2
-            .items
-            .iter()
-            .find(|o| o.name_any() == name)
-            .with_context(|| format!("{name} missing from the v2 list"))?;
+        let as_v2 = listed(&v2, "v2", &name)?;
         ensure!(
-            as_v2
-                .data
-                .pointer("/spec/worker/replicas")
-                .and_then(Value::as_i64)
-                .is_some(),
+            integer_at(as_v2, "/spec/worker/replicas").is_some(),
             "{name} as v2: {}",
             as_v2.data
         );
@@ -314,19 +315,13 @@ struct Catalogs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_along_stable_and_alpha() -> Result<()> {
-    let Some(tools) = olm_tests::tools::tools_or_skip("upgrade_along_stable_and_alpha") else {
+    let Some((tools, images)) = images::tools_and_images_or_skip("upgrade_along_stable_and_alpha")
+    else {
         return Ok(());
     };
     let v = Versions::new()?;
-    let Some(images) = images::images_or_skip("upgrade_along_stable_and_alpha") else {
-        return Ok(());
-    };
-    let cluster = Cluster::start(ClusterOptions {
-        tools: Some(tools.clone()),
-        name: "olm-upgrade".into(),
-        ..ClusterOptions::real_node()
-    })
-    .await?;
+    let cluster =
+        Cluster::start(ClusterOptions::real_node_from(tools.clone(), "olm-upgrade")).await?;
     let registry = Registry::start(&cluster, &tools).await?;
     let root = operator::workspace_root();
     let current = registry.publish_release(

@@ -44,118 +44,115 @@ struct Case {
 /// deadline; docs/status.md says so.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_misconfigured_tests_fail_with_the_documented_reason() -> Result<()> {
-    let started = Instant::now();
+    let (test, ns) = (
+        "real_node_misconfigured_tests_fail_with_the_documented_reason",
+        "failures",
+    );
     let grace = format!("--grace-period={}s", GRACE.as_secs());
     // Three tests at once on one 2-CPU node: smaller CPU requests, so that
     // none waits for capacity (Unschedulable would mask the reasons).
-    let Some(fx) =
-        RealNodeFixture::start("real-failures", &[&grace, "--pod-cpu-request=100m"]).await?
-    else {
-        return Ok(());
-    };
-    let ns = "failures";
-    let result = async {
-        fx.namespace(ns, &[]).await?;
-        fx.start_target(ns, None).await?;
-        fx.locustfile(ns, "files", &locustfile("", "\"/\"")).await?;
-        let cases = [
-            Case {
-                name: "missing-env",
-                what: "env.configMapRefs names no ConfigMap",
-                spec: locust_spec(
-                    "files",
-                    "5s",
-                    json!({"env": {"configMapRefs": [{"name": "no-such-env"}]}}),
-                ),
-                unhealthy: Some("ConfigError"),
-                reason: "PodsUnhealthy",
-                message: &["CreateContainerConfigError", "no-such-env"],
-            },
-            Case {
-                name: "wrong-image",
-                what: "spec.image names a tag that does not exist",
-                spec: locust_spec(
-                    "files",
-                    "5s",
-                    json!({"image": "localhost/locust-k8s-operator/locust:no-such-tag"}),
-                ),
-                unhealthy: Some("ImagePullError"),
-                reason: "PodsUnhealthy",
-                message: &["ImagePullError", "no-such-tag"],
-            },
-            Case {
-                name: "bad-command",
-                what: "master and worker commands name a program the image lacks",
-                spec: locust_spec(
-                    "files",
-                    "5s",
-                    json!({
-                        "master": {"command": "locsut -f /lotest/src/locustfile.py"},
-                        "worker": {"command": "locsut -f /lotest/src/locustfile.py"},
-                    }),
-                ),
-                unhealthy: None,
-                reason: "TestFailed",
-                message: &["master Job failed", "exited with code"],
-            },
-        ];
-        let runs = cases.iter().map(|case| {
-            let fx = &fx;
-            async move {
-                let t0 = Instant::now();
-                fx.create_test(ns, case.name, case.spec.clone()).await?;
-                let unhealthy_after = match case.unhealthy {
-                    Some(reason) => {
-                        let waited = fx
-                            .wait_test(
-                                ns,
-                                case.name,
-                                &format!("PodsHealthy {reason}"),
-                                Duration::from_secs(60),
-                                |t| {
-                                    fixture::condition(t, ct::PODS_HEALTHY)
-                                        .is_some_and(|(s, r, _)| s == "False" && r == reason)
-                                        || phase(t).is_some_and(Phase::is_terminal)
-                                },
-                            )
-                            .await;
-                        if let Err(e) = waited {
-                            // Say where the test stands instead.
-                            let now = fx.tests(ns).get(case.name).await.ok();
-                            let state = now
-                                .as_ref()
-                                .map(|t| (phase(t), fixture::condition(t, ct::PODS_HEALTHY)));
-                            return Err(e.context(format!("(phase, PodsHealthy) now: {state:?}")));
-                        }
-                        Some(t0.elapsed())
-                    }
-                    None => None,
-                };
-                let done = fx
-                    .wait_terminal(ns, case.name, GRACE + Duration::from_secs(90))
-                    .await?;
-                Ok::<_, anyhow::Error>((done, unhealthy_after, t0.elapsed()))
-            }
-        });
-        let outcomes = futures::future::join_all(runs).await;
-        let mut failures = Vec::new();
-        for (case, outcome) in cases.iter().zip(outcomes) {
-            match outcome.and_then(|(done, unhealthy_after, took)| {
-                check_case(case, &done, unhealthy_after, took)
-            }) {
-                Ok(line) => eprintln!("FIGURE {line}"),
-                Err(e) => failures.push(format!("{} ({}): {e:#}", case.name, case.what)),
-            }
-        }
-        ensure!(failures.is_empty(), "{}", failures.join("\n"));
-        Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_misconfigured_tests_fail_with_the_documented_reason",
-        started,
+    RealNodeFixture::run(
+        test,
+        "real-failures",
+        &[&grace, "--pod-cpu-request=100m"],
         &[ns],
-        result,
+        async |fx| {
+            fx.namespace(ns, &[]).await?;
+            fx.start_target(ns, None).await?;
+            fx.locustfile(ns, "files", &locustfile("", "\"/\"")).await?;
+            let cases = [
+                Case {
+                    name: "missing-env",
+                    what: "env.configMapRefs names no ConfigMap",
+                    spec: locust_spec(
+                        "files",
+                        "5s",
+                        json!({"env": {"configMapRefs": [{"name": "no-such-env"}]}}),
+                    ),
+                    unhealthy: Some("ConfigError"),
+                    reason: "PodsUnhealthy",
+                    message: &["CreateContainerConfigError", "no-such-env"],
+                },
+                Case {
+                    name: "wrong-image",
+                    what: "spec.image names a tag that does not exist",
+                    spec: locust_spec(
+                        "files",
+                        "5s",
+                        json!({"image": "localhost/locust-k8s-operator/locust:no-such-tag"}),
+                    ),
+                    unhealthy: Some("ImagePullError"),
+                    reason: "PodsUnhealthy",
+                    message: &["ImagePullError", "no-such-tag"],
+                },
+                Case {
+                    name: "bad-command",
+                    what: "master and worker commands name a program the image lacks",
+                    spec: locust_spec(
+                        "files",
+                        "5s",
+                        json!({
+                            "master": {"command": "locsut -f /lotest/src/locustfile.py"},
+                            "worker": {"command": "locsut -f /lotest/src/locustfile.py"},
+                        }),
+                    ),
+                    unhealthy: None,
+                    reason: "TestFailed",
+                    message: &["master Job failed", "exited with code"],
+                },
+            ];
+            let runs = cases.iter().map(|case| {
+                async move {
+                    let t0 = Instant::now();
+                    fx.create_test(ns, case.name, case.spec.clone()).await?;
+                    let unhealthy_after = match case.unhealthy {
+                        Some(reason) => {
+                            let waited = fx
+                                .wait_test(
+                                    ns,
+                                    case.name,
+                                    &format!("PodsHealthy {reason}"),
+                                    Duration::from_secs(60),
+                                    |t| {
+                                        fixture::condition(t, ct::PODS_HEALTHY)
+                                            .is_some_and(|(s, r, _)| s == "False" && r == reason)
+                                            || phase(t).is_some_and(Phase::is_terminal)
+                                    },
+                                )
+                                .await;
+                            if let Err(e) = waited {
+                                // Say where the test stands instead.
+                                let now = fx.tests(ns).get(case.name).await.ok();
+                                let state = now
+                                    .as_ref()
+                                    .map(|t| (phase(t), fixture::condition(t, ct::PODS_HEALTHY)));
+                                return Err(
+                                    e.context(format!("(phase, PodsHealthy) now: {state:?}"))
+                                );
+                            }
+                            Some(t0.elapsed())
+                        }
+                        None => None,
+                    };
+                    let done = fx
+                        .wait_terminal(ns, case.name, GRACE + Duration::from_secs(90))
+                        .await?;
+                    Ok::<_, anyhow::Error>((done, unhealthy_after, t0.elapsed()))
+                }
+            });
+            let outcomes = futures::future::join_all(runs).await;
+            let mut failures = Vec::new();
+            for (case, outcome) in cases.iter().zip(outcomes) {
+                match outcome.and_then(|(done, unhealthy_after, took)| {
+                    check_case(case, &done, unhealthy_after, took)
+                }) {
+                    Ok(line) => eprintln!("FIGURE {line}"),
+                    Err(e) => failures.push(format!("{} ({}): {e:#}", case.name, case.what)),
+                }
+            }
+            ensure!(failures.is_empty(), "{}", failures.join("\n"));
+            Ok(())
+        },
     )
     .await
 }
@@ -278,6 +275,31 @@ async fn workers_now(fx: &RealNodeFixture, ns: &str, name: &str) -> String {
     }
 }
 
+/// Creates test `name` (the `files` locustfile for 60 s) and waits until it
+/// runs with both workers connected.
+async fn start_with_two_workers(fx: &RealNodeFixture, ns: &str, name: &str) -> Result<()> {
+    fx.create_test(ns, name, locust_spec("files", "60s", json!({})))
+        .await?;
+    let started = "running with 2 workers connected";
+    wait_two_workers(fx, ns, name, started, Duration::from_secs(120)).await
+}
+
+/// Waits (up to `timeout`) until test `name` runs with 2 workers connected;
+/// `what` says what that shows.
+async fn wait_two_workers(
+    fx: &RealNodeFixture,
+    ns: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<()> {
+    fx.wait_test(ns, name, what, timeout, |t| {
+        fixture::running_with_workers(t, 2)
+    })
+    .await
+    .map(drop)
+}
+
 /// One worker of test `name` lost mid-run, as `loss` says, and what follows,
 /// as docs/status.md says: an evicted or deleted worker exits 0 on Locust's
 /// SIGTERM handling, so the worker Job counts it as done and does not replace
@@ -286,16 +308,7 @@ async fn workers_now(fx: &RealNodeFixture, ns: &str, name: &str) -> String {
 /// replaces it and the replacement connects. Every run ends Succeeded.
 async fn lose_a_worker(fx: &RealNodeFixture, ns: &str, name: &str, loss: Loss) -> Result<String> {
     let what = loss.word();
-    fx.create_test(ns, name, locust_spec("files", "60s", json!({})))
-        .await?;
-    fx.wait_test(
-        ns,
-        name,
-        "2 workers connected while running",
-        Duration::from_secs(120),
-        |t| fixture::running_with_workers(t, 2),
-    )
-    .await?;
+    start_with_two_workers(fx, ns, name).await?;
     let workers = fx
         .wait_role_running(ns, name, "worker", 2, Duration::from_secs(30))
         .await?;
@@ -388,14 +401,8 @@ async fn lose_a_worker(fx: &RealNodeFixture, ns: &str, name: &str, loss: Loss) -
                     "{name}: the killed worker {victim} was not replaced within 60 s; {loss_seen}"
                 )
             })?;
-            fx.wait_test(
-                ns,
-                name,
-                "the replacement connected",
-                Duration::from_secs(60),
-                |t| fixture::running_with_workers(t, 2),
-            )
-            .await?;
+            let connected = "the replacement connected";
+            wait_two_workers(fx, ns, name, connected, Duration::from_secs(60)).await?;
             format!(
                 "replacement {replaced:?} running after {:.1}s, connected (master counts 2) \
                  after {:.1}s; {loss_seen}",
@@ -437,36 +444,34 @@ enum Lost {
 /// locustfile), loses a pod in each of `cases` (one test each, all at once),
 /// prints each outcome's FIGURE line and fails with every error.
 async fn run_losses(test: &str, fixture: &str, ns: &str, cases: &[(&str, Lost)]) -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start(fixture, &["--pod-cpu-request=100m"]).await? else {
-        return Ok(());
-    };
-    let result = async {
-        fx.namespace(ns, &[]).await?;
-        fx.start_target(ns, None).await?;
-        fx.locustfile(ns, "files", &locustfile("", "\"/\"")).await?;
-        let outcomes = futures::future::join_all(cases.iter().map(|(name, lost)| {
-            let fx = &fx;
-            async move {
+    RealNodeFixture::run(
+        test,
+        fixture,
+        &["--pod-cpu-request=100m"],
+        &[ns],
+        async |fx| {
+            fx.namespace(ns, &[]).await?;
+            fx.start_target(ns, None).await?;
+            fx.locustfile(ns, "files", &locustfile("", "\"/\"")).await?;
+            let outcomes = futures::future::join_all(cases.iter().map(|(name, lost)| async move {
                 match *lost {
                     Lost::Worker(loss) => lose_a_worker(fx, ns, name, loss).await,
                     Lost::Master { evict } => lose_the_master(fx, ns, name, evict).await,
                 }
+            }))
+            .await;
+            let mut errors = Vec::new();
+            for outcome in outcomes {
+                match outcome {
+                    Ok(line) => eprintln!("{line}"),
+                    Err(e) => errors.push(format!("{e:#}")),
+                }
             }
-        }))
-        .await;
-        let mut errors = Vec::new();
-        for outcome in outcomes {
-            match outcome {
-                Ok(line) => eprintln!("{line}"),
-                Err(e) => errors.push(format!("{e:#}")),
-            }
-        }
-        ensure!(errors.is_empty(), "{}", errors.join("\n"));
-        Ok(())
-    }
-    .await;
-    fx.finish(test, started, &[ns], result).await
+            ensure!(errors.is_empty(), "{}", errors.join("\n"));
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// (j) Worker pods lost mid-run, three tests at once: one evicted (the
@@ -497,16 +502,7 @@ async fn lose_the_master(
     evict: bool,
 ) -> Result<String> {
     let what = if evict { "evicted" } else { "deleted" };
-    fx.create_test(ns, name, locust_spec("files", "60s", json!({})))
-        .await?;
-    fx.wait_test(
-        ns,
-        name,
-        "running with 2 workers",
-        Duration::from_secs(120),
-        |t| fixture::running_with_workers(t, 2),
-    )
-    .await?;
+    start_with_two_workers(fx, ns, name).await?;
     let master = fx.role_pods(ns, name, "master").await?[0].name_any();
     let lost_at = Instant::now();
     if evict {

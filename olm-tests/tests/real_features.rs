@@ -22,6 +22,7 @@ use locust_operator::stats;
 use olm_tests::fixture::{
     self, LOCUSTFILE_PATH, RealNodeFixture, Report, locust_spec, locustfile, phase,
 };
+use olm_tests::images;
 use serde_json::json;
 
 /// Bound on one whole run (creation to final phase).
@@ -65,12 +66,11 @@ async fn assert_succeeded(
 /// request path: the target sees that path, from the workers' users.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_test_files_and_lib_are_mounted_and_imported() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-files", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "files";
-    let result = async {
+    let (test, ns) = (
+        "real_node_test_files_and_lib_are_mounted_and_imported",
+        "files",
+    );
+    RealNodeFixture::run(test, "real-files", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         let token = fixture::token("lib");
@@ -124,7 +124,7 @@ def facts(environment):
             json!({"testFiles": {"libConfigMapRef": "lib"}}),
         );
         let (done, took) = fx.run_test(ns, "files", spec, RUN).await?;
-        assert_succeeded(&fx, ns, "files", &done).await?;
+        assert_succeeded(fx, ns, "files", &done).await?;
 
         let stats = fx.target_stats(&target).await?;
         let path = format!("/lib/{token}/index");
@@ -161,14 +161,7 @@ def facts(environment):
             reports[0].fact("plain_import")
         );
         Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_test_files_and_lib_are_mounted_and_imported",
-        started,
-        &[ns],
-        result,
-    )
+    })
     .await
 }
 
@@ -180,12 +173,8 @@ def facts(environment):
 /// the operator's log, the Events or the LocustTest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_env_and_secrets_reach_locust() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-env", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "env";
-    let result = async {
+    let (test, ns) = ("real_node_env_and_secrets_reach_locust", "env");
+    RealNodeFixture::run(test, "real-env", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         let greeting = fixture::token("hello");
@@ -252,7 +241,7 @@ def facts(environment):
             }}),
         );
         let (done, took) = fx.run_test(ns, "env", spec, RUN).await?;
-        assert_succeeded(&fx, ns, "env", &done).await?;
+        assert_succeeded(fx, ns, "env", &done).await?;
 
         let stats = fx.target_stats(&target).await?;
         let path = format!("/env/{literal}");
@@ -315,14 +304,7 @@ def facts(environment):
             reports.len()
         );
         Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_env_and_secrets_reach_locust",
-        started,
-        &[ns],
-        result,
-    )
+    })
     .await
 }
 
@@ -331,12 +313,8 @@ def facts(environment):
 /// sees; the pods carry only the volumes their role mounts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_volumes_follow_their_target() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-volumes", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "volumes";
-    let result = async {
+    let (test, ns) = ("real_node_volumes_follow_their_target", "volumes");
+    RealNodeFixture::run(test, "real-volumes", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         for (cm, who) in [
@@ -396,7 +374,7 @@ def facts(environment):
             }),
         );
         let (done, took) = fx.run_test(ns, "volumes", spec, RUN).await?;
-        assert_succeeded(&fx, ns, "volumes", &done).await?;
+        assert_succeeded(fx, ns, "volumes", &done).await?;
 
         let reports = fx.target_stats(&target).await?.reports();
         let masters = of_role(&reports, "master");
@@ -449,14 +427,7 @@ def facts(environment):
             took.as_secs_f64()
         );
         Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_volumes_follow_their_target",
-        started,
-        &[ns],
-        result,
-    )
+    })
     .await
 }
 
@@ -468,12 +439,8 @@ def facts(environment):
 /// privileges, a seccomp filter and a read-only root, and the run Succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_restricted_pod_security() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-restricted", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "restricted";
-    let result = async {
+    let (test, ns) = ("real_node_restricted_pod_security", "restricted");
+    RealNodeFixture::run(test, "real-restricted", &[], &[ns], async |fx| {
         fx.namespace(
             ns,
             &[
@@ -534,16 +501,12 @@ def facts(environment):
         let spec = locust_spec(
             "ro-files",
             "6s",
-            json!({"security": {"containerSecurityContext": {
-                "allowPrivilegeEscalation": false,
-                "capabilities": {"drop": ["ALL"]},
-                "runAsNonRoot": true,
-                "readOnlyRootFilesystem": true,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            }}}),
+            json!({"security": {
+                "containerSecurityContext": images::restricted_security_context(),
+            }}),
         );
         let (done, took) = fx.run_test(ns, "restricted", spec, RUN).await?;
-        assert_succeeded(&fx, ns, "restricted", &done).await?;
+        assert_succeeded(fx, ns, "restricted", &done).await?;
         let pods = fx.pods(ns).list(&Default::default()).await?;
         for p in pods.items.iter().filter(|p| p.metadata.name.as_deref() != Some("target")) {
             let uid = p
@@ -591,10 +554,8 @@ def facts(environment):
             reports[0].fact("home_write"),
         );
         Ok(())
-    }
-    .await;
-    fx.finish("real_node_restricted_pod_security", started, &[ns], result)
-        .await
+    })
+    .await
 }
 
 /// (e) `spec.observability.openTelemetry`: `--otel` and the `OTEL_*`
@@ -602,12 +563,8 @@ def facts(environment):
 /// master and every worker process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_opentelemetry_settings_reach_locust() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-otel", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "otel";
-    let result = async {
+    let (test, ns) = ("real_node_opentelemetry_settings_reach_locust", "otel");
+    RealNodeFixture::run(test, "real-otel", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         let run = fixture::token("run");
@@ -633,7 +590,7 @@ def facts(environment):
             }}}),
         );
         let (done, took) = fx.run_test(ns, "otel", spec, RUN).await?;
-        assert_succeeded(&fx, ns, "otel", &done).await?;
+        assert_succeeded(fx, ns, "otel", &done).await?;
 
         let reports = fx.target_stats(&target).await?.reports();
         ensure!(one_master_two_workers(&reports), "{reports:?}");
@@ -674,14 +631,7 @@ def facts(environment):
             reports.len()
         );
         Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_opentelemetry_settings_reach_locust",
-        started,
-        &[ns],
-        result,
-    )
+    })
     .await
 }
 
@@ -699,12 +649,8 @@ def facts(environment):
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_reports_outlive_the_run_on_a_volume() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-reports", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "reports";
-    let result = async {
+    let (test, ns) = ("real_node_reports_outlive_the_run_on_a_volume", "reports");
+    RealNodeFixture::run(test, "real-reports", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         let host_dir = fx.cluster.dir().join("pv-reports");
@@ -760,7 +706,7 @@ async fn real_node_reports_outlive_the_run_on_a_volume() -> Result<()> {
             }),
         );
         let (done, took) = fx.run_test(ns, "reports", spec, RUN).await?;
-        assert_succeeded(&fx, ns, "reports", &done).await?;
+        assert_succeeded(fx, ns, "reports", &done).await?;
         let result = done.status.as_ref().and_then(|s| s.result.clone()).context("status.result")?;
         let total = result.total_requests.context("totalRequests")?;
 
@@ -852,14 +798,7 @@ async fn real_node_reports_outlive_the_run_on_a_volume() -> Result<()> {
             took.as_secs_f64()
         );
         Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_reports_outlive_the_run_on_a_volume",
-        started,
-        &[ns],
-        result,
-    )
+    })
     .await
 }
 
@@ -868,12 +807,8 @@ async fn real_node_reports_outlive_the_run_on_a_volume() -> Result<()> {
 /// there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_web_ui_base_path_is_served() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-basepath", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "basepath";
-    let result = async {
+    let (test, ns) = ("real_node_web_ui_base_path_is_served", "basepath");
+    RealNodeFixture::run(test, "real-basepath", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         fx.locustfile(ns, "bp-files", &locustfile("", "\"/\""))
@@ -932,7 +867,7 @@ async fn real_node_web_ui_base_path_is_served() -> Result<()> {
         let (_, _, read_message) =
             fixture::condition(&read, ct::STATS_AVAILABLE).unwrap_or_default();
         let done = fx.wait_terminal(ns, "basepath", RUN).await?;
-        assert_succeeded(&fx, ns, "basepath", &done).await?;
+        assert_succeeded(fx, ns, "basepath", &done).await?;
         let result = done
             .status
             .as_ref()
@@ -947,17 +882,10 @@ async fn real_node_web_ui_base_path_is_served() -> Result<()> {
             page.len(),
             under.state,
             result.total_requests.unwrap_or(0),
-            elapsed(started)
+            elapsed(fx.started)
         );
         Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_web_ui_base_path_is_served",
-        started,
-        &[ns],
-        result,
-    )
+    })
     .await
 }
 
@@ -967,12 +895,8 @@ async fn real_node_web_ui_base_path_is_served() -> Result<()> {
 /// reports its own pid, the two of a pod sharing their parent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_worker_processes_fork() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-processes", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "processes";
-    let result = async {
+    let (test, ns) = ("real_node_worker_processes_fork", "processes");
+    RealNodeFixture::run(test, "real-processes", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         let target = fx.start_target(ns, None).await?;
         fx.locustfile(ns, "proc-files", &locustfile("", "\"/\""))
@@ -1008,16 +932,11 @@ async fn real_node_worker_processes_fork() -> Result<()> {
         let workers = fx.role_pods(ns, "processes", "worker").await?;
         ensure!(workers.len() == 2, "{} worker pods", workers.len());
         for p in &workers {
-            let args = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.first())
-                .and_then(|c| c.args.clone())
-                .unwrap_or_default();
+            let args = fixture::container_args(p);
             ensure!(args.iter().any(|a| a == "--processes=2"), "{args:?}");
         }
         let done = fx.wait_terminal(ns, "processes", RUN).await?;
-        assert_succeeded(&fx, ns, "processes", &done).await?;
+        assert_succeeded(fx, ns, "processes", &done).await?;
 
         let reports = fx.target_stats(&target).await?.reports();
         let worker_reports = of_role(&reports, "worker");
@@ -1051,11 +970,9 @@ async fn real_node_worker_processes_fork() -> Result<()> {
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
-            elapsed(started)
+            elapsed(fx.started)
         );
         Ok(())
-    }
-    .await;
-    fx.finish("real_node_worker_processes_fork", started, &[ns], result)
-        .await
+    })
+    .await
 }

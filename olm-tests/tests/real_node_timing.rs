@@ -174,12 +174,8 @@ async fn real_node_timing() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n >= 1)
         .unwrap_or(3);
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-timing", &[]).await? else {
-        return Ok(());
-    };
-    let ns = "timing";
-    let result = async {
+    let (test, ns) = ("real_node_timing", "timing");
+    RealNodeFixture::run(test, "real-timing", &[], &[ns], async |fx| {
         fx.namespace(ns, &[]).await?;
         fx.start_target(ns, None).await?;
         fx.locustfile(ns, "locustfile", LOCUSTFILE).await?;
@@ -200,7 +196,7 @@ async fn real_node_timing() -> Result<()> {
         let mut all: Vec<BTreeMap<&'static str, Duration>> = Vec::new();
         for i in 0..runs {
             let name = format!("timing-{i}");
-            let seen = one_run(&fx, ns, &name).await?;
+            let seen = one_run(fx, ns, &name).await?;
             let line: Vec<String> = MILESTONES
                 .iter()
                 .map(|m| format!("{m} {:.2}s", seen[m].as_secs_f64()))
@@ -256,7 +252,6 @@ async fn real_node_timing() -> Result<()> {
             step("master exited", "operator: Succeeded").as_secs_f64(),
         );
         Ok(())
-    }
-    .await;
-    fx.finish("real_node_timing", started, &[ns], result).await
+    })
+    .await
 }

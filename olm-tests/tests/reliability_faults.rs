@@ -427,12 +427,7 @@ async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
         .await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let op = OperatorProcess::spawn(
-        &cluster,
-        &kubeconfig,
-        "evict",
-        &["--leader-elect=false".into(), "--disable-webhooks".into()],
-    )?;
+    let op = OperatorProcess::spawn_single_replica(&cluster, &kubeconfig, "evict")?;
     let with_secret = |name: &str| -> Result<LocustTest> {
         let mut t = checks::sample(name)?;
         t.spec.env = Some(serde_json::from_value(serde_json::json!({

@@ -17,7 +17,7 @@ use locust_operator::api::Phase;
 use olm_tests::checks::{self, lease_holder};
 use olm_tests::cluster::NodeCapacity;
 use olm_tests::load;
-use olm_tests::operator::OperatorProcess;
+use olm_tests::operator::{self, OperatorProcess};
 use olm_tests::{Cluster, ClusterOptions, e2e, wait_for};
 
 /// `name` from the environment, else `default`.
@@ -98,7 +98,7 @@ async fn operator_killed_at_random_points() -> Result<()> {
     };
     let ns = "soak";
     let client = e2e::admin_namespace(&cluster, ns).await?;
-    let args: Vec<String> = vec!["--leader-elect=false".into(), "--disable-webhooks".into()];
+    let args = operator::single_replica_args();
     let mut rng = Rng::new()?;
     let started = Instant::now();
     let mut names: Vec<String> = Vec::new();

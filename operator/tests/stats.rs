@@ -10,10 +10,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use locust_operator::api::status::TestResult;
+use locust_operator::api::status::{LiveStats, TestResult};
 use locust_operator::api::v2::ThresholdsSpec;
 use locust_operator::stats::{self, MasterStats, StatsError};
 use locust_operator::thresholds::{self, ThresholdError};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -51,11 +52,16 @@ fn running_2_47() {
     assert_eq!(a.percentile("0.99"), Some(11.0));
     // 2.47 rows carry no p90.
     assert_eq!(a.percentile("0.9"), None);
-    let live = s.live();
-    assert_eq!(live.current_users, Some(5));
-    assert_eq!(live.requests_per_second, Some(88.00544429422611));
-    assert_eq!(live.total_requests, Some(258));
-    assert_eq!(live.state.as_deref(), Some("running"));
+    assert_eq!(
+        s.live(),
+        LiveStats {
+            current_users: Some(5),
+            requests_per_second: Some(88.00544429422611),
+            fail_ratio: Some(0.5465116279069767),
+            total_requests: Some(258),
+            state: Some("running".into()),
+        }
+    );
 }
 
 #[test]
@@ -79,18 +85,22 @@ fn final_result_2_47_with_csv() {
     let s = json("stats-2.47.0-stopped.json");
     assert!(s.is_stopped());
     let c = csv("stats-2.47.0-stopped.csv");
-    let r = stats::final_result(&s, Some(&c));
-    assert_eq!(r.total_requests, Some(434));
-    assert_eq!(r.failed_requests, Some(226));
-    assert_eq!(r.fail_ratio, Some(226.0 / 434.0));
-    assert_eq!(r.average_response_time, Some(4.906562110598374));
-    assert_eq!(r.median_response_time, Some(3.0));
-    assert_eq!(r.p90_response_time, Some(8.0));
-    assert_eq!(r.p95_response_time, Some(10.0));
-    assert_eq!(r.p99_response_time, Some(47.0));
-    assert_eq!(r.max_response_time, Some(51.85264600004302));
-    assert_eq!(r.requests_per_second, Some(87.25387030620399));
-    assert_eq!(r.state.as_deref(), Some("stopped"));
+    assert_eq!(
+        stats::final_result(&s, Some(&c)),
+        TestResult {
+            total_requests: Some(434),
+            failed_requests: Some(226),
+            fail_ratio: Some(226.0 / 434.0),
+            average_response_time: Some(4.906562110598374),
+            median_response_time: Some(3.0),
+            p90_response_time: Some(8.0),
+            p95_response_time: Some(10.0),
+            p99_response_time: Some(47.0),
+            max_response_time: Some(51.85264600004302),
+            requests_per_second: Some(87.25387030620399),
+            state: Some("stopped".into()),
+        }
+    );
 }
 
 #[test]
@@ -168,13 +178,12 @@ fn result() -> TestResult {
 
 #[test]
 fn thresholds_pass() {
-    let t = ThresholdsSpec {
-        max_fail_ratio: Some(0.6),
-        max_p95_response_time: Some(10.0),
-        max_p99_response_time: Some(500.0),
-        min_requests_per_second: Some(10.0),
-        ..Default::default()
-    };
+    let t = decoded::<ThresholdsSpec>(json!({
+        "maxFailRatio": 0.6,
+        "maxP95ResponseTime": 10.0,
+        "maxP99ResponseTime": 500.0,
+        "minRequestsPerSecond": 10.0,
+    }));
     assert_eq!(thresholds::evaluate(&t, &result()), Ok(()));
     assert!(thresholds::any_set(&t));
     assert!(!thresholds::any_set(&ThresholdsSpec::default()));
@@ -186,13 +195,12 @@ fn thresholds_pass() {
 
 #[test]
 fn thresholds_breach_lists_every_breach() {
-    let t = ThresholdsSpec {
-        max_fail_ratio: Some(0.01),
-        max_p95_response_time: Some(5.0),
-        max_p50_response_time: Some(100.0),
-        min_requests_per_second: Some(1000.0),
-        ..Default::default()
-    };
+    let t = decoded::<ThresholdsSpec>(json!({
+        "maxFailRatio": 0.01,
+        "maxP95ResponseTime": 5.0,
+        "maxP50ResponseTime": 100.0,
+        "minRequestsPerSecond": 1000.0,
+    }));
     let err = thresholds::evaluate(&t, &result()).unwrap_err();
     assert_eq!(err.reason(), "ThresholdsBreached");
     assert_eq!(
@@ -203,42 +211,42 @@ fn thresholds_breach_lists_every_breach() {
 
 #[test]
 fn thresholds_missing_numbers_fail() {
-    let t = ThresholdsSpec {
-        max_p95_response_time: Some(500.0),
-        ..Default::default()
-    };
-    let err = thresholds::evaluate(&t, &TestResult::default()).unwrap_err();
+    let err = evaluate(json!({"maxP95ResponseTime": 500.0}), json!({})).unwrap_err();
     assert_eq!(err, ThresholdError::Unavailable(vec!["p95 response time"]));
     assert_eq!(err.reason(), "ResultsUnavailable");
     // A breach next to a missing number reports both.
-    let t = ThresholdsSpec {
-        max_fail_ratio: Some(0.0),
-        max_p90_response_time: Some(1.0),
-        ..Default::default()
-    };
-    let r = TestResult {
-        fail_ratio: Some(0.5),
-        ..Default::default()
-    };
+    let err = evaluate(
+        json!({"maxFailRatio": 0.0, "maxP90ResponseTime": 1.0}),
+        json!({"failRatio": 0.5}),
+    )
+    .unwrap_err();
     assert_eq!(
-        thresholds::evaluate(&t, &r).unwrap_err().to_string(),
+        err.to_string(),
         "fail ratio 0.5 > 0; no final value reported for p90 response time"
     );
 }
 
 #[test]
 fn thresholds_boundaries_hold() {
-    let t = ThresholdsSpec {
-        max_fail_ratio: Some(0.5),
-        min_requests_per_second: Some(10.0),
-        ..Default::default()
-    };
-    let r = TestResult {
-        fail_ratio: Some(0.5),
-        requests_per_second: Some(10.0),
-        ..Default::default()
-    };
-    assert_eq!(thresholds::evaluate(&t, &r), Ok(()));
+    let verdict = evaluate(
+        json!({"maxFailRatio": 0.5, "minRequestsPerSecond": 10.0}),
+        json!({"failRatio": 0.5, "requestsPerSecond": 10.0}),
+    );
+    assert_eq!(verdict, Ok(()));
+}
+
+/// `value` (`spec.thresholds` or `status.result`, as the API shows it)
+/// decoded; every key is a field (it encodes back the same).
+fn decoded<T: serde::de::DeserializeOwned + serde::Serialize>(value: Value) -> T {
+    let decoded: T = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&decoded).unwrap(), value);
+    decoded
+}
+
+/// [`thresholds::evaluate`] of `spec.thresholds` and a `status.result` as
+/// JSON (see [`decoded`]).
+fn evaluate(thresholds: Value, result: Value) -> Result<(), ThresholdError> {
+    thresholds::evaluate(&decoded(thresholds), &decoded(result))
 }
 
 /// A one-shot HTTP server on 127.0.0.1 answering `answer` to the first request.

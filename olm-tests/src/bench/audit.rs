@@ -491,19 +491,25 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn line(
-        id: &str,
-        stage: &str,
-        user: &str,
-        verb: &str,
-        resource: &str,
-        sub: &str,
-        name: &str,
-        rv: Option<u64>,
-        code: u16,
-        at: &str,
-    ) -> String {
+    /// One audit event: auditID, stage, user, verb, resource, subresource,
+    /// name, the response's resourceVersion, the code, and the time (received
+    /// and stage) on 2026-01-01 as `HH:MM:SS.ffffff`.
+    type Event<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<u64>,
+        u16,
+        &'a str,
+    );
+
+    /// The audit log line of `event`.
+    fn line(&(id, stage, user, verb, resource, sub, name, rv, code, time): &Event<'_>) -> String {
+        let at = format!("2026-01-01T{time}Z");
         let mut v = serde_json::json!({
             "kind": "Event",
             "apiVersion": "audit.k8s.io/v1",
@@ -529,94 +535,31 @@ mod tests {
     #[test]
     fn audit_counts_writes_reads_and_noops() {
         let op = operator_user();
-        let lines = [
+        let (done, started) = ("ResponseComplete", "ResponseStarted");
+        // One event a line.
+        #[rustfmt::skip]
+        let events: [Event; 13] = [
             // The bench creates the test (rv 10); the operator patches its
             // status twice for real (11, 13) and once without effect (13).
-            line(
-                "a",
-                "ResponseComplete",
-                "admin",
-                "create",
-                "locusttests",
-                "",
-                "t-0",
-                Some(10),
-                201,
-                "2026-01-01T00:00:01.000000Z",
-            ),
-            line(
-                "b",
-                "ResponseComplete",
-                &op,
-                "patch",
-                "locusttests",
-                "status",
-                "t-0",
-                Some(11),
-                200,
-                "2026-01-01T00:00:02.000000Z",
-            ),
-            line(
-                "c",
-                "ResponseComplete",
-                &op,
-                "patch",
-                "locusttests",
-                "status",
-                "t-0",
-                Some(13),
-                200,
-                "2026-01-01T00:00:03.000000Z",
-            ),
-            line(
-                "d",
-                "ResponseComplete",
-                &op,
-                "patch",
-                "locusttests",
-                "status",
-                "t-0",
-                Some(13),
-                200,
-                "2026-01-01T00:00:04.000000Z",
-            ),
-            line(
-                "e",
-                "ResponseComplete",
-                &op,
-                "create",
-                "jobs",
-                "",
-                "t-0-master",
-                Some(12),
-                201,
-                "2026-01-01T00:00:02.500000Z",
-            ),
-            line(
-                "f",
-                "ResponseComplete",
-                &op,
-                "create",
-                "jobs",
-                "",
-                "t-0-master",
-                None,
-                409,
-                "2026-01-01T00:00:02.600000Z",
-            ),
-            // Housekeeping: a Lease get and a non-resource /version get.
-            line(
-                "l",
-                "ResponseComplete",
-                &op,
-                "get",
-                "leases",
-                "",
-                "lock",
-                None,
-                200,
-                "2026-01-01T00:00:01.100000Z",
-            ),
+            ("a", done, "admin", "create", "locusttests", "", "t-0", Some(10), 201, "00:00:01.000000"),
+            ("b", done, &op, "patch", "locusttests", "status", "t-0", Some(11), 200, "00:00:02.000000"),
+            ("c", done, &op, "patch", "locusttests", "status", "t-0", Some(13), 200, "00:00:03.000000"),
+            ("d", done, &op, "patch", "locusttests", "status", "t-0", Some(13), 200, "00:00:04.000000"),
+            ("e", done, &op, "create", "jobs", "", "t-0-master", Some(12), 201, "00:00:02.500000"),
+            ("f", done, &op, "create", "jobs", "", "t-0-master", None, 409, "00:00:02.600000"),
+            // Housekeeping: a Lease get (and a non-resource /version get, below).
+            ("l", done, &op, "get", "leases", "", "lock", None, 200, "00:00:01.100000"),
+            // A watch still open (only ResponseStarted) and a finished list.
+            ("g", started, &op, "watch", "pods", "", "", None, 200, "00:00:01.500000"),
+            ("h", started, &op, "watch", "jobs", "", "", None, 200, "00:00:01.500000"),
+            ("h", done, &op, "watch", "jobs", "", "", None, 200, "00:00:01.500000"),
+            ("i", done, &op, "update", "leases", "", "lock", Some(14), 200, "00:00:05.000000"),
+            ("j", done, &op, "create", "events", "", "t-0.1", Some(15), 201, "00:00:05.000000"),
+            // Outside the window.
+            ("k", done, &op, "patch", "locusttests", "status", "t-0", Some(20), 200, "00:01:00.000000"),
+        ];
+        let mut lines: Vec<String> = events.iter().map(line).collect();
+        lines.push(
             serde_json::json!({
                 "auditID": "v",
                 "stage": "ResponseComplete",
@@ -627,81 +570,7 @@ mod tests {
                 "requestReceivedTimestamp": "2026-01-01T00:00:01.200000Z",
             })
             .to_string(),
-            // A watch still open (only ResponseStarted) and a finished list.
-            line(
-                "g",
-                "ResponseStarted",
-                &op,
-                "watch",
-                "pods",
-                "",
-                "",
-                None,
-                200,
-                "2026-01-01T00:00:01.500000Z",
-            ),
-            line(
-                "h",
-                "ResponseStarted",
-                &op,
-                "watch",
-                "jobs",
-                "",
-                "",
-                None,
-                200,
-                "2026-01-01T00:00:01.500000Z",
-            ),
-            line(
-                "h",
-                "ResponseComplete",
-                &op,
-                "watch",
-                "jobs",
-                "",
-                "",
-                None,
-                200,
-                "2026-01-01T00:00:01.500000Z",
-            ),
-            line(
-                "i",
-                "ResponseComplete",
-                &op,
-                "update",
-                "leases",
-                "",
-                "lock",
-                Some(14),
-                200,
-                "2026-01-01T00:00:05.000000Z",
-            ),
-            line(
-                "j",
-                "ResponseComplete",
-                &op,
-                "create",
-                "events",
-                "",
-                "t-0.1",
-                Some(15),
-                201,
-                "2026-01-01T00:00:05.000000Z",
-            ),
-            // Outside the window.
-            line(
-                "k",
-                "ResponseComplete",
-                &op,
-                "patch",
-                "locusttests",
-                "status",
-                "t-0",
-                Some(20),
-                200,
-                "2026-01-01T00:01:00.000000Z",
-            ),
-        ];
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::jiff::Timestamp;
@@ -19,8 +20,8 @@ use locust_operator::resources::{self, labels};
 
 use super::sample::{LoadMeter, LoadSample};
 use super::{
-    BENCH_NAMESPACE, BenchOptions, CreateLatencies, FLOOR_ACCOUNT, Floor, audit_records,
-    bench_namespace, count_requests, floor_user, on_own_cluster, warm_up_crd,
+    ApiCounts, AuditRecord, BENCH_NAMESPACE, BenchOptions, CreateLatencies, FLOOR_ACCOUNT, Floor,
+    audit_records, bench_namespace, count_requests, floor_user, on_own_cluster, warm_up_crd,
 };
 use crate::cluster::{Cluster, client_from_kubeconfig, pod_running};
 use crate::load;
@@ -46,63 +47,96 @@ enum FloorObject {
     Job(Box<k8s_openapi::api::batch::v1::Job>),
 }
 
+/// The audit log's records until now, the end of the window from
+/// `window_start` to now, and the floor client's requests in it, once they
+/// show the 3 children of each of the `n` tests created and no write failed.
+fn floor_audit(
+    cluster: &Cluster,
+    window_start: Timestamp,
+    n: usize,
+) -> Result<(Vec<AuditRecord>, Timestamp, ApiCounts)> {
+    let records = audit_records(cluster)?;
+    let window_end = Timestamp::now();
+    let counts = count_requests(&records, &floor_user(), window_start, window_end);
+    ensure!(
+        counts.child_creates == 3 * n as u64 && counts.failed_writes == 0,
+        "the audit log shows {} creates ({} failed) by the floor client, expected {}",
+        counts.child_creates,
+        counts.failed_writes,
+        3 * n
+    );
+    Ok((records, window_end, counts))
+}
+
+/// Creates `object` in [`BENCH_NAMESPACE`] as `admin`.
+async fn create_in_bench<K>(admin: &Client, object: K) -> Result<()>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(admin.clone(), BENCH_NAMESPACE)
+        .create(&PostParams::default(), &object)
+        .await?;
+    Ok(())
+}
+
 /// A ServiceAccount in [`BENCH_NAMESPACE`] allowed to create Jobs and
 /// Services there (and, as the operator, to set `blockOwnerDeletion` on
 /// owner references to LocustTests); returns a client authenticated as it.
 async fn floor_client(cluster: &Cluster) -> Result<Client> {
     let admin = cluster.admin_client();
-    let meta = |name: &str| ObjectMeta {
-        name: Some(name.into()),
+    let metadata = ObjectMeta {
+        name: Some(FLOOR_ACCOUNT.into()),
         namespace: Some(BENCH_NAMESPACE.into()),
         ..ObjectMeta::default()
     };
-    Api::<ServiceAccount>::namespaced(admin.clone(), BENCH_NAMESPACE)
-        .create(
-            &PostParams::default(),
-            &ServiceAccount {
-                metadata: meta(FLOOR_ACCOUNT),
-                ..ServiceAccount::default()
-            },
-        )
-        .await?;
     let rule = |group: &str, resource: &str, verb: &str| PolicyRule {
         api_groups: Some(vec![group.into()]),
         resources: Some(vec![resource.into()]),
         verbs: vec![verb.into()],
         ..PolicyRule::default()
     };
-    Api::<Role>::namespaced(admin.clone(), BENCH_NAMESPACE)
-        .create(
-            &PostParams::default(),
-            &Role {
-                metadata: meta(FLOOR_ACCOUNT),
-                rules: Some(vec![
-                    rule("batch", "jobs", "create"),
-                    rule("", "services", "create"),
-                    rule("locust.io", "locusttests/finalizers", "update"),
-                ]),
+    create_in_bench(
+        &admin,
+        ServiceAccount {
+            metadata: metadata.clone(),
+            ..ServiceAccount::default()
+        },
+    )
+    .await?;
+    create_in_bench(
+        &admin,
+        Role {
+            metadata: metadata.clone(),
+            rules: Some(vec![
+                rule("batch", "jobs", "create"),
+                rule("", "services", "create"),
+                rule("locust.io", "locusttests/finalizers", "update"),
+            ]),
+        },
+    )
+    .await?;
+    create_in_bench(
+        &admin,
+        RoleBinding {
+            metadata,
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: FLOOR_ACCOUNT.into(),
             },
-        )
-        .await?;
-    Api::<RoleBinding>::namespaced(admin.clone(), BENCH_NAMESPACE)
-        .create(
-            &PostParams::default(),
-            &RoleBinding {
-                metadata: meta(FLOOR_ACCOUNT),
-                role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
-                    kind: "Role".into(),
-                    name: FLOOR_ACCOUNT.into(),
-                },
-                subjects: Some(vec![Subject {
-                    kind: "ServiceAccount".into(),
-                    name: FLOOR_ACCOUNT.into(),
-                    namespace: Some(BENCH_NAMESPACE.into()),
-                    ..Subject::default()
-                }]),
-            },
-        )
-        .await?;
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: FLOOR_ACCOUNT.into(),
+                namespace: Some(BENCH_NAMESPACE.into()),
+                ..Subject::default()
+            }]),
+        },
+    )
+    .await?;
     let kubeconfig = cluster
         .service_account_kubeconfig(BENCH_NAMESPACE, FLOOR_ACCOUNT, Duration::from_secs(3600))
         .await?;
@@ -240,17 +274,8 @@ async fn scenario_floor_run(
     let (created, running) = tokio::join!(create, running);
     let took = running?.max(created?);
     let load = meter.finish();
-    let records = audit_records(cluster)?;
-    let window_end = Timestamp::now();
+    let (records, window_end, _) = floor_audit(cluster, window_start, n)?;
     let writes = CreateLatencies::measure(&records, &floor_user(), window_start, window_end).writes;
-    let children = count_requests(&records, &floor_user(), window_start, window_end);
-    ensure!(
-        children.child_creates == 3 * n as u64 && children.failed_writes == 0,
-        "the audit log shows {} creates ({} failed) by the floor client, expected {}",
-        children.child_creates,
-        children.failed_writes,
-        3 * n
-    );
     Ok((took, writes, load))
 }
 
@@ -322,16 +347,7 @@ async fn floor_run(opts: &BenchOptions, cluster: &Cluster, n: usize) -> Result<F
     let running_wait = running?;
     let masters_running = running_wait.max(create_only);
     let load = meter.finish();
-    let records = audit_records(cluster)?;
-    let window_end = Timestamp::now();
-    let counts = count_requests(&records, &floor_user(), window_start, window_end);
-    ensure!(
-        counts.child_creates == 3 * n as u64 && counts.failed_writes == 0,
-        "the audit log shows {} creates ({} failed) by the floor client, expected {}",
-        counts.child_creates,
-        counts.failed_writes,
-        3 * n
-    );
+    let (records, window_end, counts) = floor_audit(cluster, window_start, n)?;
     Ok(Floor {
         create_only,
         masters_running,

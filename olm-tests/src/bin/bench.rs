@@ -89,13 +89,7 @@ fn command_line() -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    olm_tests::init_tracing("warn");
     let cli = Cli::parse();
     let mut opts = BenchOptions::new(cli.sizes.clone(), operator_bin(&cli)?);
     opts.startup_runs = cli.startup_runs;

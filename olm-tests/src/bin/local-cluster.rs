@@ -66,13 +66,7 @@ struct UpArgs {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    olm_tests::init_tracing("info");
     match Cli::parse().command {
         Command::Tools => {
             let tools = Tools::locate()?;

@@ -33,11 +33,10 @@ mod pods;
 mod probe;
 pub(crate) mod process;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -69,7 +68,7 @@ pub use options::{
     AUDIT_LOG, AuditOptions, ClusterOptions, Component, ControlPlane, Ports, Throughput,
 };
 pub(crate) use process::ChildProcess;
-use process::{ManagedProcess, Spawner};
+use process::{ManagedProcess, Processes, Spawner};
 pub use process::{last_lines, log_tail};
 
 /// Environment variable: when `1`, a failed cluster's directory (logs, PKI,
@@ -78,8 +77,6 @@ pub const KEEP_CLUSTER_ENV: &str = "LOCUST_KEEP_CLUSTER";
 
 /// Issuer (and audience) of ServiceAccount tokens.
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
-
-const LOG_TAIL_LINES: usize = 40;
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
@@ -128,7 +125,7 @@ pub struct Cluster {
     client: kube::Client,
     tls: Arc<rustls::ClientConfig>,
     node_names: Vec<String>,
-    processes: Mutex<BTreeMap<Component, ManagedProcess>>,
+    processes: Processes<Component>,
     /// The real node, when [`ClusterOptions::real_node`] is set.
     node: Option<node::RealNode>,
     /// The host's door to the apiserver (dropped before the spawner).
@@ -324,7 +321,7 @@ impl Cluster {
             ca_pem: pki.ca.cert_pem.clone(),
             client,
             node_names,
-            processes: Mutex::new(processes),
+            processes: Processes::new(processes),
             node,
             _forwarder: forwarder,
             net,
@@ -386,16 +383,17 @@ impl Cluster {
                 .context("starting the real node")?;
             tracing::info!(?timings, "real node ready");
         }
-        self.wait_until(
-            Component::ControllerManager,
-            deadline,
-            "the default ServiceAccount in namespace default",
-            || async {
-                let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), "default");
-                Ok(sas.get_opt("default").await?.map(drop))
-            },
-        )
-        .await?;
+        self.processes
+            .wait_until(
+                &Component::ControllerManager,
+                deadline,
+                "the default ServiceAccount in namespace default",
+                || async {
+                    let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), "default");
+                    Ok(sas.get_opt("default").await?.map(drop))
+                },
+            )
+            .await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "default ServiceAccount exists");
         Ok(())
     }
@@ -413,19 +411,13 @@ impl Cluster {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Component, ManagedProcess>> {
-        self.processes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Runs `f` on `component`'s process (under the lock).
     fn with_process<T>(
         &self,
         component: Component,
         f: impl FnOnce(&mut ManagedProcess) -> T,
     ) -> Result<T> {
-        let mut processes = self.lock();
+        let mut processes = self.processes.lock();
         let process = processes
             .get_mut(&component)
             .with_context(|| format!("{component} is not part of this cluster"))?;
@@ -436,54 +428,18 @@ impl Cluster {
         self.with_process(component, |process| process.start(&self.spawner))?
     }
 
-    /// The log tail of `component`, formatted for an error message.
-    fn log_excerpt(&self, component: Component) -> String {
-        process::log_excerpt(
-            component.name(),
-            &self.layout.log(component),
-            LOG_TAIL_LINES,
-        )
-    }
-
-    /// Polls `check` until it yields `Some`, failing at `deadline` or as soon
-    /// as `component` exits; errors quote `component`'s log.
-    async fn wait_until<F, Fut>(
-        &self,
-        component: Component,
-        deadline: Instant,
-        what: &str,
-        check: F,
-    ) -> Result<()>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<()>>>,
-    {
-        process::wait_while_running(
-            component.name(),
-            deadline,
-            what,
-            || {
-                self.lock()
-                    .get_mut(&component)
-                    .and_then(ManagedProcess::exit_status)
-            },
-            || self.log_excerpt(component),
-            check,
-        )
-        .await
-    }
-
     async fn wait_ready(&self, component: Component, deadline: Instant) -> Result<()> {
         let what = format!("{component} to become ready");
         match component {
             Component::Etcd => {
                 let addr = loopback(self.ports.etcd_client);
-                self.wait_until(component, deadline, &what, || async move {
-                    let r =
-                        probe::http_get(&self.net, addr, "/health", Duration::from_secs(5)).await?;
-                    Ok((r.status == 200 && r.body.contains("true")).then_some(()))
-                })
-                .await
+                self.processes
+                    .wait_until(&component, deadline, &what, || async move {
+                        let r = probe::http_get(&self.net, addr, "/health", Duration::from_secs(5))
+                            .await?;
+                        Ok((r.status == 200 && r.body.contains("true")).then_some(()))
+                    })
+                    .await
             }
             Component::Apiserver | Component::ControllerManager | Component::Scheduler => {
                 let (port, path) = match component {
@@ -494,43 +450,46 @@ impl Cluster {
                     _ => (self.ports.controller_manager, "/healthz"),
                 };
                 let tls = self.tls.clone();
-                self.wait_until(component, deadline, &what, || {
-                    let tls = tls.clone();
-                    async move {
-                        let r = probe::https_get(
-                            &self.net,
-                            loopback(port),
-                            path,
-                            tls,
-                            Duration::from_secs(5),
-                        )
-                        .await?;
-                        if r.status == 200 {
-                            Ok(Some(()))
-                        } else {
-                            Err(anyhow!("{path} answered {}: {}", r.status, r.body.trim()))
+                self.processes
+                    .wait_until(&component, deadline, &what, || {
+                        let tls = tls.clone();
+                        async move {
+                            let r = probe::https_get(
+                                &self.net,
+                                loopback(port),
+                                path,
+                                tls,
+                                Duration::from_secs(5),
+                            )
+                            .await?;
+                            if r.status == 200 {
+                                Ok(Some(()))
+                            } else {
+                                Err(anyhow!("{path} answered {}: {}", r.status, r.body.trim()))
+                            }
                         }
-                    }
-                })
-                .await
+                    })
+                    .await
             }
             Component::Kwok => {
-                self.wait_until(
-                    component,
-                    deadline,
-                    "every fake node Ready and untainted",
-                    || async {
-                        let nodes: Api<Node> = Api::all(self.client.clone());
-                        let listed = nodes.list(&ListParams::default()).await?.items;
-                        let ready = self.node_names.iter().all(|name| {
-                            listed.iter().any(|n| {
-                                n.metadata.name.as_deref() == Some(name.as_str()) && node_ready(n)
-                            })
-                        });
-                        Ok(ready.then_some(()))
-                    },
-                )
-                .await
+                self.processes
+                    .wait_until(
+                        &component,
+                        deadline,
+                        "every fake node Ready and untainted",
+                        || async {
+                            let nodes: Api<Node> = Api::all(self.client.clone());
+                            let listed = nodes.list(&ListParams::default()).await?.items;
+                            let ready = self.node_names.iter().all(|name| {
+                                listed.iter().any(|n| {
+                                    n.metadata.name.as_deref() == Some(name.as_str())
+                                        && node_ready(n)
+                                })
+                            });
+                            Ok(ready.then_some(()))
+                        },
+                    )
+                    .await
             }
         }
     }
@@ -559,7 +518,7 @@ impl Cluster {
 
     /// The process id of `component`, while it runs.
     pub fn component_pid(&self, component: Component) -> Option<u32> {
-        let mut processes = self.lock();
+        let mut processes = self.processes.lock();
         let process = processes.get_mut(&component)?;
         if process.is_running() {
             process.pid()
@@ -570,7 +529,8 @@ impl Cluster {
 
     /// Whether `component`'s process is running.
     pub fn component_running(&self, component: Component) -> bool {
-        self.lock()
+        self.processes
+            .lock()
             .get_mut(&component)
             .is_some_and(ManagedProcess::is_running)
     }
@@ -581,7 +541,7 @@ impl Cluster {
         if let Some(mut node) = self.node.take() {
             node.stop();
         }
-        let mut processes = self.lock();
+        let mut processes = self.processes.lock();
         for component in Component::ALL.iter().rev() {
             if let Some(process) = processes.get_mut(component)
                 && let Some(status) = process.stop(libc::SIGTERM, Duration::from_secs(15))
@@ -755,7 +715,7 @@ impl Drop for Cluster {
             node.stop();
         }
         {
-            let mut processes = self.lock();
+            let mut processes = self.processes.lock();
             for component in Component::ALL.iter().rev() {
                 if let Some(process) = processes.get_mut(component) {
                     process.stop(libc::SIGKILL, Duration::from_secs(5));

@@ -211,18 +211,11 @@ impl ClusterNet {
 /// inside the cluster's namespace, from a thread of its own (independent of
 /// any test's runtime). Stops (and closes every forwarded connection) when
 /// dropped.
+#[derive(Debug)]
 pub struct Forwarder {
     host: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Forwarder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forwarder")
-            .field("host", &self.host)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Forwarder {

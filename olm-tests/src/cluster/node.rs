@@ -27,15 +27,15 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::cgroups::{CGROUP_MOUNT, CgroupRoot};
@@ -45,9 +45,7 @@ use super::network::{
     REAL_NODE_NAME,
 };
 use super::pki::{CertAndKey, Pki, write_file};
-use super::process::{
-    Isolation, ManagedProcess, ProcessSpec, Spawner, log_excerpt, wait_while_running,
-};
+use super::process::{Isolation, ManagedProcess, ProcessSpec, Processes, Spawner};
 use super::{node_ready, probe};
 use crate::tools::Tools;
 
@@ -84,7 +82,6 @@ const KUBELET_HEALTHZ_PORT: u16 = 10248;
 const KUBE_PROXY_HEALTHZ_PORT: u16 = 10256;
 const KUBE_PROXY_METRICS_PORT: u16 = 10249;
 const COREDNS_READY_PORT: u16 = 8181;
-const LOG_TAIL_LINES: usize = 40;
 
 /// A process of the real node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -178,7 +175,7 @@ pub(crate) struct RealNode {
     layout: NodeLayout,
     images: NodeImages,
     tools: Tools,
-    processes: Mutex<BTreeMap<NodeComponent, ManagedProcess>>,
+    processes: Processes<NodeComponent>,
     spawner: Option<Spawner>,
     cgroup: Option<CgroupRoot>,
     net: ClusterNet,
@@ -313,17 +310,11 @@ impl RealNode {
             layout,
             images: inputs.images.clone(),
             tools: tools.clone(),
-            processes: Mutex::new(processes),
+            processes: Processes::new(processes),
             spawner: Some(spawner),
             cgroup: Some(cgroup),
             net: net.clone(),
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<NodeComponent, ManagedProcess>> {
-        self.processes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn spawner(&self) -> Result<&Spawner> {
@@ -332,43 +323,11 @@ impl RealNode {
 
     fn start_process(&self, c: NodeComponent) -> Result<()> {
         let spawner = self.spawner()?;
-        let mut processes = self.lock();
+        let mut processes = self.processes.lock();
         processes
             .get_mut(&c)
             .with_context(|| format!("{} is not part of the node", c.name()))?
             .start(spawner)
-    }
-
-    fn excerpt(&self, c: NodeComponent) -> String {
-        log_excerpt(c.name(), &self.layout.log(c), LOG_TAIL_LINES)
-    }
-
-    /// Polls `check` until it yields `Some`, failing at `deadline` or as soon
-    /// as `c` exits; errors quote `c`'s log.
-    async fn wait_until<F, Fut>(
-        &self,
-        c: NodeComponent,
-        deadline: Instant,
-        what: &str,
-        check: F,
-    ) -> Result<()>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<()>>>,
-    {
-        wait_while_running(
-            c.name(),
-            deadline,
-            what,
-            || {
-                self.lock()
-                    .get_mut(&c)
-                    .and_then(ManagedProcess::exit_status)
-            },
-            || self.excerpt(c),
-            check,
-        )
-        .await
     }
 
     /// Starts containerd, imports the images, starts the kubelet and waits
@@ -380,16 +339,17 @@ impl RealNode {
 
         self.start_process(NodeComponent::Containerd)?;
         let socket = self.layout.containerd_socket.clone();
-        self.wait_until(
-            NodeComponent::Containerd,
-            deadline,
-            "containerd's socket",
-            || {
-                let socket = socket.clone();
-                async move { Ok(socket.exists().then_some(())) }
-            },
-        )
-        .await?;
+        self.processes
+            .wait_until(
+                &NodeComponent::Containerd,
+                deadline,
+                "containerd's socket",
+                || {
+                    let socket = socket.clone();
+                    async move { Ok(socket.exists().then_some(())) }
+                },
+            )
+            .await?;
         let containerd_ready = t0.elapsed();
         for archive in &self.images.archives {
             self.ctr(
@@ -401,55 +361,58 @@ impl RealNode {
         let images_imported = t0.elapsed();
 
         self.start_process(NodeComponent::Kubelet)?;
-        self.wait_until(
-            NodeComponent::Kubelet,
-            deadline,
-            "the real node to be Ready",
-            || async {
-                let nodes: Api<Node> = Api::all(client.clone());
-                Ok(nodes
-                    .get_opt(REAL_NODE_NAME)
-                    .await?
-                    .filter(node_ready)
-                    .map(drop))
-            },
-        )
-        .await?;
+        self.processes
+            .wait_until(
+                &NodeComponent::Kubelet,
+                deadline,
+                "the real node to be Ready",
+                || async {
+                    let nodes: Api<Node> = Api::all(client.clone());
+                    Ok(nodes
+                        .get_opt(REAL_NODE_NAME)
+                        .await?
+                        .filter(node_ready)
+                        .map(drop))
+                },
+            )
+            .await?;
         let node_ready_at = t0.elapsed();
 
         self.start_process(NodeComponent::KubeProxy)?;
         self.start_process(NodeComponent::CoreDns)?;
         let net = &self.net;
-        self.wait_until(
-            NodeComponent::KubeProxy,
-            deadline,
-            "kube-proxy's /healthz",
-            || async move {
-                let addr = (std::net::Ipv4Addr::LOCALHOST, KUBE_PROXY_HEALTHZ_PORT).into();
-                Ok(
-                    probe::http_get(net, addr, "/healthz", Duration::from_secs(2))
+        self.processes
+            .wait_until(
+                &NodeComponent::KubeProxy,
+                deadline,
+                "kube-proxy's /healthz",
+                || async move {
+                    let addr = (std::net::Ipv4Addr::LOCALHOST, KUBE_PROXY_HEALTHZ_PORT).into();
+                    Ok(
+                        probe::http_get(net, addr, "/healthz", Duration::from_secs(2))
+                            .await
+                            .ok()
+                            .filter(|r| r.status == 200)
+                            .map(drop),
+                    )
+                },
+            )
+            .await?;
+        self.processes
+            .wait_until(
+                &NodeComponent::CoreDns,
+                deadline,
+                "CoreDNS's /ready",
+                || async move {
+                    let addr = (std::net::Ipv4Addr::LOCALHOST, COREDNS_READY_PORT).into();
+                    Ok(probe::http_get(net, addr, "/ready", Duration::from_secs(2))
                         .await
                         .ok()
                         .filter(|r| r.status == 200)
-                        .map(drop),
-                )
-            },
-        )
-        .await?;
-        self.wait_until(
-            NodeComponent::CoreDns,
-            deadline,
-            "CoreDNS's /ready",
-            || async move {
-                let addr = (std::net::Ipv4Addr::LOCALHOST, COREDNS_READY_PORT).into();
-                Ok(probe::http_get(net, addr, "/ready", Duration::from_secs(2))
-                    .await
-                    .ok()
-                    .filter(|r| r.status == 200)
-                    .map(drop))
-            },
-        )
-        .await?;
+                        .map(drop))
+                },
+            )
+            .await?;
         Ok(NodeTimings {
             containerd_ready,
             images_imported,
@@ -481,7 +444,7 @@ impl RealNode {
     /// kubelet and containerd get SIGTERM first), then its cgroups go.
     pub fn stop(&mut self) {
         {
-            let mut processes = self.lock();
+            let mut processes = self.processes.lock();
             for c in NodeComponent::ALL.iter().rev() {
                 if let Some(p) = processes.get_mut(c) {
                     p.stop(libc::SIGTERM, Duration::from_secs(5));
@@ -829,69 +792,88 @@ fn node_specs(layout: &NodeLayout, tools: &Tools) -> BTreeMap<NodeComponent, Pro
 /// The RBAC CoreDNS needs, and the `kube-dns` Service with a hand-made
 /// EndpointSlice pointing at CoreDNS on the node address.
 async fn install_cluster_dns(client: &kube::Client) -> Result<()> {
-    let apply = PatchParams::apply("local-cluster").force();
-    let role: ClusterRole = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": "system:coredns"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
-        ],
-    }))?;
-    Api::<ClusterRole>::all(client.clone())
-        .patch("system:coredns", &apply, &Patch::Apply(&role))
-        .await
-        .context("applying ClusterRole system:coredns")?;
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": "system:coredns"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}],
-    }))?;
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .patch("system:coredns", &apply, &Patch::Apply(&binding))
-        .await
-        .context("applying ClusterRoleBinding system:coredns")?;
-    let service: Service = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-        "spec": {
-            "clusterIP": DNS_SERVICE_IP.to_string(),
-            "ports": [
-                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+    apply(
+        Api::<ClusterRole>::all(client.clone()),
+        json!({
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
             ],
-        },
-    }))?;
-    Api::<Service>::namespaced(client.clone(), "kube-system")
-        .patch("kube-dns", &apply, &Patch::Apply(&service))
-        .await
-        .context("applying Service kube-system/kube-dns")?;
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": "kube-dns-node",
-            "namespace": "kube-system",
-            "labels": {
-                "kubernetes.io/service-name": "kube-dns",
-                "endpointslice.kubernetes.io/managed-by": "local-cluster",
+        }),
+    )
+    .await?;
+    apply(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        json!({
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}],
+        }),
+    )
+    .await?;
+    apply::<Service>(
+        Api::namespaced(client.clone(), "kube-system"),
+        json!({
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "clusterIP": DNS_SERVICE_IP.to_string(),
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
             },
-        },
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [NODE_IP.to_string()], "conditions": {"ready": true}}],
-        "ports": [
-            {"name": "dns", "port": 53, "protocol": "UDP"},
-            {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-        ],
-    }))?;
-    Api::<EndpointSlice>::namespaced(client.clone(), "kube-system")
-        .patch("kube-dns-node", &apply, &Patch::Apply(&slice))
-        .await
-        .context("applying EndpointSlice kube-system/kube-dns-node")?;
+        }),
+    )
+    .await?;
+    apply::<EndpointSlice>(
+        Api::namespaced(client.clone(), "kube-system"),
+        json!({
+            "metadata": {
+                "name": "kube-dns-node",
+                "namespace": "kube-system",
+                "labels": {
+                    "kubernetes.io/service-name": "kube-dns",
+                    "endpointslice.kubernetes.io/managed-by": "local-cluster",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [NODE_IP.to_string()], "conditions": {"ready": true}}],
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+            ],
+        }),
+    )
+    .await
+}
+
+/// Server-side applies the `K` whose metadata and content are `object` (its
+/// `apiVersion` and `kind` are `K`'s) through `api`, as `local-cluster`,
+/// taking over any field.
+async fn apply<K>(api: Api<K>, mut object: serde_json::Value) -> Result<()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    object["apiVersion"] = K::api_version(&()).into();
+    object["kind"] = K::kind(&()).into();
+    let object: K = serde_json::from_value(object)?;
+    let name = object.name_any();
+    let what = match object.namespace() {
+        Some(ns) => format!("{} {ns}/{name}", K::kind(&())),
+        None => format!("{} {name}", K::kind(&())),
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply("local-cluster").force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .with_context(|| format!("applying {what}"))?;
     Ok(())
 }
 

@@ -169,6 +169,15 @@ impl ClusterOptions {
             ..Self::default()
         }
     }
+
+    /// [`ClusterOptions::real_node`] from `tools`, named `name`.
+    pub fn real_node_from(tools: Tools, name: impl Into<String>) -> Self {
+        Self {
+            tools: Some(tools),
+            name: name.into(),
+            ..Self::real_node()
+        }
+    }
 }
 
 impl Default for ClusterOptions {

@@ -316,64 +316,44 @@ impl Pki {
             registry_cert: dir.join("registry.crt"),
             registry_key: dir.join("registry.key"),
         };
-        let writes: [(&Path, &str, bool); 17] = [
-            (&files.registry_cert, &self.registry_serving.cert_pem, false),
-            (&files.registry_key, &self.registry_serving.key_pem, true),
+        // Certificates are public; keys are written mode 0600.
+        let pairs: [(&Path, &Path, &CertAndKey); 7] = [
             (
-                &files.kubelet_client_cert,
-                &self.apiserver_kubelet_client.cert_pem,
-                false,
+                &files.registry_cert,
+                &files.registry_key,
+                &self.registry_serving,
             ),
             (
+                &files.kubelet_client_cert,
                 &files.kubelet_client_key,
-                &self.apiserver_kubelet_client.key_pem,
-                true,
+                &self.apiserver_kubelet_client,
             ),
             (
                 &files.kubelet_serving_cert,
-                &self.kubelet_serving.cert_pem,
-                false,
-            ),
-            (
                 &files.kubelet_serving_key,
-                &self.kubelet_serving.key_pem,
-                true,
+                &self.kubelet_serving,
             ),
-            (&files.ca_cert, &self.ca.cert_pem, false),
-            (&files.ca_key, &self.ca.key_pem, true),
-            (&files.apiserver_cert, &self.apiserver.cert_pem, false),
-            (&files.apiserver_key, &self.apiserver.key_pem, true),
+            (&files.ca_cert, &files.ca_key, &self.ca),
+            (&files.apiserver_cert, &files.apiserver_key, &self.apiserver),
             (
                 &files.components_cert,
-                &self.components_serving.cert_pem,
-                false,
-            ),
-            (
                 &files.components_key,
-                &self.components_serving.key_pem,
-                true,
-            ),
-            (
-                &files.front_proxy_ca_cert,
-                &self.front_proxy_ca.cert_pem,
-                false,
+                &self.components_serving,
             ),
             (
                 &files.front_proxy_client_cert,
-                &self.front_proxy_client.cert_pem,
-                false,
-            ),
-            (
                 &files.front_proxy_client_key,
-                &self.front_proxy_client.key_pem,
-                true,
+                &self.front_proxy_client,
             ),
-            (&files.sa_key, &self.sa_private_key_pem, true),
-            (&files.sa_pub, &self.sa_public_key_pem, false),
         ];
-        for (path, contents, secret) in writes {
-            write_file(path, contents.as_bytes(), secret)?;
+        for (cert, key, pair) in pairs {
+            write_file(cert, pair.cert_pem.as_bytes(), false)?;
+            write_file(key, pair.key_pem.as_bytes(), true)?;
         }
+        let cert = self.front_proxy_ca.cert_pem.as_bytes();
+        write_file(&files.front_proxy_ca_cert, cert, false)?;
+        write_file(&files.sa_key, self.sa_private_key_pem.as_bytes(), true)?;
+        write_file(&files.sa_pub, self.sa_public_key_pem.as_bytes(), false)?;
         Ok(files)
     }
 }

@@ -8,13 +8,14 @@
 //! exactly as long as the cluster: components die with the cluster, or with
 //! the test process if it is killed outright.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -535,10 +536,64 @@ pub(crate) fn log_excerpt(name: &str, path: &Path, lines: usize) -> String {
     )
 }
 
+/// Lines of a process's log an error quotes.
+const LOG_TAIL_LINES: usize = 40;
+
+/// The processes of a cluster or of its real node, by component, behind a
+/// lock (components are started, stopped and polled from several tasks).
+pub(crate) struct Processes<C>(Mutex<BTreeMap<C, ManagedProcess>>);
+
+impl<C: Ord> Processes<C> {
+    pub(crate) fn new(processes: BTreeMap<C, ManagedProcess>) -> Self {
+        Self(Mutex::new(processes))
+    }
+
+    /// The processes (also after a panic of another holder of the lock).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BTreeMap<C, ManagedProcess>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Polls `check` until it yields `Some`, failing at `deadline` or as
+    /// soon as `component`'s process exits; errors quote its log.
+    pub(crate) async fn wait_until<F, Fut>(
+        &self,
+        component: &C,
+        deadline: Instant,
+        what: &str,
+        check: F,
+    ) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<()>>>,
+    {
+        let (name, log) = {
+            let processes = self.lock();
+            let spec = &processes
+                .get(component)
+                .with_context(|| format!("waiting for {what}: no such process"))?
+                .spec;
+            (spec.name, spec.log.clone())
+        };
+        wait_while_running(
+            name,
+            deadline,
+            what,
+            || {
+                self.lock()
+                    .get_mut(component)
+                    .and_then(ManagedProcess::exit_status)
+            },
+            || log_excerpt(name, &log, LOG_TAIL_LINES),
+            check,
+        )
+        .await
+    }
+}
+
 /// Polls `check` every 100 ms until it yields `Some`, failing at `deadline`
 /// or as soon as `exited` reports the exit of process `name`; an error
 /// waiting for `what` quotes `excerpt()` (its log).
-pub(crate) async fn wait_while_running<F, Fut>(
+async fn wait_while_running<F, Fut>(
     name: &str,
     deadline: Instant,
     what: &str,
@@ -570,6 +625,7 @@ pub fn last_lines(text: &str, max_lines: usize) -> String {
 }
 
 /// A child process in its own process group, killed (group and all) on drop.
+#[derive(Debug)]
 pub(crate) struct ChildProcess {
     name: String,
     child: Option<Child>,

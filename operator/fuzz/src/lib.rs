@@ -14,11 +14,14 @@
 //! Inputs that are documents are read as JSON, or else as YAML (the seeds are
 //! the repository's YAML samples and corpus, and the CLI reads YAML).
 
+#[path = "../../tests/support/untrusted.rs"]
+mod untrusted;
+
 use locust_operator::api::{v1, v2};
 use locust_operator::config::OperatorConfig;
 use locust_operator::conversion::{
-    ConversionError, V1_API_VERSION, V2_API_VERSION, V2_SPEC_ANNOTATION,
-    convert_value_with_warnings, v1_to_v2, v2_to_v1,
+    V1_API_VERSION, V2_API_VERSION, V2_SPEC_ANNOTATION, convert_value_with_warnings, v1_to_v2,
+    v2_to_v1,
 };
 use locust_operator::resources::command::{
     CommandError, MASTER_COMMAND_FIELD, WORKER_COMMAND_FIELD,
@@ -29,9 +32,13 @@ use locust_operator::resources::{
 };
 use locust_operator::stats::{self, MasterStats, RowStats};
 use locust_operator::validation::{Violation, validate, validate_value};
-use locust_operator::webhook::handlers;
+use locust_operator::webhook::handlers::{self, HandlerError};
 use locust_operator::yaml;
 use serde_json::{Value, json};
+use untrusted::{
+    admission_body, canonical, check_conversion_error, with_identity, without_empty_annotations,
+    without_null_fields,
+};
 
 /// The message of a violation for a field the schema does not have.
 const UNKNOWN_FIELD: &str = "unknown field";
@@ -46,53 +53,10 @@ pub fn document(data: &[u8]) -> Option<Value> {
         .or_else(|| yaml::from_str(std::str::from_utf8(data).ok()?).ok())
 }
 
-/// The object as the API server stores it, for decoding: `null` fields dropped.
-fn without_null_fields(mut value: Value) -> Value {
-    fn strip(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                map.retain(|_, v| !v.is_null());
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut value);
-    value
-}
-
-/// The name, namespace and uid the API server gives an object.
-fn with_identity(mut value: Value) -> Value {
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        if meta
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            meta.insert("name".into(), json!("t"));
-        }
-        meta.insert("namespace".into(), json!("load"));
-        meta.insert("uid".into(), json!("0b0e5c1e-1f33-4c38-9a51-6c2f5f0d0001"));
-    }
-    value
-}
-
 fn has_spec_annotation(value: &Value) -> bool {
     value["metadata"]["annotations"]
         .get(V2_SPEC_ANNOTATION)
         .is_some()
-}
-
-/// An empty annotation map is no annotation map (JSON `omitempty`); a trip
-/// through the v2-spec annotation drops it.
-fn without_empty_annotations(mut value: Value) -> Value {
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
-        && meta.get("annotations") == Some(&json!({}))
-    {
-        meta.remove("annotations");
-    }
-    value
 }
 
 fn check_violation(v: &Violation) {
@@ -102,17 +66,6 @@ fn check_violation(v: &Violation) {
     // unknown field can be named anything (even "", a key written as "").
     let root = v.field.split(['.', '[']).next().unwrap_or_default();
     assert!(unknown || ROOTS.contains(&root), "no field named: {v:?}");
-}
-
-fn check_conversion_error(err: &ConversionError) {
-    assert!(!err.reason().is_empty());
-    assert!(!err.to_string().trim().is_empty());
-    if let ConversionError::InvalidObject { field, message, .. } = err {
-        assert!(
-            field.is_some() || message.contains("missing field"),
-            "no field named: {err}"
-        );
-    }
 }
 
 /// Fuzz target `conversion`: any document converts to both versions or is
@@ -138,12 +91,8 @@ pub fn conversion(data: &[u8]) {
             continue;
         }
         assert!(there.warnings.is_empty(), "{:?}", there.warnings);
-        let canonical = if source == V1_API_VERSION {
-            serde_json::from_value::<v1::LocustTest>(value.clone()).and_then(serde_json::to_value)
-        } else {
-            serde_json::from_value::<v2::LocustTest>(value.clone()).and_then(serde_json::to_value)
-        };
-        let canonical = canonical.unwrap_or_else(|err| panic!("converted but undecodable: {err}"));
+        let canonical =
+            canonical(&value).unwrap_or_else(|err| panic!("converted but undecodable: {err}"));
         assert_eq!(
             without_empty_annotations(back.object),
             without_empty_annotations(canonical),
@@ -335,41 +284,30 @@ pub fn stats_parser(data: &[u8]) {
     }
 }
 
-/// An admission review of `object`, as the API server sends it.
-fn admission_body(object: &Value, operation: &str, old: Option<&Value>) -> Vec<u8> {
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "locust.io", "version": "v2", "kind": "LocustTest"},
-            "resource": {"group": "locust.io", "version": "v2", "resource": "locusttests"},
-            "name": object["metadata"]["name"].as_str().unwrap_or_default(),
-            "namespace": "load",
-            "operation": operation,
-            "userInfo": {"username": "admin"},
-            "object": object,
-            "oldObject": old,
+/// The handler's review of a body, or `None` when it could not read the body
+/// (an error with a reason and a message).
+fn answered<R>(review: Result<R, HandlerError>) -> Option<R> {
+    match review {
+        Ok(review) => Some(review),
+        Err(err) => {
+            assert!(!err.reason().is_empty() && !err.to_string().is_empty());
+            None
         }
-    });
-    serde_json::to_vec(&review).unwrap_or_default()
+    }
+}
+
+/// The request's uid, which the response must echo, when `body` has one.
+fn request_uid(body: &[u8]) -> Option<String> {
+    let request = serde_json::from_slice::<Value>(body).ok()?;
+    request["request"]["uid"].as_str().map(str::to_owned)
 }
 
 fn check_admission(body: &[u8]) {
-    let review = match handlers::admission_review(body) {
-        Ok(review) => review,
-        Err(err) => {
-            assert!(!err.reason().is_empty() && !err.to_string().is_empty());
-            return;
-        }
+    let Some(review) = answered(handlers::admission_review(body)) else {
+        return;
     };
-    let Some(response) = review.response else {
-        panic!("a review without a response");
-    };
-    let uid = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["request"]["uid"].as_str().map(str::to_owned));
-    if let Some(uid) = uid {
+    let response = review.response.expect("a review without a response");
+    if let Some(uid) = request_uid(body) {
         assert_eq!(response.uid, uid, "uid not echoed");
     }
     if !response.allowed {
@@ -398,27 +336,25 @@ pub fn admission_review(data: &[u8]) {
     if object["kind"] == "AdmissionReview" {
         return;
     }
-    check_admission(&admission_body(&object, "CREATE", None));
-    check_admission(&admission_body(&object, "UPDATE", Some(&object)));
+    let check = |operation, old| {
+        check_admission(
+            &serde_json::to_vec(&admission_body(&object, operation, old)).unwrap_or_default(),
+        );
+    };
+    check("CREATE", None);
+    check("UPDATE", Some(&object));
     let old = json!({"apiVersion": V2_API_VERSION, "kind": "LocustTest", "metadata": {"name": "t"}, "spec": {}});
-    check_admission(&admission_body(&object, "UPDATE", Some(&old)));
+    check("UPDATE", Some(&old));
 }
 
 /// `expected`: the number of objects sent and the version asked for, when
 /// the body is one this crate built.
 fn check_conversion_review(body: &[u8], expected: Option<(usize, &str)>) {
-    let review = match handlers::convert_review(body) {
-        Ok(review) => review,
-        Err(err) => {
-            assert!(!err.reason().is_empty() && !err.to_string().is_empty());
-            return;
-        }
+    let Some(review) = answered(handlers::convert_review(body)) else {
+        return;
     };
-    let Some(response) = review.response else {
-        panic!("a review without a response");
-    };
-    let request = serde_json::from_slice::<Value>(body).unwrap_or_default();
-    if let Some(uid) = request["request"]["uid"].as_str() {
+    let response = review.response.expect("a review without a response");
+    if let Some(uid) = request_uid(body) {
         assert_eq!(response.uid, uid, "uid not echoed");
     }
     if response.result.is_failure() {

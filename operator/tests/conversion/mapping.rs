@@ -48,26 +48,17 @@ fn v1_to_v2_maps_every_row_of_the_table() {
         Some("demo-lib"),
         "libConfigMap → testFiles.libConfigMapRef"
     );
-    assert_eq!(
-        s.master.labels,
-        map(&[("role", "master")]),
-        "labels.master → master.labels"
-    );
-    assert_eq!(
-        s.worker.labels,
-        map(&[("role", "worker")]),
-        "labels.worker → worker.labels"
-    );
-    assert_eq!(
-        s.master.annotations,
-        map(&[("note", "m")]),
-        "annotations.master → master.annotations"
-    );
-    assert_eq!(
-        s.worker.annotations,
-        map(&[("note", "w")]),
-        "annotations.worker → worker.annotations"
-    );
+    for (role, labels, annotations, note) in [
+        ("master", &s.master.labels, &s.master.annotations, "m"),
+        ("worker", &s.worker.labels, &s.worker.annotations, "w"),
+    ] {
+        let (want_labels, want_annotations) = (map(&[("role", role)]), map(&[("note", note)]));
+        assert_eq!(*labels, want_labels, "labels.{role} → {role}.labels");
+        assert_eq!(
+            *annotations, want_annotations,
+            "annotations.{role} → {role}.annotations"
+        );
+    }
     let scheduling = s.scheduling.as_ref().unwrap();
     assert_eq!(
         scheduling.affinity,

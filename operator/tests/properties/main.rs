@@ -35,8 +35,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use locust_operator::api::{v1, v2};
 use locust_operator::config::OperatorConfig;
 use locust_operator::conversion::{
-    ConversionError, V1_API_VERSION, V2_API_VERSION, V2_SPEC_ANNOTATION, convert_value,
-    convert_value_with_warnings, v1_to_v2, v2_to_v1,
+    V1_API_VERSION, V2_API_VERSION, V2_SPEC_ANNOTATION, convert_value, convert_value_with_warnings,
+    v1_to_v2, v2_to_v1,
 };
 use locust_operator::resources::command::{
     CommandError, MASTER_COMMAND_FIELD, WORKER_COMMAND_FIELD,
@@ -51,6 +51,10 @@ use locust_operator::webhook::handlers::{admission_review, convert_review};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use untrusted::{
+    admission_body, canonical, check_conversion_error, with_identity, without_empty_annotations,
+    without_null_fields,
+};
 
 /// Cases per property (`PROPTEST_CASES` overrides it, for a longer search).
 const CASES: u32 = 512;
@@ -588,41 +592,6 @@ fn command_line() -> impl Strategy<Value = String> {
     ]
 }
 
-/// The uid, name and namespace the API server gives an object (it rejects or
-/// generates a missing name), so that it can be built into children.
-fn with_identity(mut value: Value) -> Value {
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        if meta
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            meta.insert("name".into(), json!("t"));
-        }
-        meta.insert("namespace".into(), json!("load"));
-        meta.insert("uid".into(), json!("0b0e5c1e-1f33-4c38-9a51-6c2f5f0d0001"));
-    }
-    value
-}
-
-/// The object as the API server stores it, for decoding: fields set to `null`
-/// are dropped when not nullable (as `validate_value` mirrors) and decode as
-/// absent when nullable.
-fn without_null_fields(mut value: Value) -> Value {
-    fn strip(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                map.retain(|_, v| !v.is_null());
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut value);
-    value
-}
-
 /// The validator's verdict holds for the builder: an accepted object becomes Jobs and a Service.
 fn check_accepted_is_buildable(test: &v2::LocustTest) -> Result<(), TestCaseError> {
     let built = build_children(test, &OperatorConfig::default());
@@ -696,28 +665,10 @@ fn strategies_reach_every_verdict() {
     );
 }
 
-/// An `AdmissionReview` request body for `object` (the validation and the
-/// webhook properties both send one).
-fn admission_body(object: &Value, operation: &str, old: Option<&Value>) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "locust.io", "version": "v2", "kind": "LocustTest"},
-            "resource": {"group": "locust.io", "version": "v2", "resource": "locusttests"},
-            "name": object["metadata"]["name"].as_str().unwrap_or_default(),
-            "namespace": "load",
-            "operation": operation,
-            "userInfo": {"username": "admin"},
-            "object": object,
-            "oldObject": old,
-        }
-    })
-}
-
 mod commands;
 mod conversion;
 mod stats_parsers;
+#[path = "../support/untrusted.rs"]
+mod untrusted;
 mod validation;
 mod webhook;
