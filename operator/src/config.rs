@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::dns::{is_dns1123_label, is_dns1123_subdomain};
 use crate::role::Role;
 use crate::units::{format_duration, parse_duration, quantity_value};
 
@@ -595,22 +596,6 @@ pub fn parse_bind_address(input: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{input}: expected IP:PORT or :PORT"))
 }
 
-/// Whether `s` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, at most 63.
-pub fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-/// Whether `s` is a DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 in all.
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -809,16 +794,5 @@ mod tests {
         );
         assert!(parse_bind_address("localhost").is_err());
         assert!(parse_bind_address("8080").is_err());
-    }
-
-    #[test]
-    fn dns_names() {
-        assert!(is_dns1123_label("a-1"));
-        assert!(!is_dns1123_label("-a"));
-        assert!(!is_dns1123_label("A"));
-        assert!(!is_dns1123_label(&"a".repeat(64)));
-        assert!(is_dns1123_subdomain("locust-k8s-operator.locust.io"));
-        assert!(!is_dns1123_subdomain("a..b"));
-        assert!(!is_dns1123_subdomain(""));
     }
 }

@@ -8,6 +8,7 @@
 //!   CRD), the schema checks and the decoding behind `validate`;
 //! - [`crd`]: the CustomResourceDefinition assembled from the types and rules;
 //! - [`config`]: operator configuration (flags and environment);
+//! - [`dns`]: the syntax of Kubernetes names (DNS-1123 labels and subdomains);
 //! - [`units`]: the duration and quantity parsers;
 //! - [`role`]: the two kinds of Locust pods (master, worker);
 //! - [`resources`]: pure builders from (LocustTest, config) to Jobs and Service;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod controller;
 pub mod conversion;
 pub mod crd;
+pub mod dns;
 pub mod health;
 pub mod leader;
 pub mod metrics;
