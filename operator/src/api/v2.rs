@@ -319,7 +319,10 @@ pub struct MasterSpec {
     /// [--web-base-path P] [--html F] [--json-file F] [--csv P]` and then `extraArgs`.
     pub command: String,
 
-    /// CPU and memory of the master container. Unset keys fall back to the operator's master defaults, then its unified pod defaults.
+    /// CPU, memory and ephemeral storage of the master container. When it sets any request or
+    /// limit it replaces the operator's defaults entirely: a key left out has no value (leave
+    /// out `limits.cpu` for no CPU limit). Without it the operator's master defaults apply,
+    /// each falling back to its unified pod default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
@@ -385,7 +388,10 @@ pub struct WorkerSpec {
     #[schemars(range(min = 1, max = 500))]
     pub replicas: i32,
 
-    /// CPU and memory of each worker container. Unset keys fall back to the operator's worker defaults, then its unified pod defaults.
+    /// CPU, memory and ephemeral storage of each worker container. When it sets any request or
+    /// limit it replaces the operator's defaults entirely: a key left out has no value (leave
+    /// out `limits.cpu` for no CPU limit, so the workers are never throttled). Without it the
+    /// operator's worker defaults apply, each falling back to its unified pod default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
