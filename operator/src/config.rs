@@ -159,7 +159,8 @@ pub struct OperatorConfig {
     )]
     pub job_ttl_seconds_after_finished: Option<i32>,
 
-    /// RuntimeClass of the Locust pods when the test does not name one. Empty = none.
+    /// RuntimeClass of the Locust pods when the test does not name one (a test's
+    /// `scheduling.runtimeClassName: ""` opts out of it). Empty = none.
     #[arg(long, env = "LOCUST_DEFAULT_RUNTIME_CLASS_NAME", value_name = "NAME")]
     pub default_runtime_class_name: Option<String>,
 

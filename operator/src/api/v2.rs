@@ -473,8 +473,11 @@ pub struct SchedulingSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
 
-    /// RuntimeClass of the pods. Falls back to the operator's default runtime class, if any.
+    /// RuntimeClass of the pods (a RuntimeClass name, e.g. `gvisor`). Unset = the operator's
+    /// default runtime class, if any; `""` = no runtime class even when the operator has a
+    /// default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub runtime_class_name: Option<String>,
 }
 
