@@ -12,8 +12,8 @@ use locust_operator::resources::command::{
     ContainerCommand, MASTER_COMMAND_FIELD, WORKER_COMMAND_FIELD,
 };
 use locust_operator::resources::labels::{
-    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_LEGACY_MANAGED_BY, LABEL_MANAGED_BY, LABEL_NAME,
-    LABEL_PART_OF, LABEL_TEST_NAME, LABEL_TEST_POD_NAME,
+    LABEL_APP, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_LEGACY_MANAGED_BY, LABEL_MANAGED_BY,
+    LABEL_NAME, LABEL_PART_OF, LABEL_TEST_NAME, LABEL_TEST_POD_NAME,
 };
 use locust_operator::resources::names::short_hash;
 use locust_operator::resources::{
@@ -439,6 +439,7 @@ fn operator_labels_win_over_user_labels() {
         (LABEL_TEST_NAME, "full"),
         (LABEL_TEST_POD_NAME, "full-master"),
         (LABEL_LEGACY_MANAGED_BY, "locust-k8s-operator"),
+        (LABEL_APP, "full"),
         ("team", "platform"),
     ]
     .into_iter()

@@ -326,7 +326,8 @@ pub struct MasterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Labels added to the master pod (the operator's own labels win on conflict).
+    /// Labels added to the master pod. They may replace the `app` label (the test name by
+    /// default); the operator's other labels keep their values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 
@@ -395,7 +396,8 @@ pub struct WorkerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Labels added to the worker pods (the operator's own labels win on conflict).
+    /// Labels added to the worker pods. They may replace the `app` label (the test name by
+    /// default); the operator's other labels keep their values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 
