@@ -205,6 +205,8 @@ async fn happy_path(cluster: &Cluster) -> Result<()> {
         "--autostart",
         "--autoquit",
         "30",
+        "--enable-rebalancing",
+        "--only-summary",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -65,7 +65,7 @@ spec:
     autoquit:
       enabled: true
       timeout: 30
-    extraArgs: ["--only-summary", "--enable-rebalancing"]
+    extraArgs: ["--loglevel", "DEBUG"]
     resources:
       requests:
         memory: 2Gi
@@ -222,6 +222,8 @@ fn master_command_line_defaults() {
             "--autostart",
             "--autoquit",
             "60",
+            "--enable-rebalancing",
+            "--only-summary",
         ])
     );
 }
@@ -243,8 +245,10 @@ fn master_command_line_with_otel_no_autostart_and_extra_args() {
             "--expect-workers=7",
             "--autoquit",
             "30",
-            "--only-summary",
             "--enable-rebalancing",
+            "--only-summary",
+            "--loglevel",
+            "DEBUG",
         ])
     );
 }
@@ -255,7 +259,14 @@ fn autoquit_disabled_drops_both_tokens() {
     t.spec.master.autoquit.enabled = false;
     t.spec.master.autostart = false;
     let args = master_args(&t.spec).unwrap();
-    assert_eq!(args.last().map(String::as_str), Some("--expect-workers=3"));
+    assert_eq!(
+        args[args.len() - 3..],
+        [
+            "--expect-workers=3",
+            "--enable-rebalancing",
+            "--only-summary"
+        ]
+    );
     assert!(
         !args
             .iter()

@@ -316,7 +316,8 @@ pub struct MasterSpec {
     /// option (`--locustfile ...`) it is passed as arguments to the image's `locust` entrypoint;
     /// otherwise (`locust -f ...`) it replaces the entrypoint. The operator appends
     /// `[--otel] --master --master-port=5557 --expect-workers=N [--autostart] [--autoquit T]
-    /// [--web-base-path P] [--html F] [--json-file F] [--csv P]` and then `extraArgs`.
+    /// --enable-rebalancing --only-summary [--web-base-path P] [--html F] [--json-file F]
+    /// [--csv P]` and then `extraArgs`.
     pub command: String,
 
     /// CPU, memory and ephemeral storage of the master container. When it sets any request or
