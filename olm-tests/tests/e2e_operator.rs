@@ -235,6 +235,8 @@ async fn happy_path(cluster: &Cluster) -> Result<()> {
             "--autostart",
             "--autoquit",
             "30",
+            "--enable-rebalancing",
+            "--only-summary",
         ],
     )?;
     ensure!(mc.command.is_none(), "seed form keeps the image entrypoint");

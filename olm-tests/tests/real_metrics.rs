@@ -6,7 +6,7 @@
 //! Skips without the tools or images unless `CI`/`LOCUST_REQUIRE_TOOLS`.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use locust_operator::api::{LocustTest, Phase};
@@ -69,123 +69,118 @@ async fn scrape_between_equal_reads(fx: &RealNodeFixture) -> Result<(String, Loc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_metrics_carry_the_masters_numbers() -> Result<()> {
-    let started = Instant::now();
-    let Some(fx) = RealNodeFixture::start("real-metrics", &[]).await? else {
-        return Ok(());
-    };
-    let result = async {
-        fx.namespace(NS, &[]).await?;
-        let target = fx.start_target(NS, None).await?;
-        fx.locustfile(NS, "m-files", &locustfile("", "\"/\""))
-            .await?;
-        fx.create_test(NS, NAME, locust_spec("m-files", "25s", json!({})))
-            .await?;
+    RealNodeFixture::run(
+        "real_node_metrics_carry_the_masters_numbers",
+        "real-metrics",
+        &[],
+        &[NS],
+        async |fx| {
+            fx.namespace(NS, &[]).await?;
+            let target = fx.start_target(NS, None).await?;
+            fx.locustfile(NS, "m-files", &locustfile("", "\"/\""))
+                .await?;
+            fx.create_test(NS, NAME, locust_spec("m-files", "25s", json!({})))
+                .await?;
 
-        // Before the master runs: the phase and the expected workers only.
-        let pending = fx.operator.metrics().await?;
-        expect(&pending, "locust_test_workers_expected", "", Some(2.0))?;
-        expect(&pending, "locust_test_users", "", None)?;
+            // Before the master runs: the phase and the expected workers only.
+            let pending = fx.operator.metrics().await?;
+            expect(&pending, "locust_test_workers_expected", "", Some(2.0))?;
+            expect(&pending, "locust_test_users", "", None)?;
 
-        // While it runs: the live numbers of the status, and the users and
-        // workers the master itself reports.
-        fx.wait_test(NS, NAME, "live requests", Duration::from_secs(120), |t| {
-            live_requests(t).is_some_and(|n| n > 0)
-        })
-        .await?;
-        let (text, test) = scrape_between_equal_reads(&fx).await?;
-        let live = test
-            .status
-            .as_ref()
-            .and_then(|s| s.live.clone())
-            .context("status.live")?;
-        let requests = live.total_requests.unwrap_or(0) as f64;
-        expect(&text, "locust_test_requests_total", "", Some(requests))?;
-        expect(
-            &text,
-            "locust_test_request_failures_total",
-            "",
-            count(live.failed_requests),
-        )?;
-        expect(&text, "locust_test_phase", r#",phase="Running""#, Some(1.0))?;
-        let p50 = series(
-            &text,
-            "locust_test_response_time_seconds",
-            r#",quantile="0.5""#,
-        )
-        .context("no median response time series")?;
-        ensure!(
-            live.median_response_time
-                .is_some_and(|ms| (ms / 1000.0 - p50).abs() < 1e-9),
-            "median {p50}s in the scrape, {:?} ms in the status",
-            live.median_response_time
-        );
-        let masters = fx
-            .wait_role_running(NS, NAME, "master", 1, Duration::from_secs(10))
+            // While it runs: the live numbers of the status, and the users and
+            // workers the master itself reports.
+            fx.wait_test(NS, NAME, "live requests", Duration::from_secs(120), |t| {
+                live_requests(t).is_some_and(|n| n > 0)
+            })
             .await?;
-        let forward = fx
-            .cluster
-            .forward(SocketAddr::new(fixture::pod_ip(&masters[0])?, 8089))?;
-        let master = stats::read_stats(forward.host_addr(), "", stats::DEFAULT_TIMEOUT).await?;
-        drop(forward);
-        let users = series(&text, "locust_test_users", "");
-        ensure!(
-            users.is_some() && users == master.user_count.map(|u| u as f64),
-            "users: scrape {users:?}, master {:?}",
-            master.user_count
-        );
-        expect(
-            &text,
-            "locust_test_workers_connected",
-            "",
-            count(master.worker_count),
-        )?;
+            let (text, test) = scrape_between_equal_reads(fx).await?;
+            let live = test
+                .status
+                .as_ref()
+                .and_then(|s| s.live.clone())
+                .context("status.live")?;
+            let requests = live.total_requests.unwrap_or(0) as f64;
+            expect(&text, "locust_test_requests_total", "", Some(requests))?;
+            expect(
+                &text,
+                "locust_test_request_failures_total",
+                "",
+                count(live.failed_requests),
+            )?;
+            expect(&text, "locust_test_phase", r#",phase="Running""#, Some(1.0))?;
+            let p50 = series(
+                &text,
+                "locust_test_response_time_seconds",
+                r#",quantile="0.5""#,
+            )
+            .context("no median response time series")?;
+            ensure!(
+                live.median_response_time
+                    .is_some_and(|ms| (ms / 1000.0 - p50).abs() < 1e-9),
+                "median {p50}s in the scrape, {:?} ms in the status",
+                live.median_response_time
+            );
+            let masters = fx
+                .wait_role_running(NS, NAME, "master", 1, Duration::from_secs(10))
+                .await?;
+            let forward = fx
+                .cluster
+                .forward(SocketAddr::new(fixture::pod_ip(&masters[0])?, 8089))?;
+            let master = stats::read_stats(forward.host_addr(), "", stats::DEFAULT_TIMEOUT).await?;
+            drop(forward);
+            let users = series(&text, "locust_test_users", "");
+            ensure!(
+                users.is_some() && users == master.user_count.map(|u| u as f64),
+                "users: scrape {users:?}, master {:?}",
+                master.user_count
+            );
+            expect(
+                &text,
+                "locust_test_workers_connected",
+                "",
+                count(master.worker_count),
+            )?;
 
-        // After the run: the result, and no live numbers.
-        let done = fx.wait_terminal(NS, NAME, RUN).await?;
-        ensure!(phase(&done) == Some(Phase::Succeeded), "{:?}", done.status);
-        let result = done
-            .status
-            .as_ref()
-            .and_then(|s| s.result.clone())
-            .context("status.result")?;
-        let after = fx.operator.metrics().await?;
-        expect(
-            &after,
-            "locust_test_result_requests",
-            "",
-            count(result.total_requests),
-        )?;
-        expect(
-            &after,
-            "locust_test_result_failures",
-            "",
-            count(result.failed_requests),
-        )?;
-        expect(
-            &after,
-            "locust_test_phase",
-            r#",phase="Succeeded""#,
-            Some(1.0),
-        )?;
-        expect(&after, "locust_test_users", "", None)?;
-        expect(&after, "locust_test_requests_total", "", None)?;
-        let served = fx.target_stats(&target).await?.requests_to("/");
-        eprintln!(
-            "real_node_metrics: while running {requests} requests, {users:?} users, p50 {p50}s \
+            // After the run: the result, and no live numbers.
+            let done = fx.wait_terminal(NS, NAME, RUN).await?;
+            ensure!(phase(&done) == Some(Phase::Succeeded), "{:?}", done.status);
+            let result = done
+                .status
+                .as_ref()
+                .and_then(|s| s.result.clone())
+                .context("status.result")?;
+            let after = fx.operator.metrics().await?;
+            expect(
+                &after,
+                "locust_test_result_requests",
+                "",
+                count(result.total_requests),
+            )?;
+            expect(
+                &after,
+                "locust_test_result_failures",
+                "",
+                count(result.failed_requests),
+            )?;
+            expect(
+                &after,
+                "locust_test_phase",
+                r#",phase="Succeeded""#,
+                Some(1.0),
+            )?;
+            expect(&after, "locust_test_users", "", None)?;
+            expect(&after, "locust_test_requests_total", "", None)?;
+            let served = fx.target_stats(&target).await?.requests_to("/");
+            eprintln!(
+                "real_node_metrics: while running {requests} requests, {users:?} users, p50 {p50}s \
              in the scrape = status and master; after: {:?} requests, {:?} failed \
              (target answered {served}); took {:.1}s",
-            result.total_requests,
-            result.failed_requests,
-            started.elapsed().as_secs_f64()
-        );
-        Ok(())
-    }
-    .await;
-    fx.finish(
-        "real_node_metrics_carry_the_masters_numbers",
-        started,
-        &[NS],
-        result,
+                result.total_requests,
+                result.failed_requests,
+                fx.started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        },
     )
     .await
 }

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::dns::{is_dns1123_label, is_dns1123_subdomain};
 use crate::role::Role;
 use crate::units::{format_duration, parse_duration, quantity_value};
 
@@ -55,7 +56,7 @@ pub struct OperatorConfig {
     )]
     pub pod_memory_request: Option<String>,
 
-    /// Ephemeral-storage request of every Locust container. Empty = none.
+    /// Ephemeral-storage request of every Locust container unless the role or the test says otherwise. Empty = none.
     #[arg(
         long,
         env = "LOCUST_POD_EPHEMERAL_STORAGE_REQUEST",
@@ -81,7 +82,7 @@ pub struct OperatorConfig {
     )]
     pub pod_memory_limit: Option<String>,
 
-    /// Ephemeral-storage limit of every Locust container. Empty = none.
+    /// Ephemeral-storage limit of every Locust container unless the role or the test says otherwise. Empty = none.
     #[arg(
         long,
         env = "LOCUST_POD_EPHEMERAL_STORAGE_LIMIT",
@@ -97,6 +98,11 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_MASTER_MEMORY_REQUEST", value_name = "QUANTITY")]
     pub master_memory_request: Option<String>,
 
+    /// Ephemeral-storage request of the master container; overrides `--pod-ephemeral-storage-request`.
+    #[arg(long, env = "LOCUST_MASTER_EPHEMERAL_STORAGE_REQUEST")]
+    #[arg(value_name = "QUANTITY")]
+    pub master_ephemeral_storage_request: Option<String>,
+
     /// CPU limit of the master container; overrides `--pod-cpu-limit`.
     #[arg(long, env = "LOCUST_MASTER_CPU_LIMIT", value_name = "QUANTITY")]
     pub master_cpu_limit: Option<String>,
@@ -104,6 +110,11 @@ pub struct OperatorConfig {
     /// Memory limit of the master container; overrides `--pod-memory-limit`.
     #[arg(long, env = "LOCUST_MASTER_MEMORY_LIMIT", value_name = "QUANTITY")]
     pub master_memory_limit: Option<String>,
+
+    /// Ephemeral-storage limit of the master container; overrides `--pod-ephemeral-storage-limit`.
+    #[arg(long, env = "LOCUST_MASTER_EPHEMERAL_STORAGE_LIMIT")]
+    #[arg(value_name = "QUANTITY")]
+    pub master_ephemeral_storage_limit: Option<String>,
 
     /// CPU request of each worker container; overrides `--pod-cpu-request`.
     #[arg(long, env = "LOCUST_WORKER_CPU_REQUEST", value_name = "QUANTITY")]
@@ -113,6 +124,11 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_WORKER_MEMORY_REQUEST", value_name = "QUANTITY")]
     pub worker_memory_request: Option<String>,
 
+    /// Ephemeral-storage request of each worker container; overrides `--pod-ephemeral-storage-request`.
+    #[arg(long, env = "LOCUST_WORKER_EPHEMERAL_STORAGE_REQUEST")]
+    #[arg(value_name = "QUANTITY")]
+    pub worker_ephemeral_storage_request: Option<String>,
+
     /// CPU limit of each worker container; overrides `--pod-cpu-limit`.
     #[arg(long, env = "LOCUST_WORKER_CPU_LIMIT", value_name = "QUANTITY")]
     pub worker_cpu_limit: Option<String>,
@@ -120,6 +136,11 @@ pub struct OperatorConfig {
     /// Memory limit of each worker container; overrides `--pod-memory-limit`.
     #[arg(long, env = "LOCUST_WORKER_MEMORY_LIMIT", value_name = "QUANTITY")]
     pub worker_memory_limit: Option<String>,
+
+    /// Ephemeral-storage limit of each worker container; overrides `--pod-ephemeral-storage-limit`.
+    #[arg(long, env = "LOCUST_WORKER_EPHEMERAL_STORAGE_LIMIT")]
+    #[arg(value_name = "QUANTITY")]
+    pub worker_ephemeral_storage_limit: Option<String>,
 
     /// `runAsUser` set on the Locust pods' default security context. When unset, the operator
     /// picks at start-up: none on OpenShift (its `restricted-v2` SCC assigns a UID), 1000
@@ -138,7 +159,8 @@ pub struct OperatorConfig {
     )]
     pub job_ttl_seconds_after_finished: Option<i32>,
 
-    /// RuntimeClass of the Locust pods when the test does not name one. Empty = none.
+    /// RuntimeClass of the Locust pods when the test does not name one (a test's
+    /// `scheduling.runtimeClassName: ""` opts out of it). Empty = none.
     #[arg(long, env = "LOCUST_DEFAULT_RUNTIME_CLASS_NAME", value_name = "NAME")]
     pub default_runtime_class_name: Option<String>,
 
@@ -265,10 +287,14 @@ impl Default for OperatorConfig {
             master_memory_request: None,
             master_cpu_limit: None,
             master_memory_limit: None,
+            master_ephemeral_storage_request: None,
+            master_ephemeral_storage_limit: None,
             worker_cpu_request: None,
             worker_memory_request: None,
             worker_cpu_limit: None,
             worker_memory_limit: None,
+            worker_ephemeral_storage_request: None,
+            worker_ephemeral_storage_limit: None,
             pod_run_as_user: None,
             job_ttl_seconds_after_finished: None,
             default_runtime_class_name: None,
@@ -343,91 +369,49 @@ fn set(opt: &Option<String>) -> Option<&str> {
 
 impl OperatorConfig {
     /// Every quantity option with its flag name, in flag order.
-    fn quantity_options(&self) -> [FlagOption<'_>; 14] {
-        [
-            ("--pod-cpu-request", &self.pod_cpu_request),
-            ("--pod-memory-request", &self.pod_memory_request),
-            (
-                "--pod-ephemeral-storage-request",
-                &self.pod_ephemeral_storage_request,
-            ),
-            ("--pod-cpu-limit", &self.pod_cpu_limit),
-            ("--pod-memory-limit", &self.pod_memory_limit),
-            (
-                "--pod-ephemeral-storage-limit",
-                &self.pod_ephemeral_storage_limit,
-            ),
-            ("--master-cpu-request", &self.master_cpu_request),
-            ("--master-memory-request", &self.master_memory_request),
-            ("--master-cpu-limit", &self.master_cpu_limit),
-            ("--master-memory-limit", &self.master_memory_limit),
-            ("--worker-cpu-request", &self.worker_cpu_request),
-            ("--worker-memory-request", &self.worker_memory_request),
-            ("--worker-cpu-limit", &self.worker_cpu_limit),
-            ("--worker-memory-limit", &self.worker_memory_limit),
-        ]
+    fn quantity_options(&self) -> [FlagOption<'_>; 18] {
+        /// `[(flag, &self.field)]` for `field "flag"` pairs.
+        macro_rules! options {
+            ($($field:ident $flag:literal)*) => { [$(($flag, &self.$field)),*] };
+        }
+        options! {
+            pod_cpu_request "--pod-cpu-request"
+            pod_memory_request "--pod-memory-request"
+            pod_ephemeral_storage_request "--pod-ephemeral-storage-request"
+            pod_cpu_limit "--pod-cpu-limit"
+            pod_memory_limit "--pod-memory-limit"
+            pod_ephemeral_storage_limit "--pod-ephemeral-storage-limit"
+            master_cpu_request "--master-cpu-request"
+            master_memory_request "--master-memory-request"
+            master_cpu_limit "--master-cpu-limit"
+            master_memory_limit "--master-memory-limit"
+            master_ephemeral_storage_request "--master-ephemeral-storage-request"
+            master_ephemeral_storage_limit "--master-ephemeral-storage-limit"
+            worker_cpu_request "--worker-cpu-request"
+            worker_memory_request "--worker-memory-request"
+            worker_cpu_limit "--worker-cpu-limit"
+            worker_memory_limit "--worker-memory-limit"
+            worker_ephemeral_storage_request "--worker-ephemeral-storage-request"
+            worker_ephemeral_storage_limit "--worker-ephemeral-storage-limit"
+        }
     }
 
-    /// The default for one resource key of one role: the role option if set, else the unified one.
+    /// The default for one resource key of one role: the role option if set, else the
+    /// unified one. The options are found by their flag names, `--<role>-<key>-<request or
+    /// limit>` and `--pod-<key>-...`, in [`Self::quantity_options`].
     fn default_for(&self, role: Role, key: &str, limit: bool) -> Option<Sourced<'_>> {
-        let (role_opt, unified): (Option<FlagOption<'_>>, FlagOption<'_>) = match (role, key, limit)
-        {
-            (Role::Master, CPU, false) => (
-                Some(("--master-cpu-request", &self.master_cpu_request)),
-                ("--pod-cpu-request", &self.pod_cpu_request),
-            ),
-            (Role::Master, CPU, true) => (
-                Some(("--master-cpu-limit", &self.master_cpu_limit)),
-                ("--pod-cpu-limit", &self.pod_cpu_limit),
-            ),
-            (Role::Master, MEMORY, false) => (
-                Some(("--master-memory-request", &self.master_memory_request)),
-                ("--pod-memory-request", &self.pod_memory_request),
-            ),
-            (Role::Master, MEMORY, true) => (
-                Some(("--master-memory-limit", &self.master_memory_limit)),
-                ("--pod-memory-limit", &self.pod_memory_limit),
-            ),
-            (Role::Worker, CPU, false) => (
-                Some(("--worker-cpu-request", &self.worker_cpu_request)),
-                ("--pod-cpu-request", &self.pod_cpu_request),
-            ),
-            (Role::Worker, CPU, true) => (
-                Some(("--worker-cpu-limit", &self.worker_cpu_limit)),
-                ("--pod-cpu-limit", &self.pod_cpu_limit),
-            ),
-            (Role::Worker, MEMORY, false) => (
-                Some(("--worker-memory-request", &self.worker_memory_request)),
-                ("--pod-memory-request", &self.pod_memory_request),
-            ),
-            (Role::Worker, MEMORY, true) => (
-                Some(("--worker-memory-limit", &self.worker_memory_limit)),
-                ("--pod-memory-limit", &self.pod_memory_limit),
-            ),
-            (_, EPHEMERAL_STORAGE, false) => (
-                None,
-                (
-                    "--pod-ephemeral-storage-request",
-                    &self.pod_ephemeral_storage_request,
-                ),
-            ),
-            (_, EPHEMERAL_STORAGE, true) => (
-                None,
-                (
-                    "--pod-ephemeral-storage-limit",
-                    &self.pod_ephemeral_storage_limit,
-                ),
-            ),
-            _ => return None,
+        if !DEFAULTED_RESOURCES.contains(&key) {
+            return None;
+        }
+        let kind = if limit { "limit" } else { "request" };
+        let option = |scope: &str| {
+            let name = format!("--{scope}-{key}-{kind}");
+            self.quantity_options()
+                .into_iter()
+                .find(|(flag, _)| *flag == name)
+                .and_then(|(flag, opt)| set(opt).map(|value| Sourced { flag, value }))
         };
-        role_opt
-            .and_then(|(flag, opt)| set(opt).map(|value| Sourced { flag, value }))
-            .or_else(|| {
-                set(unified.1).map(|value| Sourced {
-                    flag: unified.0,
-                    value,
-                })
-            })
+        option(role.as_str()).or_else(|| option("pod"))
     }
 
     /// The default value of one resource key (`cpu`, `memory`,
@@ -617,22 +601,6 @@ pub fn parse_bind_address(input: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{input}: expected IP:PORT or :PORT"))
 }
 
-/// Whether `s` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, at most 63.
-pub fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-/// Whether `s` is a DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 in all.
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -687,6 +655,10 @@ mod tests {
             "--pod-cpu-request=",
             "--worker-memory-limit=2Gi",
             "--job-ttl-seconds-after-finished=300",
+            "--master-ephemeral-storage-limit=1Gi",
+            "--pod-ephemeral-storage-request=30M",
+            "--pod-ephemeral-storage-limit=50M",
+            "--worker-ephemeral-storage-request=",
         ])
         .unwrap();
         assert!(!c.leader_elect);
@@ -699,6 +671,16 @@ mod tests {
         assert_eq!(c.resource_default(Role::Worker, CPU, false), None);
         assert_eq!(c.worker_memory_limit.as_deref(), Some("2Gi"));
         assert_eq!(c.job_ttl_seconds_after_finished, Some(300));
+        // Role ephemeral-storage defaults fall back to the unified ones ("" = unset).
+        for (role, limit, want) in [
+            (Role::Master, true, "1Gi"),
+            (Role::Master, false, "30M"),
+            (Role::Worker, true, "50M"),
+            (Role::Worker, false, "30M"),
+        ] {
+            let got = c.resource_default(role, EPHEMERAL_STORAGE, limit);
+            assert_eq!(got, Some(want), "{} limit={limit}", role.as_str());
+        }
         let c = parse(&["--leader-elect"]).unwrap();
         assert!(c.leader_elect);
         assert!(parse(&["--grace-period=soon"]).is_err());
@@ -797,6 +779,16 @@ mod tests {
             ..OperatorConfig::default()
         };
         assert_eq!(ok.validate(), Ok(()));
+        let bad = OperatorConfig {
+            worker_ephemeral_storage_request: Some("2Gi".into()),
+            pod_ephemeral_storage_limit: Some("1Gi".into()),
+            ..OperatorConfig::default()
+        };
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("--worker-ephemeral-storage-request=2Gi: worker ephemeral-storage request exceeds its limit --pod-ephemeral-storage-limit=1Gi"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -831,16 +823,5 @@ mod tests {
         );
         assert!(parse_bind_address("localhost").is_err());
         assert!(parse_bind_address("8080").is_err());
-    }
-
-    #[test]
-    fn dns_names() {
-        assert!(is_dns1123_label("a-1"));
-        assert!(!is_dns1123_label("-a"));
-        assert!(!is_dns1123_label("A"));
-        assert!(!is_dns1123_label(&"a".repeat(64)));
-        assert!(is_dns1123_subdomain("locust-k8s-operator.locust.io"));
-        assert!(!is_dns1123_subdomain("a..b"));
-        assert!(!is_dns1123_subdomain(""));
     }
 }

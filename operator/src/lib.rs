@@ -8,7 +8,10 @@
 //!   CRD), the schema checks and the decoding behind `validate`;
 //! - [`crd`]: the CustomResourceDefinition assembled from the types and rules;
 //! - [`config`]: operator configuration (flags and environment);
+//! - [`dns`]: the syntax of Kubernetes names (DNS-1123 labels and subdomains);
 //! - [`units`]: the duration and quantity parsers;
+//! - [`migration`]: where a test written for the Go operator behaves differently here
+//!   (the migration check of `validate`);
 //! - [`role`]: the two kinds of Locust pods (master, worker);
 //! - [`resources`]: pure builders from (LocustTest, config) to Jobs and Service;
 //! - [`controller`]: the reconciler (read, build, apply, derive status);
@@ -25,11 +28,13 @@ pub mod config;
 pub mod controller;
 pub mod conversion;
 pub mod crd;
+pub mod dns;
 pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod metrics_tls;
+pub mod migration;
 pub mod rbac;
 pub mod resources;
 pub mod role;

@@ -14,13 +14,15 @@ use kube::Client;
 use kube::api::Api;
 use locust_operator::api::{v1, v2};
 use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
+use locust_operator::conversion::ApiVersion;
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
 use locust_operator::metrics::{self, Metrics};
 use locust_operator::metrics_auth::Authorizer;
 use locust_operator::metrics_tls;
+use locust_operator::migration::{self, Difference};
 use locust_operator::server::BindError;
-use locust_operator::{controller, conversion, resources, validation, webhook, yaml};
+use locust_operator::{api, controller, conversion, resources, validation, webhook, yaml};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -56,7 +58,8 @@ enum Command {
         #[command(flatten)]
         config: OperatorConfig,
     },
-    /// Print every admission error of each LocustTest in a file; exits non-zero if any.
+    /// Print every admission error of each LocustTest in a file, and on stderr where a valid
+    /// test behaves differently than under the Go operator; exits non-zero on an error only.
     Validate {
         /// YAML file with one or more LocustTests (`-` for stdin).
         #[arg(short = 'f', long = "filename")]
@@ -97,6 +100,44 @@ fn read_docs(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
     yaml::documents(&text).map_err(|e| yaml::describe(&e, &source))
 }
 
+/// The documents of `file` that are LocustTests (or claim no kind, to be reported as
+/// such), with the items of a `List` (`kubectl get -o yaml`) taken one by one: other
+/// kinds, such as the locustfile's ConfigMap kept in the same file, are passed over
+/// with a note on stderr.
+fn read_tests(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
+    let mut tests = Vec::new();
+    let mut docs = read_docs(file)?;
+    docs.reverse();
+    while let Some(mut doc) = docs.pop() {
+        match doc.get("kind").and_then(|k| k.as_str()) {
+            Some("List") if doc.get("items").is_some_and(|i| i.is_array()) => {
+                if let Some(serde_json::Value::Array(items)) =
+                    doc.get_mut("items").map(std::mem::take)
+                {
+                    docs.extend(items.into_iter().rev());
+                }
+            }
+            Some(kind) if kind != api::KIND => {
+                eprintln!("note: {kind} {}: not a LocustTest, skipped", doc_name(&doc));
+            }
+            _ => tests.push(doc),
+        }
+    }
+    Ok(tests)
+}
+
+/// Where the test `doc` (valid) behaves differently than under the Go operator.
+fn go_operator_differences(doc: &serde_json::Value) -> Vec<Difference> {
+    let written = doc
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .and_then(ApiVersion::parse);
+    match (written, to_v2(doc.clone())) {
+        (Some(written), Ok(test)) => migration::go_operator_differences(&test, written),
+        _ => Vec::new(),
+    }
+}
+
 fn doc_name(doc: &serde_json::Value) -> String {
     doc.pointer("/metadata/name")
         .and_then(|v| v.as_str())
@@ -121,7 +162,7 @@ fn print_yaml<T: serde::Serialize>(obj: &T) -> Result<(), String> {
 fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<(), String> {
     config.validate().map_err(|e| e.to_string())?;
     let config = &config.clone().with_default_run_as_user();
-    for doc in read_docs(file)? {
+    for doc in read_tests(file)? {
         let name = doc_name(&doc);
         let mut test = to_v2(doc).map_err(|e| format!("{name}: {e}"))?;
         test.metadata
@@ -142,7 +183,7 @@ fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<()
 
 fn validate_file(file: &PathBuf) -> Result<usize, String> {
     let mut errors = 0;
-    for doc in read_docs(file)? {
+    for doc in read_tests(file)? {
         let name = doc_name(&doc);
         if doc.get("apiVersion").and_then(|v| v.as_str()) == Some(conversion::V1_API_VERSION) {
             eprintln!("{name}: warning: {}", v1::DEPRECATION_WARNING);
@@ -152,6 +193,10 @@ fn validate_file(file: &PathBuf) -> Result<usize, String> {
         let problems = validation::validate_value(&doc);
         if problems.is_empty() {
             println!("{name}: valid");
+            // The migration check: warnings only, the exit status stays.
+            for difference in go_operator_differences(&doc) {
+                eprintln!("{name}: warning: {difference}");
+            }
         }
         for p in &problems {
             println!("{name}: {p}");
@@ -166,7 +211,7 @@ fn convert_file(file: &PathBuf, to: Version) -> Result<(), String> {
         Version::V1 => conversion::V1_API_VERSION,
         Version::V2 => conversion::V2_API_VERSION,
     };
-    for doc in read_docs(file)? {
+    for doc in read_tests(file)? {
         let name = doc_name(&doc);
         let out = conversion::convert_value(doc, target).map_err(|e| format!("{name}: {e}"))?;
         print_yaml(&out)?;

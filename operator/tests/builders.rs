@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use locust_operator::api::LocustTest;
 use locust_operator::config::OperatorConfig;
@@ -13,8 +12,8 @@ use locust_operator::resources::command::{
     ContainerCommand, MASTER_COMMAND_FIELD, WORKER_COMMAND_FIELD,
 };
 use locust_operator::resources::labels::{
-    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_LEGACY_MANAGED_BY, LABEL_MANAGED_BY, LABEL_NAME,
-    LABEL_PART_OF, LABEL_TEST_NAME, LABEL_TEST_POD_NAME,
+    LABEL_APP, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_LEGACY_MANAGED_BY, LABEL_MANAGED_BY,
+    LABEL_NAME, LABEL_PART_OF, LABEL_TEST_NAME, LABEL_TEST_POD_NAME,
 };
 use locust_operator::resources::names::short_hash;
 use locust_operator::resources::{
@@ -66,7 +65,7 @@ spec:
     autoquit:
       enabled: true
       timeout: 30
-    extraArgs: ["--only-summary", "--enable-rebalancing"]
+    extraArgs: ["--loglevel", "DEBUG"]
     resources:
       requests:
         memory: 2Gi
@@ -206,10 +205,6 @@ fn env_value<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
     c.env.iter().flatten().find(|v| v.name == name)
 }
 
-fn q(s: &str) -> Quantity {
-    Quantity(s.to_owned())
-}
-
 // ---------------------------------------------------------------- command lines
 
 #[test]
@@ -227,6 +222,8 @@ fn master_command_line_defaults() {
             "--autostart",
             "--autoquit",
             "60",
+            "--enable-rebalancing",
+            "--only-summary",
         ])
     );
 }
@@ -248,8 +245,10 @@ fn master_command_line_with_otel_no_autostart_and_extra_args() {
             "--expect-workers=7",
             "--autoquit",
             "30",
-            "--only-summary",
             "--enable-rebalancing",
+            "--only-summary",
+            "--loglevel",
+            "DEBUG",
         ])
     );
 }
@@ -260,7 +259,14 @@ fn autoquit_disabled_drops_both_tokens() {
     t.spec.master.autoquit.enabled = false;
     t.spec.master.autostart = false;
     let args = master_args(&t.spec).unwrap();
-    assert_eq!(args.last().map(String::as_str), Some("--expect-workers=3"));
+    assert_eq!(
+        args[args.len() - 3..],
+        [
+            "--expect-workers=3",
+            "--enable-rebalancing",
+            "--only-summary"
+        ]
+    );
     assert!(
         !args
             .iter()
@@ -444,6 +450,7 @@ fn operator_labels_win_over_user_labels() {
         (LABEL_TEST_NAME, "full"),
         (LABEL_TEST_POD_NAME, "full-master"),
         (LABEL_LEGACY_MANAGED_BY, "locust-k8s-operator"),
+        (LABEL_APP, "full"),
         ("team", "platform"),
     ]
     .into_iter()
@@ -961,86 +968,7 @@ fn scheduling_and_image_settings_on_both_pods() {
     assert_eq!(pod(&build(&minimal()).master_job).runtime_class_name, None);
 }
 
-// ---------------------------------------------------------------- resources
-
-#[test]
-fn resources_take_cr_then_role_then_unified_default_per_key() {
-    let cfg = OperatorConfig {
-        master_cpu_request: Some("500m".to_owned()),
-        worker_memory_limit: Some("512Mi".to_owned()),
-        pod_ephemeral_storage_limit: Some("1Gi".to_owned()),
-        ..OperatorConfig::default()
-    };
-    let c = build_children(&full(), &cfg).unwrap();
-
-    let master = container(&c.master_job).resources.as_ref().unwrap();
-    assert_eq!(
-        master.requests.as_ref().unwrap(),
-        &BTreeMap::from([
-            ("cpu".to_owned(), q("500m")),   // role default
-            ("memory".to_owned(), q("2Gi")), // CR
-        ])
-    );
-    assert_eq!(
-        master.limits.as_ref().unwrap(),
-        &BTreeMap::from([
-            ("cpu".to_owned(), q("1000m")),             // unified default
-            ("ephemeral-storage".to_owned(), q("1Gi")), // unified default
-            // The defaulted limit (1024Mi) would be below the CR request: raised to it.
-            ("memory".to_owned(), q("2Gi")),
-            ("nvidia.com/gpu".to_owned(), q("1")), // other CR keys kept
-        ])
-    );
-
-    let worker = container(&c.worker_job).resources.as_ref().unwrap();
-    assert_eq!(
-        worker.requests.as_ref().unwrap(),
-        &BTreeMap::from([
-            // The defaulted request (250m) would exceed the CR limit: lowered to it.
-            ("cpu".to_owned(), q("100m")),
-            ("memory".to_owned(), q("128Mi")),
-        ])
-    );
-    assert_eq!(
-        worker.limits.as_ref().unwrap(),
-        &BTreeMap::from([
-            ("cpu".to_owned(), q("100m")), // CR
-            ("ephemeral-storage".to_owned(), q("1Gi")),
-            ("memory".to_owned(), q("512Mi")), // role default
-        ])
-    );
-}
-
-#[test]
-fn unified_defaults_apply_without_cr_resources_and_can_be_unset() {
-    let c = build(&minimal());
-    for job in [&c.master_job, &c.worker_job] {
-        let r = container(job).resources.as_ref().unwrap();
-        assert_eq!(
-            r.requests.as_ref().unwrap(),
-            &BTreeMap::from([
-                ("cpu".to_owned(), q("250m")),
-                ("memory".to_owned(), q("128Mi"))
-            ])
-        );
-        assert_eq!(
-            r.limits.as_ref().unwrap(),
-            &BTreeMap::from([
-                ("cpu".to_owned(), q("1000m")),
-                ("memory".to_owned(), q("1024Mi"))
-            ])
-        );
-    }
-    let cfg = OperatorConfig {
-        pod_cpu_limit: Some(String::new()),
-        pod_memory_limit: None,
-        ..OperatorConfig::default()
-    };
-    let c = build_children(&minimal(), &cfg).unwrap();
-    let r = container(&c.worker_job).resources.as_ref().unwrap();
-    assert_eq!(r.limits, None);
-    assert_eq!(r.requests.as_ref().unwrap().len(), 2);
-}
+// Resources: tests/migration_builders.rs.
 
 // ---------------------------------------------------------------- security
 

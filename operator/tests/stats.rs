@@ -59,6 +59,12 @@ fn running_2_47() {
             requests_per_second: Some(88.00544429422611),
             fail_ratio: Some(0.5465116279069767),
             total_requests: Some(258),
+            failed_requests: Some(141),
+            average_response_time: Some(3.9544385697671567),
+            median_response_time: Some(3.0),
+            p95_response_time: Some(8.0),
+            p99_response_time: Some(11.0),
+            max_response_time: Some(12.0),
             state: Some("running".into()),
         }
     );

@@ -316,14 +316,19 @@ pub struct MasterSpec {
     /// option (`--locustfile ...`) it is passed as arguments to the image's `locust` entrypoint;
     /// otherwise (`locust -f ...`) it replaces the entrypoint. The operator appends
     /// `[--otel] --master --master-port=5557 --expect-workers=N [--autostart] [--autoquit T]
-    /// [--web-base-path P] [--html F] [--json-file F] [--csv P]` and then `extraArgs`.
+    /// --enable-rebalancing --only-summary [--web-base-path P] [--html F] [--json-file F]
+    /// [--csv P]` and then `extraArgs`.
     pub command: String,
 
-    /// CPU and memory of the master container. Unset keys fall back to the operator's master defaults, then its unified pod defaults.
+    /// CPU, memory and ephemeral storage of the master container. When it sets any request or
+    /// limit it replaces the operator's defaults entirely: a key left out has no value (leave
+    /// out `limits.cpu` for no CPU limit). Without it the operator's master defaults apply,
+    /// each falling back to its unified pod default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Labels added to the master pod (the operator's own labels win on conflict).
+    /// Labels added to the master pod. They may replace the `app` label (the test name by
+    /// default); the operator's other labels keep their values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 
@@ -385,11 +390,15 @@ pub struct WorkerSpec {
     #[schemars(range(min = 1, max = 500))]
     pub replicas: i32,
 
-    /// CPU and memory of each worker container. Unset keys fall back to the operator's worker defaults, then its unified pod defaults.
+    /// CPU, memory and ephemeral storage of each worker container. When it sets any request or
+    /// limit it replaces the operator's defaults entirely: a key left out has no value (leave
+    /// out `limits.cpu` for no CPU limit, so the workers are never throttled). Without it the
+    /// operator's worker defaults apply, each falling back to its unified pod default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Labels added to the worker pods (the operator's own labels win on conflict).
+    /// Labels added to the worker pods. They may replace the `app` label (the test name by
+    /// default); the operator's other labels keep their values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 
@@ -467,8 +476,11 @@ pub struct SchedulingSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
 
-    /// RuntimeClass of the pods. Falls back to the operator's default runtime class, if any.
+    /// RuntimeClass of the pods (a RuntimeClass name, e.g. `gvisor`). Unset = the operator's
+    /// default runtime class, if any; `""` = no runtime class even when the operator has a
+    /// default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub runtime_class_name: Option<String>,
 }
 

@@ -59,8 +59,8 @@ fn keep_keys(map: &mut BTreeMap<String, String>, keys: &[&str]) {
 }
 
 /// Drops what the reconciler never reads from a cached pod. It reads: name,
-/// namespace, deletion timestamp, the test-name, managed-by and component
-/// labels; the phase, reason, message, pod IP, start time, each container's
+/// namespace, deletion timestamp, the labels of
+/// [`labels::POD_LOOKUP_LABEL_KEYS`]; the phase, reason, message, pod IP, start time, each container's
 /// name and state, and a `PodScheduled=False` condition. Extend this list
 /// (and the trim) before reading more.
 fn trim_pod(pod: &mut Pod) {
@@ -71,14 +71,7 @@ fn trim_pod(pod: &mut Pod) {
     meta.finalizers = None;
     meta.generate_name = None;
     if let Some(labels) = meta.labels.as_mut() {
-        keep_keys(
-            labels,
-            &[
-                labels::LABEL_TEST_NAME,
-                labels::LABEL_MANAGED_BY,
-                labels::LABEL_COMPONENT,
-            ],
-        );
+        keep_keys(labels, &labels::POD_LOOKUP_LABEL_KEYS);
     }
     pod.spec = None;
     if let Some(status) = pod.status.as_mut() {

@@ -1,7 +1,8 @@
 //! Command lines of the master and worker containers.
 //!
 //! Master: `<command> [--otel] --master --master-port=5557 --expect-workers=N [--autostart]
-//! [--autoquit T] [--web-base-path=P] [--html=F] [--json-file=F] [--csv=P] [extraArgs...]`
+//! [--autoquit T] --enable-rebalancing --only-summary [--web-base-path=P] [--html=F]
+//! [--json-file=F] [--csv=P] [extraArgs...]`
 //! (N = replicas × processesPerPod). Worker: `<command> [--otel] --worker
 //! --master-host=<service> --master-port=5557 [--processes=N] [extraArgs...]`.
 
@@ -13,6 +14,12 @@ pub const MASTER_PORT: i32 = 5557;
 pub const MASTER_PORT_2: i32 = 5558;
 /// Port of the Locust web UI and REST API.
 pub const WEB_PORT: i32 = 8089;
+
+/// Flags every master gets after `--autoquit`, as from the Go operator: Locust redistributes
+/// the users when a worker joins or leaves mid-run (so a worker pod the Job replaces takes
+/// its share of the load instead of idling), and the console prints only the final summary
+/// (which CI jobs read from the master's log; the live numbers are in the test's status).
+pub const MASTER_FIXED_FLAGS: [&str; 2] = ["--enable-rebalancing", "--only-summary"];
 
 /// Field path of the master command, for error messages.
 pub const MASTER_COMMAND_FIELD: &str = "spec.master.command";
@@ -160,6 +167,7 @@ pub fn master_args(spec: &LocustTestSpec) -> Result<Vec<String>, CommandError> {
         words.push("--autoquit".to_owned());
         words.push(spec.master.autoquit.timeout.to_string());
     }
+    words.extend(MASTER_FIXED_FLAGS.iter().map(|f| (*f).to_owned()));
     let base_path = spec.web_base_path();
     if !base_path.is_empty() {
         words.push(format!("--web-base-path={base_path}"));
@@ -253,6 +261,8 @@ mod tests {
                 "--autostart",
                 "--autoquit",
                 "30",
+                "--enable-rebalancing",
+                "--only-summary",
                 "--web-base-path=/locust",
                 "--html=/results/r.html",
                 "--csv=/results/run",

@@ -204,6 +204,21 @@ fn container_ports(role: Role) -> Vec<ContainerPort> {
     }
 }
 
+/// The pods' RuntimeClass: `scheduling.runtimeClassName` when the test names one, none when
+/// it gives `""` (the test opts out of the operator's default), else the operator's
+/// `--default-runtime-class-name`, if any.
+pub fn runtime_class_name(spec: &LocustTestSpec, cfg: &OperatorConfig) -> Option<String> {
+    match spec
+        .scheduling
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref())
+    {
+        Some("") => None,
+        Some(name) => Some(name.to_owned()),
+        None => cfg.default_runtime_class().map(str::to_owned),
+    }
+}
+
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
@@ -262,10 +277,7 @@ pub fn pod_template(
         node_selector: scheduling
             .map(|s| s.node_selector.clone())
             .filter(|m| !m.is_empty()),
-        runtime_class_name: scheduling
-            .and_then(|s| s.runtime_class_name.clone())
-            .filter(|r| !r.is_empty())
-            .or_else(|| cfg.default_runtime_class().map(str::to_owned)),
+        runtime_class_name: runtime_class_name(spec, cfg),
         image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
         security_context: Some(
             security
@@ -286,5 +298,34 @@ pub fn pod_template(
             ..ObjectMeta::default()
         }),
         spec: Some(pod_spec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_runtime_class_opts_out_of_the_default() {
+        let cfg = OperatorConfig {
+            default_runtime_class_name: Some("gvisor".into()),
+            ..OperatorConfig::default()
+        };
+        let mut spec: LocustTestSpec = serde_json::from_value(serde_json::json!({
+            "image": "locustio/locust:2.43.1",
+            "master": {"command": "--locustfile l.py"},
+            "worker": {"command": "--locustfile l.py", "replicas": 1}
+        }))
+        .unwrap();
+        let mut runtime = |name: Option<&str>| {
+            spec.scheduling = name.map(|n| crate::api::v2::SchedulingSpec {
+                runtime_class_name: Some(n.to_owned()),
+                ..Default::default()
+            });
+            runtime_class_name(&spec, &cfg)
+        };
+        assert_eq!(runtime(None).as_deref(), Some("gvisor"));
+        assert_eq!(runtime(Some("kata")).as_deref(), Some("kata"));
+        assert_eq!(runtime(Some("")), None);
     }
 }

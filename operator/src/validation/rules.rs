@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::api::v1;
 use crate::api::v2::LocustTest;
+use crate::dns::is_dns1123_subdomain;
 use crate::resources::{is_reserved_volume_name, split_command};
 
 /// Longest accepted `metadata.name`: the operator names its resources
@@ -249,6 +250,15 @@ fn enabled_output_paths(t: &LocustTest) -> Vec<&str> {
     .collect()
 }
 
+/// `scheduling.runtimeClassName` is unset, `""` (no runtime class) or a RuntimeClass name.
+fn check_runtime_class_name(t: &LocustTest) -> bool {
+    t.spec
+        .scheduling
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref())
+        .is_none_or(|name| name.is_empty() || is_dns1123_subdomain(name))
+}
+
 fn check_output_paths_on_master_volume(t: &LocustTest) -> bool {
     enabled_output_paths(t).iter().all(|p| {
         t.spec.volume_mounts.iter().any(|m| {
@@ -424,6 +434,17 @@ pub static RULES: &[Rule] = &[
         message: "every spec.volumeMounts[].mountPath must be an absolute path; start it with '/', e.g. /results",
         reason: CelReason::Invalid,
         check: check_volume_mount_paths_absolute,
+    },
+    Rule {
+        id: "runtime-class-name",
+        at: &["spec", "scheduling", "runtimeClassName"],
+        // crate::dns::SUBDOMAIN_PATTERN, with the length of crate::dns::MAX_SUBDOMAIN.
+        cel: "self == '' || (size(self) <= 253 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))",
+        field_path: "",
+        field: "spec.scheduling.runtimeClassName",
+        message: "spec.scheduling.runtimeClassName must be the name of a RuntimeClass: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, e.g. gvisor; write \"\" for no runtime class, or leave the field out for the operator's default",
+        reason: CelReason::Invalid,
+        check: check_runtime_class_name,
     },
     Rule {
         id: "output-paths-on-master-volume",

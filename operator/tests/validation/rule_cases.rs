@@ -109,6 +109,11 @@ rule_cases! {
         accept: edit(base(), |v| v["spec"]["testFiles"] = json!({"configMapRef": "tests", "srcMountPath": "/mnt/tests"})),
         reject: edit(base(), |v| v["spec"]["testFiles"] = json!({"configMapRef": "tests", "srcMountPath": "lotest/src"})),
     }
+    runtime_class_name => "runtime-class-name" {
+        // "" opts out of the operator's default; dotted names and long parts are names.
+        accept: edit(base(), |v| v["spec"]["scheduling"] = json!({"runtimeClassName": format!("kata.{}", "a".repeat(70))})),
+        reject: edit(base(), |v| v["spec"]["scheduling"] = json!({"runtimeClassName": "gVisor_Sandbox"})),
+    }
     lib_mount_path_absolute => "lib-mount-path-absolute" {
         accept: edit(base(), |v| v["spec"]["testFiles"] = json!({"libConfigMapRef": "lib", "libMountPath": "/mnt/lib"})),
         reject: edit(base(), |v| v["spec"]["testFiles"] = json!({"libConfigMapRef": "lib", "libMountPath": "lib"})),
@@ -305,4 +310,48 @@ fn cel_rules_at_lists_the_rules_of_a_location() {
         .map(|at| cel_rules_at(at).len())
         .sum();
     assert_eq!(total, RULES.len());
+}
+
+#[test]
+fn the_runtime_class_rule_spells_the_name_syntax_of_the_dns_module() {
+    use locust_operator::dns::{MAX_SUBDOMAIN, SUBDOMAIN_PATTERN, is_dns1123_subdomain};
+    let rule = RULES.iter().find(|r| r.id == "runtime-class-name").unwrap();
+    assert!(
+        rule.cel.contains(&format!("'{SUBDOMAIN_PATTERN}'")),
+        "{}",
+        rule.cel
+    );
+    assert!(
+        rule.cel
+            .contains(&format!("size(self) <= {MAX_SUBDOMAIN} ")),
+        "{}",
+        rule.cel
+    );
+    // The CEL evaluator and the Rust mirror agree name by name, "" included.
+    let long_part = format!("{}.io", "b".repeat(100));
+    let too_long = "a".repeat(254);
+    for name in [
+        "",
+        "gvisor",
+        "kata.fc",
+        "a",
+        long_part.as_str(),
+        "-gvisor",
+        "gvisor.",
+        "Kata",
+        "run_sc",
+        "a..b",
+        " gvisor",
+        too_long.as_str(),
+    ] {
+        let doc = edit(base(), |v| {
+            v["spec"]["scheduling"] = json!({"runtimeClassName": name})
+        });
+        let cel_ok = !cel_violations(&doc)
+            .iter()
+            .any(|(field, _)| field == "spec.scheduling.runtimeClassName");
+        let rust_ok = name.is_empty() || is_dns1123_subdomain(name);
+        assert_eq!(cel_ok, rust_ok, "{name:?}");
+        assert_eq!(typed_violations(&doc).is_empty(), rust_ok, "{name:?}");
+    }
 }
