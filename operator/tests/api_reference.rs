@@ -9,24 +9,53 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSche
 use locust_operator::crd::crd;
 use locust_operator::validation::{RULES, V1_RULES};
 
-/// Fields whose type is a core Kubernetes type: documented by Kubernetes, not
-/// expanded here.
-const CORE_TYPES: &[(&str, &str)] = &[
-    ("affinity", "core/v1 Affinity"),
-    ("tolerations", "[]core/v1 Toleration"),
-    ("volumes", "[]core/v1 Volume"),
-    ("variables", "[]core/v1 EnvVar"),
-    ("resources", "core/v1 ResourceRequirements"),
-    ("podSecurityContext", "core/v1 PodSecurityContext"),
-    ("containerSecurityContext", "core/v1 SecurityContext"),
-    ("imagePullSecrets", "[]core/v1 LocalObjectReference"),
-    ("conditions", "[]meta/v1 Condition"),
+/// Fields whose type is a core Kubernetes type, by CRD version and path:
+/// documented by Kubernetes, not expanded here. Keyed by path, not by field
+/// name: v1's `affinity` (node label → value) and `imagePullSecrets` (plain
+/// names) share names with v2's core types but are not them.
+const CORE_TYPES: &[(&str, &str, &str)] = &[
+    ("v2", "spec.env.variables", "[]core/v1 EnvVar"),
+    (
+        "v2",
+        "spec.imagePullSecrets",
+        "[]core/v1 LocalObjectReference",
+    ),
+    (
+        "v2",
+        "spec.master.resources",
+        "core/v1 ResourceRequirements",
+    ),
+    (
+        "v2",
+        "spec.worker.resources",
+        "core/v1 ResourceRequirements",
+    ),
+    ("v2", "spec.scheduling.affinity", "core/v1 Affinity"),
+    ("v2", "spec.scheduling.tolerations", "[]core/v1 Toleration"),
+    (
+        "v2",
+        "spec.security.containerSecurityContext",
+        "core/v1 SecurityContext",
+    ),
+    (
+        "v2",
+        "spec.security.podSecurityContext",
+        "core/v1 PodSecurityContext",
+    ),
+    ("v2", "spec.volumes", "[]core/v1 Volume"),
+    ("v2", "status.conditions", "[]meta/v1 Condition"),
+    ("v1", "spec.tolerations", "[]core/v1 Toleration"),
+    ("v1", "status.conditions", "[]meta/v1 Condition"),
 ];
 
-fn type_of(name: &str, s: &JSONSchemaProps) -> String {
-    if let Some((_, t)) = CORE_TYPES.iter().find(|(n, _)| *n == name) {
-        return t.to_string();
-    }
+fn core_type(version: &str, path: &str) -> Option<&'static str> {
+    CORE_TYPES
+        .iter()
+        .find(|(v, p, _)| *v == version && *p == path)
+        .map(|(_, _, t)| *t)
+}
+
+fn type_of(s: &JSONSchemaProps) -> String {
     if s.x_kubernetes_int_or_string == Some(true) {
         return "int-or-string".into();
     }
@@ -37,7 +66,7 @@ fn type_of(name: &str, s: &JSONSchemaProps) -> String {
                 .as_ref()
                 .and_then(|i| match i {
                     k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(s) => {
-                        Some(type_of("", s))
+                        Some(type_of(s))
                     }
                     _ => None,
                 })
@@ -82,7 +111,8 @@ fn clean(d: &str) -> String {
         .replace('|', "\\|")
 }
 
-fn walk(out: &mut String, path: &str, name: &str, s: &JSONSchemaProps, required: bool) {
+fn walk(out: &mut String, version: &str, path: &str, s: &JSONSchemaProps, required: bool) {
+    let core = core_type(version, path);
     let default = s
         .default
         .as_ref()
@@ -91,13 +121,13 @@ fn walk(out: &mut String, path: &str, name: &str, s: &JSONSchemaProps, required:
     let _ = writeln!(
         out,
         "| `{path}` | {} | {} | {} | {} | {} |",
-        type_of(name, s),
+        core.map_or_else(|| type_of(s), str::to_owned),
         if required { "yes" } else { "" },
         default,
         constraints(s),
         clean(s.description.as_deref().unwrap_or_default())
     );
-    if CORE_TYPES.iter().any(|(n, _)| *n == name) {
+    if core.is_some() {
         return;
     }
     let (props, req) = match (&s.properties, &s.items) {
@@ -114,7 +144,7 @@ fn walk(out: &mut String, path: &str, name: &str, s: &JSONSchemaProps, required:
     };
     if let Some(props) = props {
         for (k, v) in props {
-            walk(out, &format!("{path}{sep}{k}"), k, v, req.contains(k));
+            walk(out, version, &format!("{path}{sep}{k}"), v, req.contains(k));
         }
     }
 }
@@ -140,7 +170,7 @@ fn version_section(out: &mut String, version: &str) {
         let _ = writeln!(out, "|---|---|---|---|---|---|");
         let req = s.required.clone().unwrap_or_default();
         for (k, p) in s.properties.iter().flatten() {
-            walk(out, &format!("{top}.{k}"), k, p, req.contains(k));
+            walk(out, version, &format!("{top}.{k}"), p, req.contains(k));
         }
     }
 }
@@ -204,4 +234,70 @@ fn api_reference_is_current() {
         have == want,
         "docs/api.md is out of date: run `UPDATE_API_DOC=1 cargo test -p locust-k8s-operator --test api_reference`"
     );
+}
+
+/// A property only the real core type has, for each core type the reference
+/// names: v1's `affinity` (a node label map) would not pass as `Affinity`.
+const CORE_TYPE_MARKERS: &[(&str, &str)] = &[
+    ("core/v1 EnvVar", "valueFrom"),
+    ("core/v1 LocalObjectReference", "name"),
+    ("core/v1 ResourceRequirements", "limits"),
+    ("core/v1 Affinity", "podAntiAffinity"),
+    ("core/v1 Toleration", "tolerationSeconds"),
+    ("core/v1 SecurityContext", "capabilities"),
+    ("core/v1 PodSecurityContext", "fsGroup"),
+    ("core/v1 Volume", "configMap"),
+    ("meta/v1 Condition", "lastTransitionTime"),
+];
+
+fn schema_at<'a>(root: &'a JSONSchemaProps, path: &str) -> Option<&'a JSONSchemaProps> {
+    path.split('.')
+        .try_fold(root, |s, part| s.properties.as_ref()?.get(part))
+}
+
+fn items(s: &JSONSchemaProps) -> Option<&JSONSchemaProps> {
+    match s.items.as_ref()? {
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(i) => Some(i),
+        _ => None,
+    }
+}
+
+#[test]
+fn core_typed_fields_have_the_core_types_schema() {
+    let crd = crd();
+    for (version, path, ty) in CORE_TYPES {
+        let root = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == *version)
+            .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
+            .unwrap_or_else(|| panic!("no schema for {version}"));
+        let s = schema_at(root, path).unwrap_or_else(|| panic!("{version} has no {path}"));
+        let (element, name) = match ty.strip_prefix("[]") {
+            Some(name) => (
+                items(s).unwrap_or_else(|| panic!("{version} {path} is not a list")),
+                name,
+            ),
+            None => {
+                assert_ne!(
+                    s.type_.as_deref(),
+                    Some("array"),
+                    "{version} {path} is a list"
+                );
+                (s, *ty)
+            }
+        };
+        let (_, marker) = CORE_TYPE_MARKERS
+            .iter()
+            .find(|(t, _)| *t == name)
+            .unwrap_or_else(|| panic!("no marker for {name}"));
+        assert!(
+            element
+                .properties
+                .as_ref()
+                .is_some_and(|p| p.contains_key(*marker)),
+            "{version} {path} is documented as {ty} but its schema has no {marker}"
+        );
+    }
 }
