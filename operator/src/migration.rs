@@ -27,9 +27,61 @@ const GO_PROTECTED_LABEL_KEYS: [&str; 2] = [LABEL_TEST_POD_NAME, LABEL_LEGACY_MA
 /// The image the official Locust images come from.
 const OFFICIAL_IMAGE: &str = "locustio/locust";
 
+/// The kinds of [`Difference`]. docs/migration.md describes each under the heading
+/// `` ### `<name>` `` (its anchor is the name), and every warning ends with that link
+/// (`operator/tests/migration_doc.rs` checks both against [`DifferenceKind::ALL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DifferenceKind {
+    /// `metadata.name`: the Service and Jobs are named otherwise.
+    ChildNames,
+    /// A command splits into other words (quotes, backslashes, `#` comments).
+    CommandSplit,
+    /// A command starts with a program, which replaces the image's entrypoint.
+    CommandProgram,
+    /// No pull policy on a `:latest` (or untagged) image.
+    PullPolicy,
+    /// A label the Go operator applied and this one keeps its own value for.
+    ProtectedLabel,
+    /// A custom image without a pod security context runs under the restricted profile.
+    RestrictedImage,
+    /// A pod security context without a container one gets the default container context.
+    ContainerSecurityContext,
+}
+
+impl DifferenceKind {
+    /// Every kind, in the order [`go_operator_differences`] reports them.
+    pub const ALL: [Self; 7] = [
+        Self::ChildNames,
+        Self::CommandSplit,
+        Self::CommandProgram,
+        Self::PullPolicy,
+        Self::ProtectedLabel,
+        Self::RestrictedImage,
+        Self::ContainerSecurityContext,
+    ];
+
+    /// The kind's name: its heading and anchor in docs/migration.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChildNames => "child-names",
+            Self::CommandSplit => "command-split",
+            Self::CommandProgram => "command-program",
+            Self::PullPolicy => "pull-policy",
+            Self::ProtectedLabel => "protected-label",
+            Self::RestrictedImage => "restricted-image",
+            Self::ContainerSecurityContext => "container-security-context",
+        }
+    }
+}
+
+/// The guide every warning links to.
+pub const MIGRATION_GUIDE: &str = "docs/migration.md";
+
 /// One way a test behaves differently here than under the Go operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Difference {
+    /// Which difference it is.
+    pub kind: DifferenceKind,
     /// The field as the manifest writes it, e.g. `spec.masterCommandSeed`.
     pub field: String,
     /// What differs, and what to do if the old behaviour is wanted.
@@ -38,7 +90,13 @@ pub struct Difference {
 
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
+        write!(
+            f,
+            "{}: {} (see {MIGRATION_GUIDE}#{})",
+            self.field,
+            self.message,
+            self.kind.as_str()
+        )
     }
 }
 
@@ -58,8 +116,14 @@ pub fn go_operator_differences(test: &LocustTest, written: ApiVersion) -> Vec<Di
     out
 }
 
-fn push(out: &mut Vec<Difference>, field: impl Into<String>, message: String) {
+fn push(
+    out: &mut Vec<Difference>,
+    kind: DifferenceKind,
+    field: impl Into<String>,
+    message: String,
+) {
     out.push(Difference {
+        kind,
         field: field.into(),
         message,
     });
@@ -80,6 +144,7 @@ fn child_names(test: &LocustTest, out: &mut Vec<Difference>) {
     if ours(Role::Master) != go(Role::Master) || ours(Role::Worker) != go(Role::Worker) {
         push(
             out,
+            DifferenceKind::ChildNames,
             "metadata.name",
             format!(
                 "the Service and the master Job are named {} and the worker Job {}; the Go operator named them {} and {}. A name that is not a valid DNS label as written gets a hash of the whole name, so that tests named a.b and a-b never share children; update scripts that use the old names, or rename the test",
@@ -114,6 +179,7 @@ fn command(test: &LocustTest, role: Role, written: ApiVersion, out: &mut Vec<Dif
     if words != go_words {
         push(
             out,
+            DifferenceKind::CommandSplit,
             field,
             format!(
                 "is split like a shell command line here, into {words:?}; the Go operator split it at white space only, into {go_words:?} (quotes, backslashes and # comments were passed on as written)"
@@ -123,6 +189,7 @@ fn command(test: &LocustTest, role: Role, written: ApiVersion, out: &mut Vec<Dif
     if let Some(program) = ContainerCommand::from_tokens(words).command {
         push(
             out,
+            DifferenceKind::CommandProgram,
             field,
             format!(
                 "starts with the program `{program}`, which here replaces the image's entrypoint; the Go operator passed every word as arguments to the entrypoint (with locustio/locust: `locust {program} ...`). Start the command with an option (--locustfile ...) to keep the entrypoint",
@@ -147,6 +214,7 @@ fn pull_policy(test: &LocustTest, out: &mut Vec<Difference>) {
     if test.spec.image_pull_policy.is_none() && pulled_on_every_start(image) {
         push(
             out,
+            DifferenceKind::PullPolicy,
             "spec.imagePullPolicy",
             format!(
                 "is unset and the image {image} has the tag latest (or none): Kubernetes then pulls it on every start (Always); the Go operator defaulted the policy to IfNotPresent. Set imagePullPolicy: IfNotPresent to keep the old behaviour"
@@ -188,6 +256,7 @@ fn labels(test: &LocustTest, role: Role, written: ApiVersion, out: &mut Vec<Diff
         let value = ours.get(key).map_or("", String::as_str);
         push(
             out,
+            DifferenceKind::ProtectedLabel,
             format!("{}[{key}]", labels_field(role, written)),
             format!(
                 "is ignored: the pods keep the operator's value {value:?} because {why}; the Go operator gave them the test's value. Select on another label key"
@@ -224,6 +293,7 @@ fn security(test: &LocustTest, written: ApiVersion, out: &mut Vec<Difference>) {
         };
         push(
             out,
+            DifferenceKind::RestrictedImage,
             "spec.image",
             format!(
                 "{image} is not the official {OFFICIAL_IMAGE} image: here its pods run with the restricted Pod Security profile (runAsNonRoot, runAsUser {LOCUST_IMAGE_UID} unless the operator's --pod-run-as-user says otherwise or the cluster is OpenShift, no privilege escalation, every capability dropped); the Go operator ran the image's own user with only the RuntimeDefault seccomp profile. If the image must run as another user, {fix}"
@@ -233,6 +303,7 @@ fn security(test: &LocustTest, written: ApiVersion, out: &mut Vec<Difference>) {
     if pod.is_some() && container.is_none() {
         push(
             out,
+            DifferenceKind::ContainerSecurityContext,
             "spec.security.containerSecurityContext",
             "is unset, so the container gets the operator's default (runAsNonRoot, no privilege escalation, every capability dropped, RuntimeDefault seccomp) next to spec.security.podSecurityContext; the Go operator set no container security context then. Set containerSecurityContext to what the container needs".to_owned(),
         );
@@ -377,6 +448,37 @@ mod tests {
             fields(&t, ApiVersion::V1)[1],
             "spec.labels.master[performance-test-name]"
         );
+    }
+
+    /// Every kind of [`DifferenceKind::ALL`] is reported for some test, and each
+    /// warning names its kind's section of the guide.
+    #[test]
+    fn every_kind_is_reported_and_links_its_section() {
+        let mut dotted = test(json!({
+            "image": "ghcr.io/team/locust",
+            "master": {"command": "locust --tags 'a b'", "labels": {"performance-test-name": "x"}}
+        }));
+        dotted.metadata.name = Some("team.checkout".into());
+        let partial = test(json!({"security": {"podSecurityContext": {}}}));
+        let mut seen = std::collections::BTreeSet::new();
+        for t in [dotted, partial] {
+            for d in go_operator_differences(&t, ApiVersion::V2) {
+                assert!(
+                    d.to_string()
+                        .ends_with(&format!(" (see docs/migration.md#{})", d.kind.as_str())),
+                    "{d}"
+                );
+                seen.insert(d.kind);
+            }
+        }
+        assert_eq!(
+            seen,
+            DifferenceKind::ALL.into_iter().collect(),
+            "a kind no test reports"
+        );
+        let names: std::collections::BTreeSet<&str> =
+            DifferenceKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), DifferenceKind::ALL.len(), "names are distinct");
     }
 
     #[test]
