@@ -107,7 +107,7 @@ fn invalid_cases() -> Result<Vec<(&'static str, v2::LocustTest, &'static str)>> 
     cases.push((
         "secret mounts on one path",
         t,
-        msg("secret-mount-paths-unique")?,
+        msg("secret-mount-path-conflict")?,
     ));
     let mut t = base("bad-paths")?;
     t.spec.test_files = Some(json(serde_json::json!({
@@ -115,7 +115,7 @@ fn invalid_cases() -> Result<Vec<(&'static str, v2::LocustTest, &'static str)>> 
     cases.push((
         "src and lib on one path",
         t,
-        msg("test-files-mount-paths-distinct")?,
+        msg("test-files-mount-path-conflict")?,
     ));
     Ok(cases)
 }

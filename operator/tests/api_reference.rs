@@ -175,6 +175,28 @@ fn version_section(out: &mut String, version: &str) {
     }
 }
 
+/// How the mount path rules (`*-mount-path-conflict`) decide, and why.
+const MOUNT_PATHS: &str = "
+#### Mount paths
+
+Two mount paths conflict when they are equal or one contains the other, a trailing `/` ignored: \
+`/a` conflicts with `/a`, `/a/` and `/a/b` (and `/` with every absolute path), not with `/ab` or `/b`. \
+The paths compared are `testFiles.srcMountPath` (when `configMapRef` is set), `testFiles.libMountPath` \
+(when `libConfigMapRef` is set), every `env.secretMounts[].mountPath` (mounted in both containers) and every \
+`volumeMounts[].mountPath`; two volume mounts are compared only when their `target`s share a container \
+(`master` and `worker` never do, `both` shares with either). Each conflicting pair is reported once, at the \
+field of the later of the two in the order `spec.testFiles.libMountPath`, `spec.volumeMounts`, \
+`spec.env.secretMounts` (so a volume mount over a secret is reported at the secret), always with the \
+same message.
+
+Why: a mount at or above the test files or the library hides them, and a mount inside one of the \
+operator's ConfigMap or Secret volumes fails when the container starts, because the runtime cannot create \
+its mount point in a read-only volume. Kubernetes itself accepts a mount nested in a writable volume, but \
+within one container the rule rejects every nesting alike; to give several directories one writable \
+volume, mount it once and use its subdirectories, or mount it at separate, non-nested paths with `subPath`. \
+Paths are compared as written: `.`, `..` and repeated slashes (`/a//b`) are not resolved.
+";
+
 fn render() -> String {
     let mut out = String::from(
         "# API reference: `LocustTest` (`locust.io`)\n\n\
@@ -194,8 +216,10 @@ fn render() -> String {
     }
     out.push_str(
         "\nThe webhook also rejects `spec.master.command` / `spec.worker.command` values that do not split \
-         like a shell command line (unbalanced quotes, or a lone backslash at the end), which CEL cannot express.\n\n## `locust.io/v1` (deprecated)\n",
+         like a shell command line (unbalanced quotes, or a lone backslash at the end), which CEL cannot express.\n",
     );
+    out.push_str(MOUNT_PATHS);
+    out.push_str("\n## `locust.io/v1` (deprecated)\n");
     version_section(&mut out, "v1");
     out.push_str("\n### Validation rules (v1)\n\n| Rule | Field | Message |\n|---|---|---|\n");
     for r in V1_RULES {

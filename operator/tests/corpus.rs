@@ -263,6 +263,44 @@ fn the_cli_agrees() {
     );
 }
 
+/// A test whose mounts nest in three places: `validate` prints one line per
+/// field, each with the one mount path message, and exits 1.
+#[test]
+fn the_cli_prints_each_mount_conflict_with_the_shared_message() {
+    use locust_operator::validation::rules::MOUNT_PATH_CONFLICT_MESSAGE;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("test.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: locust.io/v2
+kind: LocustTest
+metadata:
+  name: nested
+spec:
+  image: locustio/locust:2.43.1
+  master: {command: locust -f /lotest/src/locustfile.py}
+  worker: {command: locust -f /lotest/src/locustfile.py, replicas: 1}
+  testFiles: {configMapRef: tests, libConfigMapRef: lib, libMountPath: /lotest/src/lib}
+  env:
+    secretMounts: [{name: certs, mountPath: /lotest/}]
+  volumes: [{name: data, emptyDir: {}}]
+  volumeMounts: [{name: data, mountPath: /data, target: master}, {name: data, mountPath: /data/}]
+"#,
+    )
+    .unwrap();
+    let (code, stdout) = cli_validate(&file);
+    assert_eq!(code, Some(1), "{stdout}");
+    let want: String = [
+        "spec.volumeMounts",
+        "spec.env.secretMounts",
+        "spec.testFiles.libMountPath",
+    ]
+    .iter()
+    .map(|field| format!("nested: {field}: {MOUNT_PATH_CONFLICT_MESSAGE}\n"))
+    .collect();
+    assert_eq!(stdout, want);
+}
+
 #[test]
 fn the_cli_shows_where_a_file_is_not_yaml() {
     let dir = tempfile::tempdir().unwrap();

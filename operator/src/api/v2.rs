@@ -111,7 +111,7 @@ pub struct LocustTestSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
 
-    /// Mounts of `volumes` into the Locust containers, each on the master, the workers or both.
+    /// Mounts of `volumes` into the Locust containers, each on the master, the workers or both. A `mountPath` must neither equal nor contain nor lie inside the mounted test files' paths, a secret mount's path, or the path of another volume mount in the same container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<TargetedVolumeMount>,
 
@@ -429,11 +429,11 @@ pub struct TestFilesSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lib_config_map_ref: Option<String>,
 
-    /// Absolute path where `configMapRef` is mounted. Default `/lotest/src`.
+    /// Absolute path where `configMapRef` is mounted. Default `/lotest/src`. While `configMapRef` is set, no other mount may be at, above or inside it.
     #[serde(default = "default_src_mount_path")]
     pub src_mount_path: String,
 
-    /// Absolute path where `libConfigMapRef` is mounted. Default `/opt/locust/lib`.
+    /// Absolute path where `libConfigMapRef` is mounted. Default `/opt/locust/lib`. While `libConfigMapRef` is set, no other mount may be at, above or inside it.
     #[serde(default = "default_lib_mount_path")]
     pub lib_mount_path: String,
 }
@@ -524,7 +524,7 @@ pub struct SecretMount {
     /// Name of the Secret in the test's namespace.
     pub name: String,
 
-    /// Absolute directory where the Secret's keys appear as files.
+    /// Absolute directory where the Secret's keys appear as files. It must neither equal nor contain nor lie inside the mounted test files' paths or another mount's path.
     pub mount_path: String,
 
     /// Mount read-only. Default true.

@@ -8,10 +8,11 @@
 //! builders' own notion of reserved volume names and command splitting, never
 //! on the CRD, so the CRD can be built from it.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::api::v1;
-use crate::api::v2::LocustTest;
+use crate::api::v2::{LocustTest, MountTarget};
 use crate::dns::is_dns1123_subdomain;
 use crate::resources::{is_reserved_volume_name, split_command};
 
@@ -89,6 +90,95 @@ const NAME_LENGTH_MESSAGE: &str = "metadata.name must be at most 56 characters s
 const IMAGE_MESSAGE: &str =
     "spec.image must not be empty; set the Locust container image, e.g. locustio/locust:2.43.1";
 const NOT_BLANK_CEL: &str = "self.trim() != ''";
+
+// --- Mount paths: one conflict rule, one message ------------------------------------
+
+/// The message of every mount path conflict, whichever field reports it
+/// (`test-files-mount-path-conflict`, `secret-mount-path-conflict`,
+/// `volume-mount-path-conflict`).
+pub const MOUNT_PATH_CONFLICT_MESSAGE: &str = "mount paths must not overlap: spec.testFiles.srcMountPath (when configMapRef is set), spec.testFiles.libMountPath (when libConfigMapRef is set), every spec.env.secretMounts[].mountPath and every spec.volumeMounts[].mountPath must neither equal nor contain one another, ignoring a trailing '/' (/a conflicts with /a/ and /a/b, not with /ab); two volumeMounts conflict only when their targets share a container (master, worker or both); choose paths that do not nest";
+
+/// CEL: `$x` is `$y` or one of its parent directories, a trailing `/`
+/// ignored, given that `$x` is not longer than `$y`: `$y` starts with `$x`,
+/// and there `$x` ends a directory (it ends with `/`, or `$y` ends or goes on
+/// with `/` right after it).
+macro_rules! cel_contains {
+    ($x:literal, $y:literal) => {
+        concat!(
+            "(",
+            $y,
+            ".startsWith(",
+            $x,
+            ") && (",
+            $x,
+            ".endsWith('/') || size(",
+            $y,
+            ") == size(",
+            $x,
+            ") || ",
+            $y,
+            ".charAt(size(",
+            $x,
+            ")) == '/'))"
+        )
+    };
+}
+
+/// CEL of [`mount_paths_conflict`]`($a, $b)`: the shorter path contains the
+/// longer one. (A path cannot contain a strictly shorter one except as the
+/// same directory, `/a/` and `/a`, which the other way round sees too.) No
+/// string is built and each pair costs one traversal of a path, which keeps
+/// the rules' estimated cost within the API server's budget. The Rust
+/// function says the same more plainly; the tests hold the two equal.
+macro_rules! cel_conflict {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "(size(",
+            $a,
+            ") <= size(",
+            $b,
+            ") ? ",
+            cel_contains!($a, $b),
+            " : ",
+            cel_contains!($b, $a),
+            ")"
+        )
+    };
+}
+
+/// CEL: the mount path `$p` conflicts with the test-files path `$path`, which
+/// is mounted while `self.testFiles.$ref` is set; `self` is the spec.
+macro_rules! cel_conflicts_with_test_files {
+    ($p:literal, $ref:literal, $path:literal) => {
+        concat!(
+            "(has(self.testFiles) && has(self.testFiles.",
+            $ref,
+            ") && ",
+            cel_conflict!($p, $path),
+            ")"
+        )
+    };
+}
+
+/// `path` as a directory: `/a` and `/a/` both give `/a/`; `/` stays `/`.
+fn as_dir(path: &str) -> Cow<'_, str> {
+    if path.ends_with('/') {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(format!("{path}/"))
+    }
+}
+
+/// Whether two mount paths conflict: they are equal or one contains the other,
+/// ignoring a trailing `/`. `/a` conflicts with `/a`, `/a/` and `/a/b` (and `/`
+/// with every absolute path), not with `/ab` or `/b`. Mounted in one container,
+/// such paths break the pod: a mount over the test files hides them, and a
+/// mount inside a ConfigMap or Secret volume (read-only) cannot be created
+/// when the container starts.
+pub fn mount_paths_conflict(a: &str, b: &str) -> bool {
+    let (a, b) = (as_dir(a), as_dir(b));
+    a.starts_with(b.as_ref()) || b.starts_with(a.as_ref())
+}
 
 // --- Rust mirrors of the v2 rules -------------------------------------------------
 
@@ -176,33 +266,58 @@ fn check_volume_names_reserved(t: &LocustTest) -> bool {
         .any(|v| is_reserved_volume_name(&v.name))
 }
 
+/// Whether two volume mounts land in a common container.
+fn share_a_container(a: MountTarget, b: MountTarget) -> bool {
+    (a.includes_master() && b.includes_master()) || (a.includes_worker() && b.includes_worker())
+}
+
+/// No `spec.volumeMounts[].mountPath` conflicts with a mounted test-files
+/// path or with another volume mount in a container they share. (Secret
+/// mounts are checked against the volume mounts by
+/// [`check_secret_mount_paths_free`].)
 fn check_volume_mount_paths_free(t: &LocustTest) -> bool {
     let (src, lib) = active_test_file_paths(t);
-    let mut operator_paths: BTreeSet<&str> = src.into_iter().chain(lib).collect();
-    operator_paths.extend(secret_mounts(t).iter().map(|s| s.mount_path.as_str()));
-    !t.spec
-        .volume_mounts
-        .iter()
-        .any(|m| operator_paths.contains(m.mount.mount_path.as_str()))
+    let mounts = &t.spec.volume_mounts;
+    mounts.iter().enumerate().all(|(i, m)| {
+        let path = m.mount.mount_path.as_str();
+        !src.into_iter()
+            .chain(lib)
+            .any(|p| mount_paths_conflict(path, p))
+            && !mounts[i + 1..].iter().any(|n| {
+                share_a_container(m.target, n.target)
+                    && mount_paths_conflict(path, &n.mount.mount_path)
+            })
+    })
 }
 
-fn check_secret_mount_paths_unique(t: &LocustTest) -> bool {
-    all_unique(secret_mounts(t).iter().map(|s| s.mount_path.as_str()))
-}
-
+/// No `spec.env.secretMounts[].mountPath` conflicts with a mounted test-files
+/// path, another secret mount or a volume mount (secrets are mounted in both
+/// containers).
 fn check_secret_mount_paths_free(t: &LocustTest) -> bool {
     let (src, lib) = active_test_file_paths(t);
-    secret_mounts(t)
+    let secrets = secret_mounts(t);
+    let volumes = t
+        .spec
+        .volume_mounts
         .iter()
-        .all(|s| Some(s.mount_path.as_str()) != src && Some(s.mount_path.as_str()) != lib)
+        .map(|m| m.mount.mount_path.as_str());
+    secrets.iter().enumerate().all(|(i, s)| {
+        let path = s.mount_path.as_str();
+        !src.into_iter()
+            .chain(lib)
+            .chain(secrets[i + 1..].iter().map(|o| o.mount_path.as_str()))
+            .chain(volumes.clone())
+            .any(|p| mount_paths_conflict(path, p))
+    })
 }
 
-fn check_test_file_paths_distinct(t: &LocustTest) -> bool {
-    test_files(t).is_none_or(|tf| {
-        tf.config_map_ref.is_none()
-            || tf.lib_config_map_ref.is_none()
-            || tf.src_mount_path != tf.lib_mount_path
-    })
+/// `testFiles.srcMountPath` and `testFiles.libMountPath` do not conflict when
+/// both are mounted.
+fn check_test_file_paths_free(t: &LocustTest) -> bool {
+    match active_test_file_paths(t) {
+        (Some(src), Some(lib)) => !mount_paths_conflict(src, lib),
+        _ => true,
+    }
 }
 
 fn check_src_mount_path_absolute(t: &LocustTest) -> bool {
@@ -358,42 +473,71 @@ pub static RULES: &[Rule] = &[
     Rule {
         id: "volume-mount-path-conflict",
         at: &["spec"],
-        cel: "!has(self.volumeMounts) || self.volumeMounts.all(m, !(has(self.testFiles) && has(self.testFiles.configMapRef) && m.mountPath == self.testFiles.srcMountPath) && !(has(self.testFiles) && has(self.testFiles.libConfigMapRef) && m.mountPath == self.testFiles.libMountPath) && !(has(self.env) && has(self.env.secretMounts) && self.env.secretMounts.exists(s, s.mountPath == m.mountPath)))",
+        cel: concat!(
+            "!has(self.volumeMounts) || self.volumeMounts.all(m, ",
+            "self.volumeMounts.exists_one(n, (!has(m.target) || !has(n.target) || m.target == 'both' || n.target == 'both' || m.target == n.target) && ",
+            cel_conflict!("m.mountPath", "n.mountPath"),
+            ") && !",
+            cel_conflicts_with_test_files!(
+                "m.mountPath",
+                "configMapRef",
+                "self.testFiles.srcMountPath"
+            ),
+            " && !",
+            cel_conflicts_with_test_files!(
+                "m.mountPath",
+                "libConfigMapRef",
+                "self.testFiles.libMountPath"
+            ),
+            ")"
+        ),
         field_path: ".volumeMounts",
         field: "spec.volumeMounts",
-        message: "spec.volumeMounts[].mountPath must not be a path the operator mounts (testFiles.srcMountPath when configMapRef is set, testFiles.libMountPath when libConfigMapRef is set, any env.secretMounts[].mountPath); choose another mountPath",
+        message: MOUNT_PATH_CONFLICT_MESSAGE,
         reason: CelReason::Invalid,
         check: check_volume_mount_paths_free,
     },
     Rule {
-        id: "secret-mount-paths-unique",
-        at: &["spec", "env", "secretMounts"],
-        cel: "self.all(s, self.exists_one(t, t.mountPath == s.mountPath))",
-        field_path: "",
-        field: "spec.env.secretMounts",
-        message: "spec.env.secretMounts[].mountPath must be unique; give each secret mount its own mountPath",
-        reason: CelReason::Invalid,
-        check: check_secret_mount_paths_unique,
-    },
-    Rule {
         id: "secret-mount-path-conflict",
         at: &["spec"],
-        cel: "!has(self.env) || !has(self.env.secretMounts) || !has(self.testFiles) || self.env.secretMounts.all(s, !(has(self.testFiles.configMapRef) && s.mountPath == self.testFiles.srcMountPath) && !(has(self.testFiles.libConfigMapRef) && s.mountPath == self.testFiles.libMountPath))",
+        cel: concat!(
+            "!has(self.env) || !has(self.env.secretMounts) || self.env.secretMounts.all(s, ",
+            "self.env.secretMounts.exists_one(o, ",
+            cel_conflict!("s.mountPath", "o.mountPath"),
+            ") && !",
+            cel_conflicts_with_test_files!(
+                "s.mountPath",
+                "configMapRef",
+                "self.testFiles.srcMountPath"
+            ),
+            " && !",
+            cel_conflicts_with_test_files!(
+                "s.mountPath",
+                "libConfigMapRef",
+                "self.testFiles.libMountPath"
+            ),
+            " && !(has(self.volumeMounts) && self.volumeMounts.exists(m, ",
+            cel_conflict!("s.mountPath", "m.mountPath"),
+            ")))"
+        ),
         field_path: ".env.secretMounts",
         field: "spec.env.secretMounts",
-        message: "spec.env.secretMounts[].mountPath must not be testFiles.srcMountPath (when configMapRef is set) or testFiles.libMountPath (when libConfigMapRef is set); choose another mountPath",
+        message: MOUNT_PATH_CONFLICT_MESSAGE,
         reason: CelReason::Invalid,
         check: check_secret_mount_paths_free,
     },
     Rule {
-        id: "test-files-mount-paths-distinct",
+        id: "test-files-mount-path-conflict",
         at: &["spec", "testFiles"],
-        cel: "!has(self.configMapRef) || !has(self.libConfigMapRef) || self.srcMountPath != self.libMountPath",
+        cel: concat!(
+            "!has(self.configMapRef) || !has(self.libConfigMapRef) || !",
+            cel_conflict!("self.srcMountPath", "self.libMountPath")
+        ),
         field_path: ".libMountPath",
         field: "spec.testFiles.libMountPath",
-        message: "spec.testFiles.libMountPath must differ from spec.testFiles.srcMountPath when both configMapRef and libConfigMapRef are set; change one of the paths",
+        message: MOUNT_PATH_CONFLICT_MESSAGE,
         reason: CelReason::Invalid,
-        check: check_test_file_paths_distinct,
+        check: check_test_file_paths_free,
     },
     Rule {
         id: "src-mount-path-absolute",

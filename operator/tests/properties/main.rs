@@ -7,7 +7,8 @@
 //! random. Covered:
 //! - validation (`validate_value`, `validate`): no panic, well-formed
 //!   violations, and an object the validator accepts can be built into the
-//!   master/worker Jobs and Service;
+//!   master/worker Jobs and Service; mount paths conflict exactly when a
+//!   reference (path components) says so, in Rust and in the CRD's CEL;
 //! - conversion: the round trips of *untyped* objects (extra fields, nulls,
 //!   arbitrary `locust.io/v2-spec` annotations); the typed round trips are
 //!   `tests/conversion/round_trips.rs`'s;

@@ -1,5 +1,7 @@
 //! Validation
 
+use locust_operator::validation::rules::{MOUNT_PATH_CONFLICT_MESSAGE, mount_paths_conflict};
+
 use super::*;
 
 proptest! {
@@ -203,4 +205,214 @@ fn every_valid_seed_is_buildable() {
             build_children(&test, &OperatorConfig::default()).unwrap();
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Mount paths
+// ---------------------------------------------------------------------------
+
+/// Mount paths of one to three short components, with or without a trailing
+/// slash (and now and then a doubled one), so that equal, nested, lookalike
+/// (`/a`, `/ab`) and sibling paths are all frequent; sometimes the root.
+fn mount_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => Just("/".to_owned()),
+        12 => "(/(a|b|ab|a/)){1,3}/?",
+    ]
+}
+
+/// The reference containment: `a`'s path components (one trailing `/`
+/// dropped) are a prefix of `b`'s.
+fn reference_contains(a: &str, b: &str) -> bool {
+    fn components(p: &str) -> Vec<&str> {
+        p.strip_suffix('/').unwrap_or(p).split('/').collect()
+    }
+    let (a, b) = (components(a), components(b));
+    a.len() <= b.len() && a.iter().zip(&b).all(|(x, y)| x == y)
+}
+
+fn reference_conflict(a: &str, b: &str) -> bool {
+    reference_contains(a, b) || reference_contains(b, a)
+}
+
+/// A target and whether two targets share a container.
+fn target() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["master", "worker", "both"])
+}
+
+fn share_a_container(a: &str, b: &str) -> bool {
+    a == "both" || b == "both" || a == b
+}
+
+/// Every mount of a test: the test-files paths (each mounted or not), the
+/// secret mounts and the volume mounts with their targets.
+#[derive(Debug, Clone)]
+struct Mounts {
+    src: (bool, String),
+    lib: (bool, String),
+    secrets: Vec<String>,
+    volumes: Vec<(String, &'static str)>,
+}
+
+fn mounts() -> impl Strategy<Value = Mounts> {
+    (
+        (any::<bool>(), mount_path()),
+        (any::<bool>(), mount_path()),
+        vec(mount_path(), 0..4),
+        vec((mount_path(), target()), 0..4),
+    )
+        .prop_map(|(src, lib, secrets, volumes)| Mounts {
+            src,
+            lib,
+            secrets,
+            volumes,
+        })
+}
+
+impl Mounts {
+    fn object(&self) -> Value {
+        let mut test_files = json!({"srcMountPath": self.src.1, "libMountPath": self.lib.1});
+        if self.src.0 {
+            test_files["configMapRef"] = json!("tests");
+        }
+        if self.lib.0 {
+            test_files["libConfigMapRef"] = json!("lib");
+        }
+        let secrets: Vec<Value> = self
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| json!({"name": format!("s{i}"), "mountPath": p}))
+            .collect();
+        let volumes: Vec<Value> = self
+            .volumes
+            .iter()
+            .map(|(p, t)| json!({"name": "data", "mountPath": p, "target": t}))
+            .collect();
+        json!({
+            "apiVersion": V2_API_VERSION,
+            "kind": "LocustTest",
+            "metadata": {"name": "mounts", "namespace": "load"},
+            "spec": {
+                "image": "locustio/locust:2.43.1",
+                "master": {"command": "locust -f /lotest/src/locustfile.py"},
+                "worker": {"command": "locust -f /lotest/src/locustfile.py", "replicas": 1},
+                "testFiles": test_files,
+                "env": {"secretMounts": secrets},
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "volumeMounts": volumes,
+            }
+        })
+    }
+
+    /// The fields that must report a conflict, from the reference, each pair
+    /// counted at the later field in the order test files, volume mounts,
+    /// secret mounts.
+    fn expected_fields(&self) -> Vec<&'static str> {
+        let mounted: Vec<&str> = [&self.src, &self.lib]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, p)| p.as_str())
+            .collect();
+        let any_pair = |paths: &[&str]| {
+            paths
+                .iter()
+                .enumerate()
+                .any(|(i, a)| paths[i + 1..].iter().any(|b| reference_conflict(a, b)))
+        };
+        let mut out = Vec::new();
+        let volumes_conflict = self.volumes.iter().enumerate().any(|(i, (p, t))| {
+            mounted.iter().any(|m| reference_conflict(p, m))
+                || self.volumes[i + 1..]
+                    .iter()
+                    .any(|(q, u)| share_a_container(t, u) && reference_conflict(p, q))
+        });
+        if volumes_conflict {
+            out.push("spec.volumeMounts");
+        }
+        // Secrets are in both containers: against every volume mount.
+        let secrets_conflict = self.secrets.iter().enumerate().any(|(i, s)| {
+            mounted.iter().any(|m| reference_conflict(s, m))
+                || self.secrets[i + 1..]
+                    .iter()
+                    .any(|o| reference_conflict(s, o))
+                || self.volumes.iter().any(|(p, _)| reference_conflict(s, p))
+        });
+        if secrets_conflict {
+            out.push("spec.env.secretMounts");
+        }
+        if any_pair(&mounted) {
+            out.push("spec.testFiles.libMountPath");
+        }
+        out
+    }
+}
+
+/// The v2 schema's CEL rules, compiled once.
+static CEL: LazyLock<kube::core::cel::CompiledSchema> = LazyLock::new(|| {
+    let schema = serde_json::to_value(schema_for(V2_API_VERSION)).unwrap();
+    kube::core::cel::compile_schema(&schema)
+});
+
+/// The fields of the CEL rules that reject `value`.
+fn cel_fields(value: &Value) -> Vec<String> {
+    match kube::core::cel::Validator::new().validate_compiled(&CEL, value, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .iter()
+            .map(|e| e.field_path.trim_start_matches('.').to_owned())
+            .collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The Rust rule is the reference rule (components, one trailing slash
+    /// ignored), and conflicts are symmetric and reflexive.
+    #[test]
+    fn mount_paths_conflict_is_component_containment(a in mount_path(), b in mount_path()) {
+        prop_assert_eq!(mount_paths_conflict(&a, &b), reference_conflict(&a, &b), "{:?} vs {:?}", a, b);
+        prop_assert_eq!(mount_paths_conflict(&a, &b), mount_paths_conflict(&b, &a));
+        prop_assert!(mount_paths_conflict(&a, &a));
+    }
+
+    /// Whole objects: the validator (typed and untyped) and the CRD's CEL
+    /// report a mount conflict exactly at the fields the reference expects,
+    /// with the one message, and nothing else.
+    #[test]
+    fn mount_conflicts_are_found_where_the_reference_finds_them(m in mounts()) {
+        let value = m.object();
+        let want = m.expected_fields();
+        let untyped = validate_value(&value);
+        let fields: Vec<&str> = untyped.iter().map(|v| v.field.as_str()).collect();
+        prop_assert_eq!(&fields, &want, "{:?}", untyped);
+        prop_assert!(untyped.iter().all(|v| v.message == MOUNT_PATH_CONFLICT_MESSAGE));
+        let typed: v2::LocustTest = serde_json::from_value(value.clone())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(validate(&typed), untyped);
+        prop_assert_eq!(cel_fields(&value), want);
+    }
+}
+
+/// The strategy reaches every outcome of the mount rules.
+#[test]
+fn mount_strategy_reaches_every_field() {
+    let all = sample(mounts(), 512);
+    for field in [
+        "spec.volumeMounts",
+        "spec.env.secretMounts",
+        "spec.testFiles.libMountPath",
+    ] {
+        let hits = all
+            .iter()
+            .filter(|m| m.expected_fields().contains(&field))
+            .count();
+        assert!(hits >= 20, "{field}: {hits} of 512");
+    }
+    let clean = all
+        .iter()
+        .filter(|m| m.expected_fields().is_empty())
+        .count();
+    assert!(clean >= 20, "{clean} of 512 without conflict");
 }

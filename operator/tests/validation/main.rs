@@ -7,7 +7,8 @@
 //! which must agree with the Rust mirror on the field and the message.
 //!
 //! Layout: the fixtures here; `rule_cases` (one accepted and one rejected case
-//! per rule), `violations` (beyond the rules) and `crd_schema` (the CRD).
+//! per rule), `mount_paths` (the mount path conflict rule, pair by pair),
+//! `violations` (beyond the rules) and `crd_schema` (the CRD).
 
 use std::collections::BTreeSet;
 
@@ -238,5 +239,6 @@ fn check_case(id: &str, accepted: Value, rejected: Value) {
 }
 
 mod crd_schema;
+mod mount_paths;
 mod rule_cases;
 mod violations;

@@ -68,40 +68,36 @@ rule_cases! {
         }),
     }
     volume_mount_path_conflict => "volume-mount-path-conflict" {
-        // The lib path is free while no lib ConfigMap is mounted there.
+        // The lib path is free while no lib ConfigMap is mounted there, and a
+        // master-only mount and a worker-only mount (two containers) may nest.
         accept: edit(full(), |v| {
             v["spec"]["testFiles"] = json!({"configMapRef": "tests"});
             v["spec"]["volumeMounts"][0]["mountPath"] = json!("/opt/locust/lib");
+            v["spec"]["volumeMounts"][0]["target"] = json!("master");
+            v["spec"]["volumeMounts"][1]["mountPath"] = json!("/opt/locust/lib/shared");
         }),
-        reject: edit(full(), |v| v["spec"]["volumeMounts"][0]["mountPath"] = json!("/etc/locust/certs")),
-    }
-    secret_mount_paths_unique => "secret-mount-paths-unique" {
-        accept: edit(full(), |v| {
-            v["spec"]["env"]["secretMounts"] = json!([
-                {"name": "a", "mountPath": "/etc/a"}, {"name": "b", "mountPath": "/etc/b"}
-            ]);
-        }),
-        reject: edit(full(), |v| {
-            v["spec"]["env"]["secretMounts"] = json!([
-                {"name": "a", "mountPath": "/etc/a"}, {"name": "b", "mountPath": "/etc/a"}
-            ]);
-        }),
+        // The worker-only /shared moved inside /results, which the workers mount too.
+        reject: edit(full(), |v| v["spec"]["volumeMounts"][1]["mountPath"] = json!("/results/shared")),
     }
     secret_mount_path_conflict => "secret-mount-path-conflict" {
+        // Siblings and lookalikes of the test files' paths are free.
         accept: edit(full(), |v| {
-            v["spec"]["testFiles"] = json!({"libConfigMapRef": "lib"});
-            v["spec"]["env"]["secretMounts"][0]["mountPath"] = json!("/lotest/src");
+            v["spec"]["env"]["secretMounts"] = json!([
+                {"name": "a", "mountPath": "/lotest/srcs"}, {"name": "b", "mountPath": "/opt/locust/library"},
+                {"name": "c", "mountPath": "/etc/a"}, {"name": "d", "mountPath": "/etc/ab/"}
+            ]);
         }),
-        reject: edit(full(), |v| v["spec"]["env"]["secretMounts"][0]["mountPath"] = json!("/opt/locust/lib")),
+        // Over the parent of the default srcMountPath.
+        reject: edit(full(), |v| v["spec"]["env"]["secretMounts"][0]["mountPath"] = json!("/lotest/")),
     }
-    test_files_mount_paths_distinct => "test-files-mount-paths-distinct" {
+    test_files_mount_path_conflict => "test-files-mount-path-conflict" {
         accept: edit(base(), |v| {
-            v["spec"]["testFiles"] = json!({"configMapRef": "tests", "srcMountPath": "/lotest", "libMountPath": "/lotest"});
+            v["spec"]["testFiles"] = json!({"configMapRef": "tests", "srcMountPath": "/lotest", "libMountPath": "/lotest/lib"});
         }),
         reject: edit(base(), |v| {
             v["spec"]["testFiles"] = json!({
                 "configMapRef": "tests", "libConfigMapRef": "lib",
-                "srcMountPath": "/lotest", "libMountPath": "/lotest"
+                "srcMountPath": "/lotest", "libMountPath": "/lotest/lib"
             });
         }),
     }
