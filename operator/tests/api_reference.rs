@@ -194,7 +194,7 @@ operator's ConfigMap or Secret volumes fails when the container starts, because 
 its mount point in a read-only volume. Kubernetes itself accepts a mount nested in a writable volume, but \
 within one container the rule rejects every nesting alike; to give several directories one writable \
 volume, mount it once and use its subdirectories, or mount it at separate, non-nested paths with `subPath`. \
-Paths are compared as written: `.`, `..` and repeated slashes (`/a//b`) are not resolved.
+Paths are compared as written, which is sound because every mount path must also be written plainly: absolute, with no empty (`/a//b`), `.` or `..` part (the `*-absolute` rules below).
 ";
 
 fn render() -> String {

@@ -160,6 +160,28 @@ macro_rules! cel_conflicts_with_test_files {
     };
 }
 
+/// CEL of [`is_clean_absolute_path`]`($p)`. (`/.` and `/..` at the end
+/// are caught by `endsWith`, also with one trailing `/`: `/a/./`
+/// contains `/./`.)
+macro_rules! cel_clean_absolute {
+    ($p:literal) => {
+        concat!(
+            $p,
+            ".startsWith('/') && !",
+            $p,
+            ".contains('//') && !",
+            $p,
+            ".contains('/./') && !",
+            $p,
+            ".endsWith('/.') && !",
+            $p,
+            ".contains('/../') && !",
+            $p,
+            ".endsWith('/..')"
+        )
+    };
+}
+
 /// `path` as a directory: `/a` and `/a/` both give `/a/`; `/` stays `/`.
 fn as_dir(path: &str) -> Cow<'_, str> {
     if path.ends_with('/') {
@@ -320,25 +342,35 @@ fn check_test_file_paths_free(t: &LocustTest) -> bool {
     }
 }
 
+/// Whether `path` is an absolute mount path written plainly: it starts with
+/// `/` and has no empty (`//`), `.` or `..` segment; one trailing `/` is
+/// allowed. [`mount_paths_conflict`] compares such paths as written, so
+/// `/a//b` or `/a/../b` cannot slip past it.
+pub fn is_clean_absolute_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains("//")
+        && path.split('/').all(|seg| !matches!(seg, "." | ".."))
+}
+
 fn check_src_mount_path_absolute(t: &LocustTest) -> bool {
-    test_files(t).is_none_or(|tf| tf.src_mount_path.starts_with('/'))
+    test_files(t).is_none_or(|tf| is_clean_absolute_path(&tf.src_mount_path))
 }
 
 fn check_lib_mount_path_absolute(t: &LocustTest) -> bool {
-    test_files(t).is_none_or(|tf| tf.lib_mount_path.starts_with('/'))
+    test_files(t).is_none_or(|tf| is_clean_absolute_path(&tf.lib_mount_path))
 }
 
 fn check_secret_mount_paths_absolute(t: &LocustTest) -> bool {
     secret_mounts(t)
         .iter()
-        .all(|s| s.mount_path.starts_with('/'))
+        .all(|s| is_clean_absolute_path(&s.mount_path))
 }
 
 fn check_volume_mount_paths_absolute(t: &LocustTest) -> bool {
     t.spec
         .volume_mounts
         .iter()
-        .all(|m| m.mount.mount_path.starts_with('/'))
+        .all(|m| is_clean_absolute_path(&m.mount.mount_path))
 }
 
 /// Every enabled output file of the master (an enabled file without a path counts as `""`).
@@ -542,40 +574,40 @@ pub static RULES: &[Rule] = &[
     Rule {
         id: "src-mount-path-absolute",
         at: &["spec", "testFiles", "srcMountPath"],
-        cel: "self.startsWith('/')",
+        cel: cel_clean_absolute!("self"),
         field_path: "",
         field: "spec.testFiles.srcMountPath",
-        message: "spec.testFiles.srcMountPath must be an absolute path; start it with '/', e.g. /lotest/src",
+        message: "spec.testFiles.srcMountPath must be an absolute path without empty, '.' or '..' parts; start it with '/' and write each directory once, e.g. /lotest/src",
         reason: CelReason::Invalid,
         check: check_src_mount_path_absolute,
     },
     Rule {
         id: "lib-mount-path-absolute",
         at: &["spec", "testFiles", "libMountPath"],
-        cel: "self.startsWith('/')",
+        cel: cel_clean_absolute!("self"),
         field_path: "",
         field: "spec.testFiles.libMountPath",
-        message: "spec.testFiles.libMountPath must be an absolute path; start it with '/', e.g. /opt/locust/lib",
+        message: "spec.testFiles.libMountPath must be an absolute path without empty, '.' or '..' parts; start it with '/' and write each directory once, e.g. /opt/locust/lib",
         reason: CelReason::Invalid,
         check: check_lib_mount_path_absolute,
     },
     Rule {
         id: "secret-mount-paths-absolute",
         at: &["spec", "env", "secretMounts"],
-        cel: "self.all(s, s.mountPath.startsWith('/'))",
+        cel: concat!("self.all(s, ", cel_clean_absolute!("s.mountPath"), ")"),
         field_path: "",
         field: "spec.env.secretMounts",
-        message: "every spec.env.secretMounts[].mountPath must be an absolute path; start it with '/', e.g. /etc/locust/certs",
+        message: "every spec.env.secretMounts[].mountPath must be an absolute path without empty, '.' or '..' parts; start it with '/' and write each directory once, e.g. /etc/locust/certs",
         reason: CelReason::Invalid,
         check: check_secret_mount_paths_absolute,
     },
     Rule {
         id: "volume-mount-paths-absolute",
         at: &["spec", "volumeMounts"],
-        cel: "self.all(m, m.mountPath.startsWith('/'))",
+        cel: concat!("self.all(m, ", cel_clean_absolute!("m.mountPath"), ")"),
         field_path: "",
         field: "spec.volumeMounts",
-        message: "every spec.volumeMounts[].mountPath must be an absolute path; start it with '/', e.g. /results",
+        message: "every spec.volumeMounts[].mountPath must be an absolute path without empty, '.' or '..' parts; start it with '/' and write each directory once, e.g. /results",
         reason: CelReason::Invalid,
         check: check_volume_mount_paths_absolute,
     },

@@ -3,7 +3,9 @@
 use std::sync::LazyLock;
 
 use kube::core::cel::CompiledSchema;
-use locust_operator::validation::rules::{MOUNT_PATH_CONFLICT_MESSAGE, mount_paths_conflict};
+use locust_operator::validation::rules::{
+    MOUNT_PATH_CONFLICT_MESSAGE, is_clean_absolute_path, mount_paths_conflict,
+};
 
 use super::*;
 
@@ -13,9 +15,36 @@ const SECRETS: &str = "secret-mount-path-conflict";
 const VOLUMES: &str = "volume-mount-path-conflict";
 
 /// Paths that are equal, nested, lookalikes (`/a` and `/ab`) and siblings of one
-/// another, with and without a trailing slash, the root and a doubled slash.
+/// another, with and without a trailing slash, and the root. (A doubled slash,
+/// `.` or `..` is rejected by the paths' own rules: [`CLEAN_PATHS`].)
 const PATHS: &[&str] = &[
-    "/", "/a", "/a/", "/ab", "/a/b", "/a/b/", "/a/bc", "/ab/c", "/b", "/a//", "/a//b",
+    "/", "/a", "/a/", "/ab", "/a/b", "/a/b/", "/a/bc", "/ab/c", "/b", "/.a", "/a/..b",
+];
+
+/// Mount paths and whether they are absolute and written plainly (no empty,
+/// `.` or `..` part), which the containment rule relies on.
+const CLEAN_PATHS: &[(&str, bool)] = &[
+    ("/", true),
+    ("/a", true),
+    ("/a/", true),
+    ("/a/b", true),
+    ("/.a", true),
+    ("/a/..b", true),
+    ("/a/b.", true),
+    ("/a/...", true),
+    ("", false),
+    ("a", false),
+    ("./a", false),
+    ("//", false),
+    ("/a//", false),
+    ("/a//b", false),
+    ("/.", false),
+    ("/./", false),
+    ("/a/.", false),
+    ("/a/./b", false),
+    ("/..", false),
+    ("/a/../", false),
+    ("/a/../b", false),
 ];
 
 /// The reference: `a` contains `b` when `a`'s path components (one trailing
@@ -298,4 +327,52 @@ fn the_mount_rules_share_one_message_and_one_conflict_expression() {
             .iter()
             .all(|r| r.message != MOUNT_PATH_CONFLICT_MESSAGE)
     );
+}
+
+/// Each mount path field accepts exactly the clean absolute paths, in Rust
+/// (typed and untyped) and in CEL, with the field's own rule.
+#[test]
+fn mount_paths_are_absolute_and_plain_in_rust_and_cel() {
+    for (path, clean) in CLEAN_PATHS {
+        assert_eq!(is_clean_absolute_path(path), *clean, "{path:?}");
+        for (id, doc) in [
+            (
+                "src-mount-path-absolute",
+                object(json!({"configMapRef": "t", "srcMountPath": path}), &[], &[]),
+            ),
+            (
+                "lib-mount-path-absolute",
+                object(
+                    json!({"libConfigMapRef": "l", "libMountPath": path}),
+                    &[],
+                    &[],
+                ),
+            ),
+            (
+                "secret-mount-paths-absolute",
+                object(Value::Null, &[secret(path)], &[]),
+            ),
+            (
+                "volume-mount-paths-absolute",
+                object(Value::Null, &[], &[volume_mount(path, "both")]),
+            ),
+        ] {
+            let r = RULES.iter().find(|r| r.id == id).unwrap();
+            let want: Vec<Violation> = (!clean)
+                .then(|| Violation {
+                    field: r.field.to_owned(),
+                    message: r.message.to_owned(),
+                    rule: Some(r.id),
+                })
+                .into_iter()
+                .collect();
+            assert_eq!(typed_violations(&doc), want, "{id}: {path:?} (typed)");
+            assert_eq!(validate_value(&doc), want, "{id}: {path:?} (untyped)");
+            let cel_want: Vec<(String, String)> = want
+                .iter()
+                .map(|v| (v.field.clone(), v.message.clone()))
+                .collect();
+            assert_eq!(cel(&doc), cel_want, "{id}: {path:?} (CEL)");
+        }
+    }
 }
