@@ -9,50 +9,34 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSche
 use locust_operator::crd::crd;
 use locust_operator::validation::{RULES, V1_RULES};
 
-/// Fields whose type is a core Kubernetes type, by CRD version and path:
+/// Fields whose type is a core Kubernetes type, by `version:path`:
 /// documented by Kubernetes, not expanded here. Keyed by path, not by field
 /// name: v1's `affinity` (node label → value) and `imagePullSecrets` (plain
 /// names) share names with v2's core types but are not them.
-const CORE_TYPES: &[(&str, &str, &str)] = &[
-    ("v2", "spec.env.variables", "[]core/v1 EnvVar"),
+const CORE_TYPES: &[(&str, &str)] = &[
+    ("v2:spec.env.variables", "[]core/v1 EnvVar"),
+    ("v2:spec.imagePullSecrets", "[]core/v1 LocalObjectReference"),
+    ("v2:spec.master.resources", "core/v1 ResourceRequirements"),
+    ("v2:spec.worker.resources", "core/v1 ResourceRequirements"),
+    ("v2:spec.scheduling.affinity", "core/v1 Affinity"),
+    ("v2:spec.scheduling.tolerations", "[]core/v1 Toleration"),
     (
-        "v2",
-        "spec.imagePullSecrets",
-        "[]core/v1 LocalObjectReference",
-    ),
-    (
-        "v2",
-        "spec.master.resources",
-        "core/v1 ResourceRequirements",
-    ),
-    (
-        "v2",
-        "spec.worker.resources",
-        "core/v1 ResourceRequirements",
-    ),
-    ("v2", "spec.scheduling.affinity", "core/v1 Affinity"),
-    ("v2", "spec.scheduling.tolerations", "[]core/v1 Toleration"),
-    (
-        "v2",
-        "spec.security.containerSecurityContext",
+        "v2:spec.security.containerSecurityContext",
         "core/v1 SecurityContext",
     ),
     (
-        "v2",
-        "spec.security.podSecurityContext",
+        "v2:spec.security.podSecurityContext",
         "core/v1 PodSecurityContext",
     ),
-    ("v2", "spec.volumes", "[]core/v1 Volume"),
-    ("v2", "status.conditions", "[]meta/v1 Condition"),
-    ("v1", "spec.tolerations", "[]core/v1 Toleration"),
-    ("v1", "status.conditions", "[]meta/v1 Condition"),
+    ("v2:spec.volumes", "[]core/v1 Volume"),
+    ("v2:status.conditions", "[]meta/v1 Condition"),
+    ("v1:spec.tolerations", "[]core/v1 Toleration"),
+    ("v1:status.conditions", "[]meta/v1 Condition"),
 ];
 
 fn core_type(version: &str, path: &str) -> Option<&'static str> {
-    CORE_TYPES
-        .iter()
-        .find(|(v, p, _)| *v == version && *p == path)
-        .map(|(_, _, t)| *t)
+    let key = format!("{version}:{path}");
+    CORE_TYPES.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
 }
 
 fn type_of(s: &JSONSchemaProps) -> String {
@@ -289,7 +273,8 @@ fn items(s: &JSONSchemaProps) -> Option<&JSONSchemaProps> {
 #[test]
 fn core_typed_fields_have_the_core_types_schema() {
     let crd = crd();
-    for (version, path, ty) in CORE_TYPES {
+    for (key, ty) in CORE_TYPES {
+        let (version, path) = key.split_once(':').expect("version:path");
         let root = crd
             .spec
             .versions

@@ -668,6 +668,8 @@ fn strategies_reach_every_verdict() {
 
 mod commands;
 mod conversion;
+#[path = "../support/mount_path_reference.rs"]
+mod mount_path_reference;
 mod stats_parsers;
 #[path = "../support/untrusted.rs"]
 mod untrusted;

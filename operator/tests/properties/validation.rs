@@ -3,6 +3,7 @@
 use locust_operator::validation::rules::{MOUNT_PATH_CONFLICT_MESSAGE, mount_paths_conflict};
 
 use super::*;
+use crate::mount_path_reference::reference_conflict;
 
 proptest! {
     #![proptest_config(config())]
@@ -220,20 +221,6 @@ fn mount_path() -> impl Strategy<Value = String> {
         1 => Just("/".to_owned()),
         12 => "(/(a|b|ab|\\.a)){1,3}/?",
     ]
-}
-
-/// The reference containment: `a`'s path components (one trailing `/`
-/// dropped) are a prefix of `b`'s.
-fn reference_contains(a: &str, b: &str) -> bool {
-    fn components(p: &str) -> Vec<&str> {
-        p.strip_suffix('/').unwrap_or(p).split('/').collect()
-    }
-    let (a, b) = (components(a), components(b));
-    a.len() <= b.len() && a.iter().zip(&b).all(|(x, y)| x == y)
-}
-
-fn reference_conflict(a: &str, b: &str) -> bool {
-    reference_contains(a, b) || reference_contains(b, a)
 }
 
 /// A target and whether two targets share a container.

@@ -11,12 +11,13 @@
 //! `violations` (beyond the rules) and `crd_schema` (the CRD).
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
     JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
-use kube::core::cel::{Validator, compile_schema};
+use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use locust_operator::api::{v1, v2};
 use locust_operator::crd::{
     self, BOUNDS, Bound, ConversionTarget, ITEMS, schema_at, set_webhook_conversion,
@@ -121,11 +122,20 @@ fn version_of<'a>(
     crd.spec.versions.iter().find(|v| v.name == name).unwrap()
 }
 
+/// The generated CRD's CEL rules for `version`, compiled once.
+fn compiled_cel(version: &str) -> &'static CompiledSchema {
+    static V1: LazyLock<CompiledSchema> = LazyLock::new(|| compiled_version("v1"));
+    static V2: LazyLock<CompiledSchema> = LazyLock::new(|| compiled_version("v2"));
+    fn compiled_version(version: &str) -> CompiledSchema {
+        compile_schema(&serde_json::to_value(schema_of(&crd::crd(), version)).unwrap())
+    }
+    if version == "v1" { &V1 } else { &V2 }
+}
+
 /// `(field, message)` of every CEL rule of the generated CRD that rejects `v`.
 fn cel_violations(v: &Value) -> Vec<(String, String)> {
     let version = if is_v1(v) { "v1" } else { "v2" };
-    let schema = serde_json::to_value(schema_of(&crd::crd(), version)).unwrap();
-    match Validator::new().validate(&schema, v, None) {
+    match Validator::new().validate_compiled(compiled_cel(version), v, None) {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .iter()
@@ -239,6 +249,8 @@ fn check_case(id: &str, accepted: Value, rejected: Value) {
 }
 
 mod crd_schema;
+#[path = "../support/mount_path_reference.rs"]
+mod mount_path_reference;
 mod mount_paths;
 mod rule_cases;
 mod violations;
