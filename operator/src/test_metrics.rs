@@ -429,29 +429,41 @@ mod tests {
         }
     }
 
+    /// Every line of `lines`, `{l}` replaced by `labels`, is a line of `text`.
+    fn assert_series(text: &str, labels: &str, lines: &[&str]) {
+        for line in lines {
+            let line = line.replace("{l}", labels);
+            assert!(
+                text.lines().any(|x| x == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+
     #[test]
     fn a_running_test_reports_the_masters_numbers_and_nothing_it_did_not_report() {
         let text = scrape(vec![test("perf", "checkout", Some(running()))]);
-        let l = r#"{namespace="perf",name="checkout"}"#;
-        for line in [
-            format!("locust_test_users{l} 50"),
-            format!("locust_test_requests_per_second{l} 12.5"),
-            format!("locust_test_fail_ratio{l} 0.25"),
-            format!("locust_test_requests_total{l} 400"),
-            format!("locust_test_request_failures_total{l} 100"),
-            format!("locust_test_response_time_average_seconds{l} 0.12"),
-            format!("locust_test_response_time_max_seconds{l} 1.5"),
-            r#"locust_test_response_time_seconds{namespace="perf",name="checkout",quantile="0.5"} 0.1"#.to_owned(),
-            r#"locust_test_response_time_seconds{namespace="perf",name="checkout",quantile="0.99"} 0.9"#.to_owned(),
-            format!("locust_test_workers_expected{l} 3"),
-            format!("locust_test_workers_connected{l} 2"),
-            format!("locust_test_start_time_seconds{l} 1796637600.0"),
-            r#"locust_test_phase{namespace="perf",name="checkout",phase="Running"} 1"#.to_owned(),
-            r#"locust_test_phase{namespace="perf",name="checkout",phase="Pending"} 0"#.to_owned(),
-            "# TYPE locust_test_requests counter".to_owned(),
-        ] {
-            assert!(text.lines().any(|x| x == line), "{line} missing from\n{text}");
-        }
+        assert_series(
+            &text,
+            r#"{namespace="perf",name="checkout"}"#,
+            &[
+                "locust_test_users{l} 50",
+                "locust_test_requests_per_second{l} 12.5",
+                "locust_test_fail_ratio{l} 0.25",
+                "locust_test_requests_total{l} 400",
+                "locust_test_request_failures_total{l} 100",
+                "locust_test_response_time_average_seconds{l} 0.12",
+                "locust_test_response_time_max_seconds{l} 1.5",
+                r#"locust_test_response_time_seconds{namespace="perf",name="checkout",quantile="0.5"} 0.1"#,
+                r#"locust_test_response_time_seconds{namespace="perf",name="checkout",quantile="0.99"} 0.9"#,
+                "locust_test_workers_expected{l} 3",
+                "locust_test_workers_connected{l} 2",
+                "locust_test_start_time_seconds{l} 1796637600.0",
+                r#"locust_test_phase{namespace="perf",name="checkout",phase="Running"} 1"#,
+                r#"locust_test_phase{namespace="perf",name="checkout",phase="Pending"} 0"#,
+                "# TYPE locust_test_requests counter",
+            ],
+        );
         // p95 was not reported: no series, not a zero.
         assert!(!text.contains(r#"quantile="0.95""#), "{text}");
         // Nothing of a result while running.
@@ -501,18 +513,19 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut encoder_input, &registry)
             .unwrap_or_else(|e| panic!("encode: {e}"));
         let text = encoder_input;
-        let l = r#"{namespace="perf",name="done"}"#;
-        for line in [
-            format!("locust_test_result_requests{l} 1000"),
-            format!("locust_test_result_failures{l} 0"),
-            format!("locust_test_result_fail_ratio{l} 0.0"),
-            format!("locust_test_result_requests_per_second{l} 33.3"),
-            r#"locust_test_result_response_time_seconds{namespace="perf",name="done",quantile="0.9"} 0.25"#.to_owned(),
-            format!("locust_test_completion_time_seconds{l} 1796637900.0"),
-            r#"locust_test_phase{namespace="perf",name="done",phase="Succeeded"} 1"#.to_owned(),
-        ] {
-            assert!(text.lines().any(|x| x == line), "{line} missing from\n{text}");
-        }
+        assert_series(
+            &text,
+            r#"{namespace="perf",name="done"}"#,
+            &[
+                "locust_test_result_requests{l} 1000",
+                "locust_test_result_failures{l} 0",
+                "locust_test_result_fail_ratio{l} 0.0",
+                "locust_test_result_requests_per_second{l} 33.3",
+                r#"locust_test_result_response_time_seconds{namespace="perf",name="done",quantile="0.9"} 0.25"#,
+                "locust_test_completion_time_seconds{l} 1796637900.0",
+                r#"locust_test_phase{namespace="perf",name="done",phase="Succeeded"} 1"#,
+            ],
+        );
         assert!(!text.contains("locust_test_users"), "{text}");
         assert!(!text.contains("result_response_time_average"), "{text}");
     }
