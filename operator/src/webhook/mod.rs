@@ -27,6 +27,7 @@
 //!   readiness flag drops, and open connections get
 //!   [`LIMITS`]`.shutdown_grace` to finish their current request.
 
+pub mod certs;
 pub mod handlers;
 pub mod tls;
 
