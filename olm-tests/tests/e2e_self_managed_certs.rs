@@ -306,8 +306,16 @@ async fn scenario(
         "the certificate file was not rewritten"
     );
 
-    // The Secret deleted: a new CA and certificate, caBundles follow, and
-    // conversion and validation work with them.
+    // The Secret deleted while two replicas run: one new CA and certificate
+    // (whichever replica wins; the other adopts it), the caBundles follow,
+    // both replicas serve it, and conversion and validation work with it.
+    ops.push(OperatorProcess::spawn(
+        cluster,
+        kubeconfig,
+        "b2",
+        &args(operator::free_port()?, &dir_b),
+    )?);
+    ops[3].wait_ready(Duration::from_secs(60)).await?;
     apis.secrets
         .delete(DEFAULT_SECRET_NAME, &DeleteParams::default())
         .await?;
@@ -319,7 +327,40 @@ async fn scenario(
         took < Duration::from_secs(30),
         "regenerated and repatched in {took:?}"
     );
-    ensure!(issued(&ops[2]) == 1, "one new certificate issued");
+    let new_crt = apis
+        .secrets
+        .get(DEFAULT_SECRET_NAME)
+        .await?
+        .data
+        .and_then(|d| d.get("tls.crt").map(|b| b.0.clone()))
+        .context("tls.crt in the new Secret")?;
+    wait_for(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || async {
+            let a = std::fs::read(dir_a.join("tls.crt"))?;
+            let b = std::fs::read(dir_b.join("tls.crt"))?;
+            Ok((a == new_crt && b == new_crt).then_some(()))
+        },
+    )
+    .await
+    .context("both replicas serve the new certificate")?;
+    let_it_check(2).await;
+    ensure!(
+        issued(&ops[2]) + issued(&ops[3]) == 1,
+        "one new certificate issued between the two replicas ({} + {})",
+        issued(&ops[2]),
+        issued(&ops[3])
+    );
+    ensure!(
+        apis.secrets
+            .get(DEFAULT_SECRET_NAME)
+            .await?
+            .data
+            .and_then(|d| d.get("tls.crt").map(|b| b.0.clone()))
+            == Some(new_crt),
+        "the Secret stayed the one both replicas adopted"
+    );
     apis.v1_read_as_v2("converted-again").await?;
     apis.invalid_rejected().await?;
     Ok(())

@@ -36,7 +36,6 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rcgen::{
@@ -74,6 +73,8 @@ pub const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 pub const CA_COMMON_NAME: &str = "locust-k8s-operator-webhook-ca";
 /// Common name of the generated serving certificate.
 pub const SERVING_COMMON_NAME: &str = "locust-k8s-operator-webhook";
+/// Label set on the Secret the operator writes.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "locust-k8s-operator");
 /// Field manager of the operator's patches.
 pub const FIELD_MANAGER: &str = "locust-k8s-operator-certs";
 
@@ -351,9 +352,11 @@ pub fn bundle(pems: &[String]) -> String {
     out
 }
 
-/// The Secret data after `verdict` (not [`Verdict::Current`]): a new CA (the
-/// previous, unexpired CAs stay in the bundle after it) or the stored one,
-/// and a new serving certificate for `names`.
+/// The Secret data after `verdict`: a new CA for [`Verdict::RenewAll`] (the
+/// previous, unexpired CAs of `stored` stay in the bundle after it) or the
+/// stored one for [`Verdict::RenewServing`], and a new serving certificate
+/// for `names`. [`Verdict::Current`] is never renewed by the loop; given
+/// here, it is treated as [`Verdict::RenewAll`].
 pub fn issue(
     verdict: Verdict,
     stored: Option<&BTreeMap<String, ByteString>>,
@@ -591,19 +594,15 @@ impl SelfManagedCerts {
                 now,
                 self.settings.policy,
             )?;
+            let mut metadata = current.map(|s| s.metadata).unwrap_or_default();
+            metadata.name = Some(name.clone());
+            metadata.namespace = Some(self.settings.namespace.clone());
+            metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert(MANAGED_BY_LABEL.0.to_owned(), MANAGED_BY_LABEL.1.to_owned());
             let secret = Secret {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(self.settings.namespace.clone()),
-                    resource_version: current
-                        .as_ref()
-                        .and_then(|s| s.metadata.resource_version.clone()),
-                    labels: Some(BTreeMap::from([(
-                        "app.kubernetes.io/managed-by".to_owned(),
-                        "locust-k8s-operator".to_owned(),
-                    )])),
-                    ..current.map(|s| s.metadata).unwrap_or_default()
-                },
+                metadata,
                 type_: Some("kubernetes.io/tls".to_owned()),
                 data: Some(new_data.clone()),
                 ..Secret::default()
@@ -742,7 +741,9 @@ async fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertsErr
         path: path.to_owned(),
         source,
     };
-    let tmp = path.with_extension("tmp");
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let _ = tokio::fs::remove_file(&tmp).await;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true).mode(mode);
@@ -788,6 +789,7 @@ mod tests {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
         CustomResourceConversion, WebhookConversion,
     };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
 
