@@ -363,6 +363,27 @@ async fn scenario(
     );
     apis.v1_read_as_v2("converted-again").await?;
     apis.invalid_rejected().await?;
+
+    // No key material in any log (the operators log at debug level).
+    let data = apis
+        .secrets
+        .get(DEFAULT_SECRET_NAME)
+        .await?
+        .data
+        .unwrap_or_default();
+    for key in ["tls.key", "ca.key"] {
+        let pem = String::from_utf8(data.get(key).map(|b| b.0.clone()).unwrap_or_default())?;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        ensure!(body.len() > 40, "{key} has a body");
+        for op in ops.iter() {
+            let log = op.log();
+            ensure!(
+                !log.contains("PRIVATE KEY") && !log.contains(&body[..40]),
+                "{} logs key material",
+                op.log_path.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -303,18 +303,14 @@ fn offset_time(t: SystemTime) -> time::OffsetDateTime {
     time::OffsetDateTime::from(t)
 }
 
-fn params(
-    common_name: &str,
-    not_before: SystemTime,
-    not_after: SystemTime,
-) -> Result<CertificateParams, CertsError> {
+fn params(common_name: &str, not_before: SystemTime, not_after: SystemTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
     params.not_before = offset_time(not_before);
     params.not_after = offset_time(not_after);
-    Ok(params)
+    params
 }
 
 fn add(t: SystemTime, d: Duration) -> Result<SystemTime, CertsError> {
@@ -370,10 +366,7 @@ pub fn issue(
 
     let (issuer, ca_key_pem, bundle_pems, ca_end) = match verdict {
         Verdict::RenewServing(_) => {
-            let (Some(ca_pem), Some(first)) = (
-                stored.and_then(|d| value(d, CA_CERT_KEY)),
-                pem_certs(old_bundle).and_then(|c| c.into_iter().next()),
-            ) else {
+            let Some(first) = pem_certs(old_bundle).and_then(|c| c.into_iter().next()) else {
                 return Err(CertsError::StoredCa("no CA certificate"));
             };
             let Some(key_pem) = stored
@@ -386,9 +379,10 @@ pub fn issue(
                 .map(|c| validity(&c).1)
                 .ok_or(CertsError::StoredCa("unparsable CA certificate"))?;
             let key = KeyPair::from_pem(key_pem).map_err(|_| CertsError::StoredCa("bad CA key"))?;
-            let ca_text = std::str::from_utf8(ca_pem)
-                .map_err(|_| CertsError::StoredCa("CA certificate is not text"))?;
-            let issuer = Issuer::from_ca_cert_pem(ca_text, key)?;
+            let issuer = Issuer::from_ca_cert_der(
+                &rustls::pki_types::CertificateDer::from(first.as_slice()),
+                key,
+            )?;
             let mut pems = vec![pem_of(&first)];
             pems.extend(kept);
             let key_pem = key_pem.to_owned();
@@ -398,7 +392,7 @@ pub fn issue(
             let key = KeyPair::generate()?;
             let key_pem = key.serialize_pem();
             let end = add(now, policy.ca_validity)?;
-            let mut ca = params(CA_COMMON_NAME, start, end)?;
+            let mut ca = params(CA_COMMON_NAME, start, end);
             ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
             ca.key_usages = vec![
                 KeyUsagePurpose::KeyCertSign,
@@ -420,7 +414,7 @@ pub fn issue(
     } else {
         wanted_end
     };
-    let mut leaf = params(SERVING_COMMON_NAME, start, end)?;
+    let mut leaf = params(SERVING_COMMON_NAME, start, end);
     leaf.subject_alt_names = names
         .iter()
         .map(|n| match n.parse::<IpAddr>() {
