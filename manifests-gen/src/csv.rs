@@ -32,7 +32,7 @@ use crate::descriptors::{STATUS, V1_SPEC, descriptors, spec_descriptors};
 use crate::releases::CsvEdges;
 
 /// `generateName` of the validating webhook.
-pub const VALIDATING_WEBHOOK_NAME: &str = "vlocusttest.locust.io";
+pub use locust_operator::webhook::VALIDATING_WEBHOOK_NAME;
 /// `generateName` of the conversion webhook.
 pub const CONVERSION_WEBHOOK_NAME: &str = "clocusttest.locust.io";
 /// Timeout of the validating webhook, in seconds.

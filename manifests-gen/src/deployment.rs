@@ -24,7 +24,20 @@ pub fn webhook_port() -> u16 {
     OperatorConfig::default().webhook_port
 }
 
-/// Name of the Service OLM creates in front of the webhook deployment.
+/// Name of the Service OLM creates in front of the webhook deployment
+/// (`<deploymentName>-service`), which is also the operator's
+/// `--webhook-service-name` default for self-managed certificates.
 pub fn webhook_service_name() -> String {
     format!("{DEPLOYMENT_NAME}-service")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_operator_default_service_name_is_the_one_olm_makes() {
+        assert_eq!(
+            super::webhook_service_name(),
+            locust_operator::config::DEFAULT_WEBHOOK_SERVICE_NAME
+        );
+    }
 }

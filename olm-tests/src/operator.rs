@@ -682,7 +682,7 @@ pub fn swap_secret_volume(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
 }
 
 /// Name of the ValidatingWebhookConfiguration the tests register.
-pub const VALIDATING_WEBHOOK: &str = "vlocusttest.locust.io";
+pub const VALIDATING_WEBHOOK: &str = locust_operator::webhook::VALIDATING_WEBHOOK_NAME;
 
 /// `crd` with its conversion webhook at `https://127.0.0.1:<port>/convert`
 /// trusted through `ca` (the URL form, as envtest registers webhooks; in the
@@ -701,7 +701,8 @@ pub fn with_local_conversion_webhook(
 }
 
 /// Registers the operator's validating webhook (v2 CREATE/UPDATE, as in the
-/// CSV) at `https://127.0.0.1:<port>` trusted through `ca`.
+/// CSV) at `https://127.0.0.1:<port>` trusted through `ca` (empty: no
+/// `caBundle`, for the operator to fill in).
 pub async fn install_local_validating_webhook(client: &Client, port: u16, ca: &str) -> Result<()> {
     use k8s_openapi::ByteString;
     use k8s_openapi::api::admissionregistration::v1::{
@@ -720,7 +721,7 @@ pub async fn install_local_validating_webhook(client: &Client, port: u16, ca: &s
                 url: Some(format!(
                     "https://127.0.0.1:{port}/validate-locust-io-v2-locusttest"
                 )),
-                ca_bundle: Some(ByteString(ca.as_bytes().to_vec())),
+                ca_bundle: (!ca.is_empty()).then(|| ByteString(ca.as_bytes().to_vec())),
                 ..WebhookClientConfig::default()
             },
             failure_policy: Some("Fail".into()),

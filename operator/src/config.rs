@@ -35,6 +35,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the webhook's serving certificate comes from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebhookCertMode {
+    /// `tls.crt`/`tls.key` in `--webhook-cert-dir`, made by someone else (OLM, cert-manager), reloaded when renewed.
+    #[default]
+    Directory,
+    /// The operator makes and renews a CA and serving certificate in a Secret, writes them to `--webhook-cert-dir` and sets the caBundles.
+    SelfManaged,
+}
+
 /// Configuration of the operator process, from flags and `LOCUST_*` variables.
 #[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
 pub struct OperatorConfig {
@@ -258,6 +268,47 @@ pub struct OperatorConfig {
     #[arg(long, env = "LOCUST_WEBHOOK_CERT_DIR", value_name = "DIR", default_value = DEFAULT_WEBHOOK_CERT_DIR)]
     pub webhook_cert_dir: PathBuf,
 
+    /// Where the webhook's serving certificate comes from: `directory` (made by OLM or
+    /// cert-manager) or `self-managed` (the operator keeps a CA and certificate in a Secret and
+    /// sets the caBundle of the CRD's conversion webhook and of the ValidatingWebhookConfiguration).
+    #[arg(long, env = "LOCUST_WEBHOOK_CERT_MODE", value_enum, default_value_t = WebhookCertMode::Directory)]
+    pub webhook_cert_mode: WebhookCertMode,
+
+    /// Self-managed mode: the Secret (in the operator's namespace) holding the CA and the serving certificate.
+    #[arg(long, env = "LOCUST_WEBHOOK_CERT_SECRET", value_name = "NAME", default_value = DEFAULT_WEBHOOK_CERT_SECRET)]
+    pub webhook_cert_secret: String,
+
+    /// Self-managed mode: the webhook Service in the operator's namespace; the certificate is
+    /// made for `<service>.<namespace>.svc` and `<service>.<namespace>.svc.cluster.local`.
+    #[arg(long, env = "LOCUST_WEBHOOK_SERVICE_NAME", value_name = "NAME", default_value = DEFAULT_WEBHOOK_SERVICE_NAME)]
+    pub webhook_service_name: String,
+
+    /// Self-managed mode: more names of the certificate (DNS names or IP addresses, comma-separated),
+    /// for webhooks registered by URL.
+    #[arg(
+        long,
+        env = "LOCUST_WEBHOOK_CERT_EXTRA_NAMES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub webhook_cert_extra_names: Vec<String>,
+
+    /// Self-managed mode: the ValidatingWebhookConfiguration whose webhooks get the caBundle.
+    #[arg(long, env = "LOCUST_WEBHOOK_CONFIGURATION_NAME", value_name = "NAME", default_value = crate::webhook::VALIDATING_WEBHOOK_NAME)]
+    pub webhook_configuration_name: String,
+
+    /// Self-managed mode: validity of a new CA (renewed when less than a third is left).
+    #[arg(long, env = "LOCUST_WEBHOOK_CA_VALIDITY", value_name = "DURATION", default_value = "87600h", value_parser = parse_duration)]
+    pub webhook_ca_validity: Duration,
+
+    /// Self-managed mode: validity of a new serving certificate (renewed when less than a third is left).
+    #[arg(long, env = "LOCUST_WEBHOOK_CERT_VALIDITY", value_name = "DURATION", default_value = "8760h", value_parser = parse_duration)]
+    pub webhook_cert_validity: Duration,
+
+    /// Self-managed mode: how often the Secret, the caBundles and the files are checked.
+    #[arg(long, env = "LOCUST_WEBHOOK_CERT_CHECK_INTERVAL", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub webhook_cert_check_interval: Duration,
+
     /// Do not start the webhook server (conversion and validation then need another server).
     #[arg(long, env = "LOCUST_DISABLE_WEBHOOKS", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub disable_webhooks: bool,
@@ -273,6 +324,10 @@ pub struct OperatorConfig {
 
 /// Default of `--webhook-cert-dir`: where OLM mounts the serving certificate.
 pub use crate::webhook::DEFAULT_CERT_DIR as DEFAULT_WEBHOOK_CERT_DIR;
+/// Default of `--webhook-cert-secret`.
+pub use crate::webhook::certs::DEFAULT_SECRET_NAME as DEFAULT_WEBHOOK_CERT_SECRET;
+/// Default of `--webhook-service-name`.
+pub use crate::webhook::certs::DEFAULT_SERVICE_NAME as DEFAULT_WEBHOOK_SERVICE_NAME;
 
 impl Default for OperatorConfig {
     fn default() -> Self {
@@ -314,6 +369,14 @@ impl Default for OperatorConfig {
             webhook_port: 9443,
             webhook_bind_address: IpAddr::from([0, 0, 0, 0]),
             webhook_cert_dir: PathBuf::from(DEFAULT_WEBHOOK_CERT_DIR),
+            webhook_cert_mode: WebhookCertMode::Directory,
+            webhook_cert_secret: DEFAULT_WEBHOOK_CERT_SECRET.to_owned(),
+            webhook_service_name: DEFAULT_WEBHOOK_SERVICE_NAME.to_owned(),
+            webhook_cert_extra_names: Vec::new(),
+            webhook_configuration_name: crate::webhook::VALIDATING_WEBHOOK_NAME.to_owned(),
+            webhook_ca_validity: Duration::from_secs(87_600 * 3600),
+            webhook_cert_validity: Duration::from_secs(8_760 * 3600),
+            webhook_cert_check_interval: Duration::from_secs(600),
             disable_webhooks: false,
             log_format: LogFormat::Text,
             watch_namespace: None,
@@ -579,12 +642,65 @@ impl OperatorConfig {
             if self.webhook_cert_dir.as_os_str().is_empty() {
                 problems.push("--webhook-cert-dir=: must not be empty".to_owned());
             }
+            if self.webhook_cert_mode == WebhookCertMode::SelfManaged {
+                self.validate_self_managed(&mut problems);
+            }
         }
 
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+impl OperatorConfig {
+    /// The checks of the self-managed certificate options.
+    fn validate_self_managed(&self, problems: &mut Vec<String>) {
+        for (flag, name) in [
+            ("--webhook-cert-secret", &self.webhook_cert_secret),
+            (
+                "--webhook-configuration-name",
+                &self.webhook_configuration_name,
+            ),
+        ] {
+            if !is_dns1123_subdomain(name) {
+                problems.push(format!(
+                    "{flag}={name}: not a valid object name (DNS-1123 subdomain)"
+                ));
+            }
+        }
+        if !is_dns1123_label(&self.webhook_service_name) {
+            problems.push(format!(
+                "--webhook-service-name={}: not a valid Service name (DNS-1123 label)",
+                self.webhook_service_name
+            ));
+        }
+        for name in &self.webhook_cert_extra_names {
+            let name = name.trim();
+            if !name.is_empty() && name.parse::<IpAddr>().is_err() && !is_dns1123_subdomain(name) {
+                problems.push(format!(
+                    "--webhook-cert-extra-names: {name} is neither an IP address nor a DNS name"
+                ));
+            }
+        }
+        if self.webhook_cert_check_interval < Duration::from_secs(1) {
+            problems.push(format!(
+                "--webhook-cert-check-interval={}: must be at least 1s",
+                format_duration(self.webhook_cert_check_interval)
+            ));
+        }
+        // A serving certificate must fit in the third of the CA's validity
+        // left when the CA is renewed, so it is never cut short.
+        if self.webhook_cert_validity.is_zero()
+            || self.webhook_cert_validity.saturating_mul(3) > self.webhook_ca_validity
+        {
+            problems.push(format!(
+                "--webhook-cert-validity={}: must be positive and at most a third of --webhook-ca-validity={}",
+                format_duration(self.webhook_cert_validity),
+                format_duration(self.webhook_ca_validity)
+            ));
         }
     }
 }
@@ -805,6 +921,78 @@ mod tests {
         assert_eq!(c.resource_default(Role::Master, CPU, false), Some("250m"));
         assert_eq!(c.default_runtime_class(), None);
         assert_eq!(c.watched_namespace(), None);
+    }
+
+    #[test]
+    fn self_managed_certificate_options() {
+        let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear_locust_env();
+        let c = parse(&[
+            "--webhook-cert-mode=self-managed",
+            "--webhook-cert-secret=certs",
+            "--webhook-service-name=hooks",
+            "--webhook-cert-extra-names=127.0.0.1,localhost",
+            "--webhook-configuration-name=vwc.example.com",
+            "--webhook-ca-validity=30h",
+            "--webhook-cert-validity=10h",
+            "--webhook-cert-check-interval=2s",
+        ])
+        .unwrap();
+        assert_eq!(c.webhook_cert_mode, WebhookCertMode::SelfManaged);
+        assert_eq!(c.webhook_cert_secret, "certs");
+        assert_eq!(c.webhook_service_name, "hooks");
+        assert_eq!(c.webhook_cert_extra_names, vec!["127.0.0.1", "localhost"]);
+        assert_eq!(c.webhook_configuration_name, "vwc.example.com");
+        assert_eq!(c.webhook_ca_validity, Duration::from_secs(30 * 3600));
+        assert_eq!(c.webhook_cert_validity, Duration::from_secs(10 * 3600));
+        assert_eq!(c.webhook_cert_check_interval, Duration::from_secs(2));
+        assert_eq!(c.validate(), Ok(()));
+        assert!(parse(&["--webhook-cert-mode=olm"]).is_err());
+
+        // SAFETY: only tests holding ENV_LOCK touch these variables.
+        unsafe { std::env::set_var("LOCUST_WEBHOOK_CERT_MODE", "self-managed") };
+        let from_env = parse(&[]);
+        clear_locust_env();
+        assert_eq!(
+            from_env.unwrap().webhook_cert_mode,
+            WebhookCertMode::SelfManaged
+        );
+
+        let bad = OperatorConfig {
+            webhook_cert_mode: WebhookCertMode::SelfManaged,
+            webhook_cert_secret: "Bad_Name".into(),
+            webhook_service_name: "a.b".into(),
+            webhook_cert_extra_names: vec!["not a name".into()],
+            webhook_configuration_name: String::new(),
+            webhook_cert_validity: Duration::from_secs(4 * 3600),
+            webhook_ca_validity: Duration::from_secs(10 * 3600),
+            webhook_cert_check_interval: Duration::ZERO,
+            ..OperatorConfig::default()
+        };
+        let err = bad.validate().unwrap_err();
+        let msg = err.to_string();
+        for needle in [
+            "--webhook-cert-secret=Bad_Name",
+            "--webhook-configuration-name=:",
+            "--webhook-service-name=a.b",
+            "not a name is neither",
+            "--webhook-cert-check-interval=0s",
+            "--webhook-cert-validity=4h",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in {msg}");
+        }
+        assert_eq!(err.problems().len(), 6, "{msg}");
+        // The same options are not checked in directory mode or without webhooks.
+        let directory = OperatorConfig {
+            webhook_cert_mode: WebhookCertMode::Directory,
+            ..bad.clone()
+        };
+        assert_eq!(directory.validate(), Ok(()));
+        let off = OperatorConfig {
+            disable_webhooks: true,
+            ..bad
+        };
+        assert_eq!(off.validate(), Ok(()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::Api;
 use locust_operator::api::{v1, v2};
-use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig};
+use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig, WebhookCertMode};
 use locust_operator::conversion::ApiVersion;
 use locust_operator::health::{self, Readiness};
 use locust_operator::leader::{LeaderElector, Timing};
@@ -22,6 +22,7 @@ use locust_operator::metrics_auth::Authorizer;
 use locust_operator::metrics_tls;
 use locust_operator::migration::{self, Difference};
 use locust_operator::server::BindError;
+use locust_operator::webhook::certs;
 use locust_operator::{api, controller, conversion, resources, validation, webhook, yaml};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -233,9 +234,15 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn lease_namespace(config: &OperatorConfig, client: &Client) -> String {
-    if let Some(ns) = config.lease_namespace() {
-        return ns.to_owned();
+    match config.lease_namespace() {
+        Some(ns) => ns.to_owned(),
+        None => operator_namespace(client),
     }
+}
+
+/// The operator pod's namespace: `POD_NAMESPACE`, else the ServiceAccount's,
+/// else the client's default.
+fn operator_namespace(client: &Client) -> String {
     if let Ok(ns) = std::env::var("POD_NAMESPACE")
         && !ns.is_empty()
     {
@@ -373,6 +380,34 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+
+    if !config.disable_webhooks && config.webhook_cert_mode == WebhookCertMode::SelfManaged {
+        let namespace = operator_namespace(&client);
+        let settings = certs::Settings {
+            names: certs::serving_names(
+                &config.webhook_service_name,
+                &namespace,
+                &config.webhook_cert_extra_names,
+            ),
+            namespace,
+            secret_name: config.webhook_cert_secret.clone(),
+            crd_name: api::CRD_NAME.to_owned(),
+            webhook_configuration_name: config.webhook_configuration_name.clone(),
+            cert_dir: config.webhook_cert_dir.clone(),
+            policy: certs::Policy {
+                ca_validity: config.webhook_ca_validity,
+                cert_validity: config.webhook_cert_validity,
+            },
+            check_interval: config.webhook_cert_check_interval,
+        };
+        info!(
+            secret = %settings.secret_name,
+            namespace = %settings.namespace,
+            names = ?settings.names,
+            "self-managed webhook certificates"
+        );
+        tokio::spawn(certs::SelfManagedCerts::new(client.clone(), settings).run(stopped()));
+    }
 
     // Metrics need the client to authorize each scrape (unless plain HTTP).
     let access = if config.metrics_secure {

@@ -3,7 +3,9 @@
 //! end-to-end tests run the operator under exactly these rules, and
 //! `olm-tests/tests/rbac_ablation.rs` proves each verb is needed (the
 //! operator's job fails without it). Reads come from watch caches, so no
-//! `get` is held except on the Lease.
+//! `get` is held except on the Lease. Self-managed webhook certificates need
+//! more, by name, and only where that mode is used:
+//! [`self_managed_cert_rules`] (not in the CSV).
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
@@ -124,9 +126,93 @@ pub fn metrics_reader_rules() -> Vec<PolicyRule> {
     }]
 }
 
+/// What `--webhook-cert-mode=self-managed` needs on top of [`cluster_rules`]
+/// and [`namespaced_rules`]. Not part of the OLM bundle (OLM provides the
+/// certificate there): for installs without OLM (Helm chart, `install.yaml`),
+/// and only when they run in self-managed mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelfManagedCertRules {
+    /// For the operator's ClusterRole: `get`/`patch` on the CRD and the
+    /// ValidatingWebhookConfiguration, by name.
+    pub cluster: Vec<PolicyRule>,
+    /// For the operator's Role in its namespace: `create` Secrets (a create
+    /// cannot be limited by name) and `get`/`update` the certificate Secret.
+    pub namespaced: Vec<PolicyRule>,
+}
+
+fn named_rule(api_group: &str, resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![api_group.to_owned()]),
+        resources: Some(vec![resource.to_owned()]),
+        resource_names: (!names.is_empty())
+            .then(|| names.iter().map(|n| (*n).to_owned()).collect()),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+/// The rules of self-managed webhook certificates
+/// ([`crate::webhook::certs`]) for the Secret `secret`, and the
+/// ValidatingWebhookConfiguration `webhook_configuration` (the CRD is the
+/// operator's, [`crate::api::CRD_NAME`]).
+pub fn self_managed_cert_rules(secret: &str, webhook_configuration: &str) -> SelfManagedCertRules {
+    SelfManagedCertRules {
+        cluster: vec![
+            named_rule(
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                &["get", "patch"],
+                &[crate::api::CRD_NAME],
+            ),
+            named_rule(
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+                &["get", "patch"],
+                &[webhook_configuration],
+            ),
+        ],
+        namespaced: vec![
+            named_rule("", "secrets", &["create"], &[]),
+            named_rule("", "secrets", &["get", "update"], &[secret]),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn self_managed_cert_rules_name_every_object_they_read_or_change() {
+        let rules = self_managed_cert_rules("cert", "vwc");
+        for rule in rules.cluster.iter().chain(&rules.namespaced) {
+            assert!(
+                !rule
+                    .verbs
+                    .iter()
+                    .any(|v| matches!(v.as_str(), "*" | "delete" | "list" | "watch"))
+            );
+            if rule.verbs != ["create"] {
+                assert!(
+                    rule.resource_names.as_ref().is_some_and(|n| n.len() == 1),
+                    "{rule:?}"
+                );
+            }
+        }
+        assert_eq!(
+            rules.cluster[0].resource_names.as_deref(),
+            Some(&["locusttests.locust.io".to_owned()][..])
+        );
+        assert_eq!(
+            rules.cluster[1].resource_names.as_deref(),
+            Some(&["vwc".to_owned()][..])
+        );
+        assert_eq!(
+            rules.namespaced[1].resource_names.as_deref(),
+            Some(&["cert".to_owned()][..])
+        );
+        assert_eq!(rules.namespaced[1].verbs, ["get", "update"]);
+    }
 
     #[test]
     fn no_access_to_secrets_or_configmaps() {

@@ -27,6 +27,7 @@
 //!   readiness flag drops, and open connections get
 //!   [`LIMITS`]`.shutdown_grace` to finish their current request.
 
+pub mod certs;
 pub mod handlers;
 pub mod tls;
 
@@ -58,6 +59,9 @@ use self::tls::{CertError, CertPaths, CertReloader, ReloadingCertResolver};
 pub const CONVERT_PATH: &str = "/convert";
 /// Path of the validating webhook for `locust.io/v2` `LocustTest`.
 pub const VALIDATE_PATH: &str = "/validate-locust-io-v2-locusttest";
+/// Name of the validating webhook (OLM's `generateName`), and of the
+/// ValidatingWebhookConfiguration outside OLM.
+pub const VALIDATING_WEBHOOK_NAME: &str = "vlocusttest.locust.io";
 /// Metric label used for requests to any other path.
 pub const OTHER_PATH_LABEL: &str = "other";
 /// Where OLM (and controller-runtime) mount the serving certificate.
