@@ -92,14 +92,48 @@ async fn sdk_run(
         "--timeout",
         SDK_TIMEOUT,
     ]);
-    operator_sdk(registry, tools, cluster, &all)?;
+    let out = operator_sdk(registry, tools, cluster, &all)?;
     let csv = csv_name(&version.to_string());
-    let phase = csv_phase(&cluster.admin_client(), &csv).await?;
+    // operator-sdk returns once it has seen the CSV Succeeded: its log says so.
+    let seen = format!("ClusterServiceVersion \"{NS}/{csv}\" phase: Succeeded");
     ensure!(
-        phase.as_deref() == Some("Succeeded"),
-        "operator-sdk run {command} returned before {csv} Succeeded (phase {phase:?})"
+        out.contains(&seen),
+        "operator-sdk run {command} returned without seeing {csv} Succeeded:\n{out}"
+    );
+    // OLM may move a CSV it has just marked Succeeded back through Pending
+    // (it re-checks requirements while the replaced CSV goes away). That is
+    // OLM's to finish: wait for Succeeded again, and say what it was.
+    let client = cluster.admin_client();
+    let status = csv_status(&client, &csv).await?;
+    if status.starts_with("Succeeded") {
+        return Ok(());
+    }
+    let started = Instant::now();
+    wait_for(STEP, Duration::from_millis(500), || {
+        let (client, csv) = (client.clone(), csv.clone());
+        async move {
+            let phase = csv_phase(&client, &csv).await?;
+            Ok((phase.as_deref() == Some("Succeeded")).then_some(()))
+        }
+    })
+    .await
+    .with_context(|| format!("{csv} after operator-sdk run {command}: {status}"))?;
+    eprintln!(
+        "FIGURE {csv} was {status} right after operator-sdk run {command}; Succeeded again {:.1} s later",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `phase (reason: message)` of CSV `name`.
+async fn csv_status(client: &kube::Client, name: &str) -> Result<String> {
+    let csv = olm::csvs(client, NS).get(name).await?;
+    Ok(format!(
+        "{} ({}: {})",
+        olm::field(&csv, "/status/phase"),
+        olm::field(&csv, "/status/reason"),
+        olm::field(&csv, "/status/message")
+    ))
 }
 
 async fn csv_phase(client: &kube::Client, name: &str) -> Result<Option<String>> {
