@@ -556,12 +556,14 @@ pub async fn install_operator_prereqs(cluster: &Cluster) -> Result<PathBuf> {
     let client = cluster.admin_client();
     install_crd(&client, &crd_without_webhook(bundle_crd()?)).await?;
     install_rbac(&client).await?;
+    operator_kubeconfig(cluster, SERVICE_ACCOUNT).await
+}
+
+/// A kubeconfig (valid for an hour) for ServiceAccount `account` of the
+/// operator's namespace.
+pub async fn operator_kubeconfig(cluster: &Cluster, account: &str) -> Result<PathBuf> {
     cluster
-        .service_account_kubeconfig(
-            OPERATOR_NAMESPACE,
-            SERVICE_ACCOUNT,
-            Duration::from_secs(3600),
-        )
+        .service_account_kubeconfig(OPERATOR_NAMESPACE, account, Duration::from_secs(3600))
         .await
 }
 
@@ -770,13 +772,7 @@ pub async fn start_local_webhook_operator(
     tag: &str,
 ) -> Result<LocalWebhookOperator> {
     install_rbac(&cluster.admin_client()).await?;
-    let kubeconfig = cluster
-        .service_account_kubeconfig(
-            OPERATOR_NAMESPACE,
-            SERVICE_ACCOUNT,
-            Duration::from_secs(3600),
-        )
-        .await?;
+    let kubeconfig = operator_kubeconfig(cluster, SERVICE_ACCOUNT).await?;
     let cert_dir = cluster.dir().join(format!("webhook-certs-{tag}"));
     let ca = write_webhook_cert(&cert_dir)?;
     let port = free_port()?;

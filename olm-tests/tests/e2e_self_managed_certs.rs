@@ -28,6 +28,20 @@ use olm_tests::{e2e, wait_for};
 const NS: &str = "certs";
 const CHECK_INTERVAL: &str = "1s";
 
+/// Replica `tag` of the operator on webhook port `port` with certificate
+/// directory `dir`, once ready.
+async fn replica(
+    cluster: &Cluster,
+    kubeconfig: &Path,
+    tag: &str,
+    port: u16,
+    dir: &Path,
+) -> Result<OperatorProcess> {
+    let op = OperatorProcess::spawn(cluster, kubeconfig, tag, &args(port, dir))?;
+    op.wait_ready(Duration::from_secs(60)).await?;
+    Ok(op)
+}
+
 fn args(port: u16, cert_dir: &Path) -> Vec<String> {
     vec![
         "--leader-elect=false".into(),
@@ -260,13 +274,7 @@ async fn scenario(
     // A second replica adopts the Secret: no new certificate, no write.
     let before = apis.versions().await?;
     let dir_b = cluster.dir().join("certs-b");
-    ops.push(OperatorProcess::spawn(
-        cluster,
-        kubeconfig,
-        "b",
-        &args(operator::free_port()?, &dir_b),
-    )?);
-    ops[1].wait_ready(Duration::from_secs(60)).await?;
+    ops.push(replica(cluster, kubeconfig, "b", operator::free_port()?, &dir_b).await?);
     let_it_check(3).await;
     ensure!(
         std::fs::read(dir_b.join("tls.crt"))? == tls_crt,
@@ -285,13 +293,7 @@ async fn scenario(
     // A restart of replica a, everything current: no writes at all.
     ops[0].terminate();
     let crt_written = modified(&dir_a.join("tls.crt"))?;
-    ops.push(OperatorProcess::spawn(
-        cluster,
-        kubeconfig,
-        "a2",
-        &args(port_a, &dir_a),
-    )?);
-    ops[2].wait_ready(Duration::from_secs(60)).await?;
+    ops.push(replica(cluster, kubeconfig, "a2", port_a, &dir_a).await?);
     let_it_check(3).await;
     ensure!(
         issued(&ops[2]) == 0 && patched(&ops[2]) == 0,
@@ -309,13 +311,7 @@ async fn scenario(
     // The Secret deleted while two replicas run: one new CA and certificate
     // (whichever replica wins; the other adopts it), the caBundles follow,
     // both replicas serve it, and conversion and validation work with it.
-    ops.push(OperatorProcess::spawn(
-        cluster,
-        kubeconfig,
-        "b2",
-        &args(operator::free_port()?, &dir_b),
-    )?);
-    ops[3].wait_ready(Duration::from_secs(60)).await?;
+    ops.push(replica(cluster, kubeconfig, "b2", operator::free_port()?, &dir_b).await?);
     apis.secrets
         .delete(DEFAULT_SECRET_NAME, &DeleteParams::default())
         .await?;
@@ -402,13 +398,7 @@ async fn self_managed_certificates() -> Result<()> {
         [rbac::namespaced_rules(), extra.namespaced].concat(),
     )
     .await?;
-    let kubeconfig = cluster
-        .service_account_kubeconfig(
-            OPERATOR_NAMESPACE,
-            SERVICE_ACCOUNT,
-            Duration::from_secs(3600),
-        )
-        .await?;
+    let kubeconfig = operator::operator_kubeconfig(&cluster, SERVICE_ACCOUNT).await?;
     operator::create_namespace(&client, NS, &[]).await?;
     let apis = Apis {
         secrets: Api::namespaced(client.clone(), OPERATOR_NAMESPACE),

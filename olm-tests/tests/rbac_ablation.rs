@@ -228,13 +228,7 @@ async fn every_rbac_verb_is_needed() -> Result<()> {
         )
         .await?;
         operator::create_namespace(&client, &name, &[]).await?;
-        let kubeconfig = cluster
-            .service_account_kubeconfig(
-                operator::OPERATOR_NAMESPACE,
-                &name,
-                Duration::from_secs(3600),
-            )
-            .await?;
+        let kubeconfig = operator::operator_kubeconfig(&cluster, &name).await?;
         let op = OperatorProcess::spawn(
             &cluster,
             &kubeconfig,

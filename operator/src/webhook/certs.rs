@@ -523,6 +523,35 @@ pub struct CheckReport {
     pub files_written: bool,
 }
 
+/// Patches object `name` with `patch(object, ca_bundle)` (guarded by the
+/// resourceVersion it read) unless that is `None`: whether it wrote.
+async fn patch_ca_bundle<K>(
+    api: &Api<K>,
+    name: &str,
+    ca_bundle: &[u8],
+    patch: fn(&K, &[u8]) -> Option<Value>,
+) -> Result<bool, CertsError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let what = format!("{} {name}", K::kind(&()));
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let object = api.get(name).await.map_err(api_err("get", what.clone()))?;
+        let Some(body) = patch(&object, ca_bundle) else {
+            return Ok(false);
+        };
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => return Err(api_err("patch", what)(e)),
+        }
+    }
+    Err(CertsError::Conflict(what))
+}
+
 /// The self-managed certificate loop of one replica.
 #[derive(Clone)]
 pub struct SelfManagedCerts {
@@ -625,47 +654,12 @@ impl SelfManagedCerts {
     }
 
     async fn patch_crd(&self, ca_bundle: &[u8]) -> Result<bool, CertsError> {
-        let name = &self.settings.crd_name;
-        let what = format!("CustomResourceDefinition {name}");
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let crd = self
-                .crds
-                .get(name)
-                .await
-                .map_err(api_err("get", what.clone()))?;
-            let Some(patch) = crd_patch(&crd, ca_bundle) else {
-                return Ok(false);
-            };
-            let pp = PatchParams::default();
-            match self.crds.patch(name, &pp, &Patch::Merge(&patch)).await {
-                Ok(_) => return Ok(true),
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(api_err("patch", what)(e)),
-            }
-        }
-        Err(CertsError::Conflict(what))
+        patch_ca_bundle(&self.crds, &self.settings.crd_name, ca_bundle, crd_patch).await
     }
 
     async fn patch_vwc(&self, ca_bundle: &[u8]) -> Result<bool, CertsError> {
         let name = &self.settings.webhook_configuration_name;
-        let what = format!("ValidatingWebhookConfiguration {name}");
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let vwc = self
-                .vwcs
-                .get(name)
-                .await
-                .map_err(api_err("get", what.clone()))?;
-            let Some(patch) = vwc_patch(&vwc, ca_bundle) else {
-                return Ok(false);
-            };
-            let pp = PatchParams::default();
-            match self.vwcs.patch(name, &pp, &Patch::Merge(&patch)).await {
-                Ok(_) => return Ok(true),
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(api_err("patch", what)(e)),
-            }
-        }
-        Err(CertsError::Conflict(what))
+        patch_ca_bundle(&self.vwcs, name, ca_bundle, vwc_patch).await
     }
 
     /// One check: the Secret, the two caBundles, then the files. A failed
