@@ -71,6 +71,23 @@ struct Apis {
 }
 
 impl Apis {
+    /// After three checks, `op` has issued and patched nothing and no object
+    /// changed from `before`.
+    async fn wrote_nothing(
+        &self,
+        op: &OperatorProcess,
+        before: &Versions,
+        who: &str,
+    ) -> Result<()> {
+        let_it_check(3).await;
+        ensure!(issued(op) == 0 && patched(op) == 0, "{who} wrote nothing");
+        ensure!(
+            self.versions().await? == *before,
+            "no object changed after {who} started"
+        );
+        Ok(())
+    }
+
     async fn versions(&self) -> Result<Versions> {
         Ok(Versions {
             secret: self
@@ -275,18 +292,11 @@ async fn scenario(
     let before = apis.versions().await?;
     let dir_b = cluster.dir().join("certs-b");
     ops.push(replica(cluster, kubeconfig, "b", operator::free_port()?, &dir_b).await?);
-    let_it_check(3).await;
+    apis.wrote_nothing(&ops[1], &before, "a second replica")
+        .await?;
     ensure!(
         std::fs::read(dir_b.join("tls.crt"))? == tls_crt,
         "replica b serves the same certificate"
-    );
-    ensure!(
-        issued(&ops[1]) == 0 && patched(&ops[1]) == 0,
-        "replica b wrote nothing"
-    );
-    ensure!(
-        apis.versions().await? == before,
-        "no object changed when a second replica started"
     );
     ops[1].terminate();
 
@@ -294,15 +304,8 @@ async fn scenario(
     ops[0].terminate();
     let crt_written = modified(&dir_a.join("tls.crt"))?;
     ops.push(replica(cluster, kubeconfig, "a2", port_a, &dir_a).await?);
-    let_it_check(3).await;
-    ensure!(
-        issued(&ops[2]) == 0 && patched(&ops[2]) == 0,
-        "the restarted replica wrote nothing"
-    );
-    ensure!(
-        apis.versions().await? == before,
-        "no object changed across the restart"
-    );
+    apis.wrote_nothing(&ops[2], &before, "the restarted replica")
+        .await?;
     ensure!(
         modified(&dir_a.join("tls.crt"))? == crt_written,
         "the certificate file was not rewritten"

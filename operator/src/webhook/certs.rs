@@ -796,7 +796,16 @@ mod tests {
     }
 
     fn fresh() -> BTreeMap<String, ByteString> {
-        issue(Verdict::RenewAll("test"), None, &names(), t0(), POLICY).unwrap()
+        renew(Verdict::RenewAll("test"), None, t0())
+    }
+
+    /// [`issue`] for [`names`] with [`POLICY`].
+    fn renew(
+        verdict: Verdict,
+        old: Option<&BTreeMap<String, ByteString>>,
+        at: SystemTime,
+    ) -> BTreeMap<String, ByteString> {
+        issue(verdict, old, &names(), at, POLICY).unwrap()
     }
 
     fn text(data: &BTreeMap<String, ByteString>, key: &str) -> String {
@@ -932,14 +941,7 @@ mod tests {
     fn serving_renewal_keeps_the_ca_and_the_bundle() {
         let data = fresh();
         let later = t0() + 61 * DAY;
-        let renewed = issue(
-            Verdict::RenewServing("test"),
-            Some(&data),
-            &names(),
-            later,
-            POLICY,
-        )
-        .unwrap();
+        let renewed = renew(Verdict::RenewServing("test"), Some(&data), later);
         assert_eq!(renewed[CA_CERT_KEY], data[CA_CERT_KEY]);
         assert_eq!(renewed[CA_KEY_KEY], data[CA_KEY_KEY]);
         assert_ne!(renewed[CERT_FILE], data[CERT_FILE]);
@@ -965,14 +967,7 @@ mod tests {
     fn ca_rotation_keeps_the_previous_ca_until_it_expires() {
         let old = fresh();
         let rotate_at = t0() + 201 * DAY;
-        let new = issue(
-            Verdict::RenewAll("CaDueForRenewal"),
-            Some(&old),
-            &names(),
-            rotate_at,
-            POLICY,
-        )
-        .unwrap();
+        let new = renew(Verdict::RenewAll("CaDueForRenewal"), Some(&old), rotate_at);
         assert_eq!(ca_count(&new), 2);
         let bundle = pem_certs(&new[CA_CERT_KEY].0).unwrap();
         let old_ca = pem_certs(&old[CA_CERT_KEY].0).unwrap();
@@ -992,14 +987,7 @@ mod tests {
 
         // Once the previous CA has expired, the next write drops it.
         let after = t0() + 301 * DAY;
-        let renewed = issue(
-            Verdict::RenewServing("test"),
-            Some(&new),
-            &names(),
-            after,
-            POLICY,
-        )
-        .unwrap();
+        let renewed = renew(Verdict::RenewServing("test"), Some(&new), after);
         assert_eq!(ca_count(&renewed), 1);
         assert_eq!(pem_certs(&renewed[CA_CERT_KEY].0).unwrap()[0], bundle[0]);
     }
