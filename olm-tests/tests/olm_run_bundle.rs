@@ -94,10 +94,12 @@ async fn sdk_run(
     ]);
     let out = operator_sdk(registry, tools, cluster, &all)?;
     let csv = csv_name(&version.to_string());
-    // operator-sdk returns once it has seen the CSV Succeeded: its log says so.
-    let seen = format!("ClusterServiceVersion \"{NS}/{csv}\" phase: Succeeded");
+    // operator-sdk returns once it has seen the CSV Succeeded: its log says
+    // so (`Found ClusterServiceVersion \"NS/CSV\" phase: Succeeded`).
+    let subject = format!("{NS}/{csv}");
     ensure!(
-        out.contains(&seen),
+        out.lines()
+            .any(|l| l.contains(&subject) && l.contains("phase: Succeeded")),
         "operator-sdk run {command} returned without seeing {csv} Succeeded:\n{out}"
     );
     // OLM may move a CSV it has just marked Succeeded back through Pending
