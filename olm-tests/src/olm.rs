@@ -875,6 +875,9 @@ pub async fn wait_operator_running_in(
                 .list(&ListParams::default().labels(OPERATOR_POD_SELECTOR))
                 .await?
                 .items;
+            // Every operator pod, terminating ones included: a replaced pod
+            // that still shuts down may still be behind the webhook Service.
+            let all = listed.len();
             let ready: Vec<Pod> = listed
                 .into_iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -894,7 +897,8 @@ pub async fn wait_operator_running_in(
                     spec_image == Some(image) && is_ready
                 })
                 .collect();
-            Ok((ready.len() == usize::try_from(want).unwrap_or(0)).then_some(ready))
+            let want = usize::try_from(want).unwrap_or(0);
+            Ok((ready.len() == want && all == want).then_some(ready))
         }
     })
     .await;
