@@ -911,6 +911,68 @@ pub async fn wait_operator_running_in(
     }
 }
 
+/// Creates `obj` through `api` once the operator's admission webhook can be
+/// called, and returns what the apiserver stored.
+///
+/// A pod that turned Ready is not yet behind its Service: the EndpointSlice
+/// controller and then kube-proxy must see it first, and until they do the
+/// apiserver's call to the webhook Service is refused ("failed calling
+/// webhook … connection refused"). OLM reports the CSV `Succeeded` in that
+/// window, and so does `kubectl wait --for=condition=Available`. A user
+/// retries; so does this, every second for at most `timeout`, and prints how
+/// long the window lasted as a FIGURE. Any other error fails at once; so does
+/// the deadline, with the operator pods' logs (`operator_ns`).
+pub async fn create_when_admitted<K>(
+    api: &Api<K>,
+    obj: &K,
+    operator_ns: &str,
+    timeout: Duration,
+) -> Result<K>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let started = std::time::Instant::now();
+    let refused = std::sync::Mutex::new(Vec::<String>::new());
+    let created = wait_for(timeout, Duration::from_secs(1), || {
+        let refused = &refused;
+        async move {
+            match api.create(&PostParams::default(), obj).await {
+                Ok(stored) => Ok(Some(stored)),
+                Err(e) if e.to_string().contains("failed calling webhook") => {
+                    refused
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(e.to_string());
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await;
+    let refused = refused
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let name = obj.meta().name.clone().unwrap_or_default();
+    match created {
+        Ok(stored) => {
+            if let Some(first) = refused.first() {
+                eprintln!(
+                    "FIGURE the webhook refused {} create(s) of {name} ({first}); admitted {:.1} s after the first try",
+                    refused.len(),
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            Ok(stored)
+        }
+        Err(e) => Err(e.context(format!(
+            "creating {name} ({} refusal(s) by the webhook); operator pods:\n{}",
+            refused.len(),
+            operator_logs_in(&api.clone().into_client(), operator_ns, 20).await
+        ))),
+    }
+}
+
 /// The last `lines` log lines of every operator pod (with its status), for
 /// failure messages.
 pub async fn operator_logs(client: &Client, lines: i64) -> String {

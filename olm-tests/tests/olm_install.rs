@@ -289,43 +289,7 @@ async fn install_channel(olm: &Olm, channel: &str, bundle: &str, full_checks: bo
     // reconciled by their leader.
     operator::create_namespace(olm.client(), "team-a", &[]).await?;
     let tests: Api<LocustTest> = Api::namespaced(olm.client().clone(), "team-a");
-    // OLM may still replace the operator's pods after the CSV Succeeded (it
-    // reinstalls a deployment whose hash it finds changed); while no replica
-    // is ready the webhook cannot be called. A user retries; so does this,
-    // for a bounded time, and says so.
-    let sample = sample_v2("kept")?;
-    let started = std::time::Instant::now();
-    let refused = std::sync::Mutex::new(Vec::<String>::new());
-    let created = wait_for(INSTALL, Duration::from_secs(1), || {
-        let (tests, sample) = (tests.clone(), sample.clone());
-        let refused = &refused;
-        async move {
-            match tests.create(&PostParams::default(), &sample).await {
-                Ok(t) => Ok(Some(t)),
-                Err(e) if e.to_string().contains("failed calling webhook") => {
-                    refused.lock().expect("refusals").push(e.to_string());
-                    Ok(None)
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-    })
-    .await;
-    if let Err(e) = created {
-        return Err(anyhow::anyhow!(
-            "creating a LocustTest: {e:#}; operator pods:\n{}",
-            olm::operator_logs(olm.client(), 20).await
-        ));
-    }
-    let refused = refused.into_inner().expect("refusals");
-    if let Some(first) = refused.first() {
-        eprintln!(
-            "FIGURE the webhook refused {} create(s) after the install ({first}); admitted {:.1} s later; CSV {csv_status}",
-            refused.len(),
-            started.elapsed().as_secs_f64(),
-            csv_status = olm.state_summary().await
-        );
-    }
+    olm::create_when_admitted(&tests, &sample_v2("kept")?, OPERATORS_NAMESPACE, INSTALL).await?;
     let services: Api<k8s_openapi::api::core::v1::Service> =
         Api::namespaced(olm.client().clone(), "team-a");
     wait_for(INSTALL, Duration::from_millis(250), || {

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use locust_operator::api::LocustTest;
 use olm_tests::olm::{self, Olm, csv_name};
 use olm_tests::registry::{Registry, local_reference};
@@ -234,10 +234,7 @@ async fn run_bundle_then_bundle_upgrade_then_cleanup() -> Result<()> {
         // A user's test, admitted and reconciled by the installed operator.
         operator::create_namespace(&client, "team-sdk", &[]).await?;
         let tests: Api<LocustTest> = Api::namespaced(client.clone(), "team-sdk");
-        tests
-            .create(&PostParams::default(), &sample("kept")?)
-            .await
-            .context("creating a LocustTest")?;
+        olm::create_when_admitted(&tests, &sample("kept")?, NS, STEP).await?;
         let services: Api<k8s_openapi::api::core::v1::Service> =
             Api::namespaced(client.clone(), "team-sdk");
         let master = locust_operator::resources::names::service_name("kept");

@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, ObjectList,
-    PostParams,
 };
 use kube::{Client, ResourceExt};
 use olm_tests::olm::{self, Approval, OPERATORS_NAMESPACE, Olm, csv_name};
@@ -85,16 +84,14 @@ async fn create_tests(client: &Client, ns: &str, prefix: &str) -> Result<()> {
     operator::create_namespace(client, ns, &[]).await?;
     for version in ["v1", "v2"] {
         let name = format!("{prefix}-{version}");
-        let created = locust_api(client, ns, version)
-            .create(&PostParams::default(), &sample(version, &name)?)
-            .await
-            .map_err(anyhow::Error::from);
-        if let Err(e) = created {
-            return Err(e.context(format!(
-                "creating {version} LocustTest {name}; operator pods:\n{}",
-                olm::operator_logs(client, 20).await
-            )));
-        }
+        olm::create_when_admitted(
+            &locust_api(client, ns, version),
+            &sample(version, &name)?,
+            OPERATORS_NAMESPACE,
+            STEP,
+        )
+        .await
+        .with_context(|| format!("creating {version} LocustTest {name}"))?;
     }
     Ok(())
 }
