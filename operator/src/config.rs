@@ -293,7 +293,7 @@ pub struct OperatorConfig {
     )]
     pub webhook_cert_extra_names: Vec<String>,
 
-    /// Self-managed mode: the ValidatingWebhookConfiguration whose webhooks get the caBundle.
+    /// Self-managed mode: the ValidatingWebhookConfiguration whose webhooks get the caBundle. Empty = none (the validating webhook is not installed; only the CRD's conversion webhook gets it).
     #[arg(long, env = "LOCUST_WEBHOOK_CONFIGURATION_NAME", value_name = "NAME", default_value = crate::webhook::VALIDATING_WEBHOOK_NAME)]
     pub webhook_configuration_name: String,
 
@@ -658,14 +658,16 @@ impl OperatorConfig {
 impl OperatorConfig {
     /// The checks of the self-managed certificate options.
     fn validate_self_managed(&self, problems: &mut Vec<String>) {
-        for (flag, name) in [
-            ("--webhook-cert-secret", &self.webhook_cert_secret),
+        for (flag, name, may_be_empty) in [
+            ("--webhook-cert-secret", &self.webhook_cert_secret, false),
             (
                 "--webhook-configuration-name",
                 &self.webhook_configuration_name,
+                true,
             ),
         ] {
-            if !is_dns1123_subdomain(name) {
+            let allowed_empty = may_be_empty && name.is_empty();
+            if !allowed_empty && !is_dns1123_subdomain(name) {
                 problems.push(format!(
                     "{flag}={name}: not a valid object name (DNS-1123 subdomain)"
                 ));
@@ -963,7 +965,7 @@ mod tests {
             webhook_cert_secret: "Bad_Name".into(),
             webhook_service_name: "a.b".into(),
             webhook_cert_extra_names: vec!["not a name".into()],
-            webhook_configuration_name: String::new(),
+            webhook_configuration_name: "-vwc".into(),
             webhook_cert_validity: Duration::from_secs(4 * 3600),
             webhook_ca_validity: Duration::from_secs(10 * 3600),
             webhook_cert_check_interval: Duration::ZERO,
@@ -973,7 +975,7 @@ mod tests {
         let msg = err.to_string();
         for needle in [
             "--webhook-cert-secret=Bad_Name",
-            "--webhook-configuration-name=:",
+            "--webhook-configuration-name=-vwc",
             "--webhook-service-name=a.b",
             "not a name is neither",
             "--webhook-cert-check-interval=0s",
@@ -982,6 +984,14 @@ mod tests {
             assert!(msg.contains(needle), "missing {needle:?} in {msg}");
         }
         assert_eq!(err.problems().len(), 6, "{msg}");
+        // No validating webhook configuration to patch (a chart with
+        // `webhook.enabled: false`): only the CRD gets the caBundle.
+        let no_vwc = OperatorConfig {
+            webhook_cert_mode: WebhookCertMode::SelfManaged,
+            webhook_configuration_name: String::new(),
+            ..OperatorConfig::default()
+        };
+        assert_eq!(no_vwc.validate(), Ok(()));
         // The same options are not checked in directory mode or without webhooks.
         let directory = OperatorConfig {
             webhook_cert_mode: WebhookCertMode::Directory,

@@ -657,8 +657,13 @@ impl SelfManagedCerts {
         patch_ca_bundle(&self.crds, &self.settings.crd_name, ca_bundle, crd_patch).await
     }
 
+    /// Patches the ValidatingWebhookConfiguration; with no name (the
+    /// validating webhook is not installed) there is none to patch.
     async fn patch_vwc(&self, ca_bundle: &[u8]) -> Result<bool, CertsError> {
         let name = &self.settings.webhook_configuration_name;
+        if name.is_empty() {
+            return Ok(false);
+        }
         patch_ca_bundle(&self.vwcs, name, ca_bundle, vwc_patch).await
     }
 
