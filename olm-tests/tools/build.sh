@@ -4,7 +4,7 @@
 # olm, catalog), the ones a real kubelet node needs (kubelet, kube-proxy,
 # containerd, ctr, containerd-shim-runc-v2, runc, coredns, CNI plugins), the
 # local OCI registry and its client (registry, crane), actionlint (the
-# GitHub workflows' linter), the static binaries
+# GitHub workflows' linter), helm (Helm v4, for the chart), the static binaries
 # that go into the opm image (opm, grpc_health_probe, cpb) plus OLM's CRD
 # YAMLs into a content-addressed cache directory and prints that directory as
 # the LAST line of stdout:
@@ -20,7 +20,7 @@
 #       bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,
 #            kubelet,kube-proxy,kwok,kwokctl,opm,operator-sdk,olm,catalog,
 #            containerd,ctr,containerd-shim-runc-v2,runc,coredns,registry,crane,
-#            actionlint}
+#            actionlint,helm}
 #       cni/{bridge,host-local,loopback,portmap}   (a CNI bin dir: plugins only)
 #       image-bin/{opm,grpc_health_probe,cpb,scorecard-test}  (static, for images)
 #       kube-min/{kube-apiserver,kube-controller-manager,kube-scheduler}
@@ -40,10 +40,10 @@ set -euo pipefail
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPT="$TOOLS_DIR/$(basename "${BASH_SOURCE[0]}")"
 CACHE_ROOT=${LOCUST_TOOLS_CACHE:-$HOME/.cache/locust-k8s-operator/tools}
-MODULES=(kube kube-min etcd kwok opm operator-sdk olm containerd runc cni coredns registry crane grpc-health-probe actionlint)
+MODULES=(kube kube-min etcd kwok opm operator-sdk olm containerd runc cni coredns registry crane grpc-health-probe actionlint helm)
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
           kwok kwokctl opm operator-sdk olm catalog
-          containerd ctr containerd-shim-runc-v2 runc coredns registry crane actionlint)
+          containerd ctr containerd-shim-runc-v2 runc coredns registry crane actionlint helm)
 CNI_PLUGINS=(bridge host-local loopback portmap)
 IMAGE_BINARIES=(opm grpc_health_probe cpb scorecard-test)
 MIN_KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
@@ -357,6 +357,16 @@ log "building actionlint $ACTIONLINT_VERSION ..."
 gobuild actionlint 0 "" "github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" -- \
   github.com/rhysd/actionlint/cmd/actionlint
 
+# --- helm (Helm v4: lints and renders the chart) ----------------------------------------------
+# CGO_ENABLED=0 as upstream's Makefile; internal/version.version stamped as
+# its release build does (metadata stays empty: no "+unreleased"). gitCommit
+# and gitTreeState are left empty (a module zip carries no git revision;
+# any gitCommit would make `helm version --short` print "v4.3.2+g<commit>").
+HELM_VERSION=$(mod_version helm helm.sh/helm/v4)
+log "building helm $HELM_VERSION ... (first build takes ~1.5 minutes)"
+gobuild helm 0 "" "helm.sh/helm/v4/internal/version.version=$HELM_VERSION" -- \
+  helm.sh/helm/v4/cmd/helm
+
 # --- check, record, publish ------------------------------------------------------
 for b in "${BINARIES[@]}"; do
   [[ -x "$BIN/$b" ]] || { echo "build.sh: missing binary $b" >&2; exit 1; }
@@ -406,6 +416,7 @@ extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}
   echo "registry                github.com/distribution/distribution/v3 $REGISTRY_VERSION"
   echo "crane                   github.com/google/go-containerregistry $CRANE_VERSION"
   echo "actionlint              github.com/rhysd/actionlint $ACTIONLINT_VERSION"
+  echo "helm                    helm.sh/helm/v4 $HELM_VERSION"
   echo "image-bin/opm           github.com/operator-framework/operator-registry $OPM_VERSION (static, CGO_ENABLED=0)"
   echo "image-bin/grpc_health_probe github.com/grpc-ecosystem/grpc-health-probe $PROBE_VERSION"
   echo "image-bin/cpb           github.com/operator-framework/operator-lifecycle-manager $OLM_VERSION"
