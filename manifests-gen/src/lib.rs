@@ -20,6 +20,7 @@
 
 pub mod bundle;
 pub mod catalog;
+pub mod chart;
 pub mod check;
 pub mod crd;
 pub mod csv;
@@ -66,7 +67,7 @@ pub const DOCKERFILE_PATH: &str = "bundle.Dockerfile";
 /// Relative path of the File-Based Catalog.
 pub const CATALOG_PATH: &str = "catalog/locust-k8s-operator/catalog.yaml";
 /// Directories owned by the generator: every file in them is generated.
-pub const OWNED_DIRS: [&str; 2] = ["bundle", "catalog"];
+pub const OWNED_DIRS: [&str; 3] = ["bundle", "catalog", "charts"];
 
 /// Everything that can go wrong while generating.
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +312,9 @@ pub fn generate(opts: &Options) -> Result<Generated, Error> {
         monitoring::SERVICE_MONITOR_PATH.to_owned(),
         yaml::to_yaml(&monitoring::service_monitor()).into_bytes(),
     );
+    for (path, content) in chart::render(&version)? {
+        files.insert(path, content.into_bytes());
+    }
     Ok(Generated { files })
 }
 

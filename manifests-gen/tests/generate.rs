@@ -4,7 +4,7 @@ use std::path::Path;
 
 use manifests_gen::{
     ANNOTATIONS_PATH, CATALOG_PATH, CRD_PATH, CSV_PATH, DOCKERFILE_PATH, Generated, Options,
-    SCORECARD_PATH, check, generate, monitoring, parse_bundle_digest, parse_extra_release,
+    SCORECARD_PATH, chart, check, generate, monitoring, parse_bundle_digest, parse_extra_release,
     workspace_root, write,
 };
 use serde_json::Value;
@@ -74,7 +74,39 @@ fn generates_every_file_deterministically() {
         monitoring::SERVICE_PATH,
         monitoring::READER_ROLE_PATH,
         monitoring::SERVICE_MONITOR_PATH,
+        chart::INSTALL_PATH,
+        chart::VALUES_DOC_PATH,
     ];
+    let chart_files: Vec<String> = [
+        ".helmignore",
+        "Chart.yaml",
+        "values.yaml",
+        "values.schema.json",
+        "templates/_helpers.tpl",
+        "templates/NOTES.txt",
+        "templates/crd.yaml",
+        "templates/deployment.yaml",
+        "templates/serviceaccount.yaml",
+        "templates/clusterrole.yaml",
+        "templates/clusterrolebinding.yaml",
+        "templates/role.yaml",
+        "templates/rolebinding.yaml",
+        "templates/webhook-service.yaml",
+        "templates/validatingwebhookconfiguration.yaml",
+        "templates/metrics-service.yaml",
+        "templates/metrics-reader-clusterrole.yaml",
+        "templates/servicemonitor.yaml",
+        "templates/poddisruptionbudget.yaml",
+        "templates/certmanager-issuer.yaml",
+        "templates/certmanager-certificate.yaml",
+        "templates/otel-collector-configmap.yaml",
+        "templates/otel-collector-deployment.yaml",
+        "templates/otel-collector-service.yaml",
+    ]
+    .iter()
+    .map(|f| format!("{}/{f}", chart::CHART_DIR))
+    .collect();
+    expected.extend(chart_files.iter().map(String::as_str));
     expected.sort();
     assert_eq!(paths, expected);
 
