@@ -33,6 +33,7 @@ const NOT_OPERATOR_FLAGS: &[&str] = &[
     "--all",
     "--for",
     "--type",
+    "--server-side",
     // The CLI's `convert --to`.
     "--to",
     // The Go operator's flags.

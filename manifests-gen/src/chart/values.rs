@@ -333,14 +333,7 @@ impl Default for Values {
             service_account: ServiceAccountValues::default(),
             pod_annotations: BTreeMap::new(),
             pod_labels: BTreeMap::new(),
-            pod_security_context: PodSecurityContext {
-                run_as_non_root: Some(true),
-                seccomp_profile: Some(k8s_openapi::api::core::v1::SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    ..Default::default()
-                }),
-                ..PodSecurityContext::default()
-            },
+            pod_security_context: Values::default_pod_security_context(),
             container_security_context: restricted_container(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),

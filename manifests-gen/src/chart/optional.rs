@@ -1,0 +1,198 @@
+//! The chart's optional objects: metrics (Service, reader ClusterRole,
+//! ServiceMonitor), cert-manager's Issuer and Certificate, and the
+//! OpenTelemetry collector.
+
+use semver::Version;
+use serde_json::{Value, json};
+
+use super::template::{Markers, at};
+use super::{
+    CERT_MANAGER, CHART_NAME, Doc, labels, metadata, namespace, selector_labels, suffixed,
+};
+
+pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "metrics");
+    let mut meta = metadata(&mut m, version, name, true);
+    meta["labels"] = m.include_with_values(
+        "labels",
+        "metricsLabels",
+        None,
+        &json!({"app.kubernetes.io/component": "metrics"})
+            .as_object()
+            .map(|extra| {
+                let mut all = labels(version);
+                if let Some(o) = all.as_object_mut() {
+                    o.extend(extra.clone());
+                }
+                all
+            })
+            .unwrap_or_default(),
+    );
+    let selector = m.include_with_values("selector", "selectorLabels", None, &selector_labels());
+    let port = m.inline(
+        "{{ .Values.metrics.port }}",
+        at(values, "metrics.port").to_string(),
+    );
+    docs.push(Doc {
+        file: "metrics-service.yaml",
+        cond: Some((".Values.metrics.enabled", true)),
+        object: json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"selector": selector, "ports": [{"name": crate::monitoring::PORT_NAME, "port": port, "protocol": "TCP", "targetPort": crate::monitoring::PORT_NAME}]},
+        }),
+        markers: m,
+    });
+
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "metrics-reader");
+    let meta = metadata(&mut m, version, name, false);
+    docs.push(Doc {
+        file: "metrics-reader-clusterrole.yaml",
+        cond: Some((".Values.metrics.enabled", true)),
+        object: json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta,
+            "rules": locust_operator::rbac::metrics_reader_rules(),
+        }),
+        markers: m,
+    });
+
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "metrics");
+    let mut meta = metadata(&mut m, version, name, true);
+    meta["labels"] = m.include_with_values(
+        "labels",
+        "metricsLabels",
+        Some("metrics.serviceMonitor.labels"),
+        &Value::Null,
+    );
+    let selector = m.include_with_values("matchLabels", "metricsLabels", None, &Value::Null);
+    let mut endpoint = crate::monitoring::service_monitor()["spec"]["endpoints"][0].clone();
+    endpoint["interval"] =
+        Value::String(m.inline("{{ .Values.metrics.serviceMonitor.interval }}", "30s"));
+    endpoint["scheme"] = Value::String(m.inline(
+        "{{ if .Values.metrics.secure }}https{{ else }}http{{ end }}",
+        "https",
+    ));
+    docs.push(Doc {
+        file: "servicemonitor.yaml",
+        cond: Some((
+            "and .Values.metrics.enabled .Values.metrics.serviceMonitor.enabled",
+            false,
+        )),
+        object: json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": meta,
+            "spec": {"selector": {"matchLabels": selector}, "endpoints": [endpoint]},
+        }),
+        markers: m,
+    });
+    docs
+}
+
+pub(super) fn cert_manager_docs(version: &Version) -> Vec<Doc> {
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "selfsigned");
+    let meta = metadata(&mut m, version, name, true);
+    let issuer = Doc {
+        file: "certmanager-issuer.yaml",
+        cond: Some((CERT_MANAGER, false)),
+        object: json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": meta, "spec": {"selfSigned": {}}}),
+        markers: m,
+    };
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "webhook-cert");
+    let meta = metadata(&mut m, version, name.clone(), true);
+    let svc = suffixed(&mut m, "webhook");
+    let ns = namespace(&mut m);
+    let issuer_name = suffixed(&mut m, "selfsigned");
+    let cert = Doc {
+        file: "certmanager-certificate.yaml",
+        cond: Some((CERT_MANAGER, false)),
+        object: json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": meta,
+            "spec": {
+                "secretName": name,
+                "dnsNames": [format!("{svc}.{ns}.svc"), format!("{svc}.{ns}.svc.cluster.local")],
+                "issuerRef": {"kind": "Issuer", "name": issuer_name},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            },
+        }),
+        markers: m,
+    };
+    vec![issuer, cert]
+}
+
+pub(super) fn otel_docs(version: &Version) -> Vec<Doc> {
+    const COND: &str = ".Values.otelCollector.enabled";
+    let otel_labels = json!({"app.kubernetes.io/name": "otel-collector", "app.kubernetes.io/instance": CHART_NAME});
+    let mut docs = Vec::new();
+
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "otel-collector");
+    let meta = metadata(&mut m, version, name, true);
+    docs.push(Doc {
+        file: "otel-collector-configmap.yaml",
+        cond: Some((COND, false)),
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"HXCONF": m.lines(vec!["config.yaml: |".to_owned(), "  {{- .Values.otelCollector.config | nindent {IND2} }}".to_owned()], Vec::new())}}),
+        markers: m,
+    });
+
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "otel-collector");
+    let meta = metadata(&mut m, version, name.clone(), true);
+    let sel = m.include_with_values("matchLabels", "otelSelectorLabels", None, &otel_labels);
+    let pod_labels = m.include_with_values("labels", "otelSelectorLabels", None, &otel_labels);
+    docs.push(Doc {
+        file: "otel-collector-deployment.yaml",
+        cond: Some((COND, false)),
+        object: json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {
+                "replicas": m.inline("{{ .Values.otelCollector.replicas }}", "1"),
+                "selector": {"matchLabels": sel},
+                "template": {
+                    "metadata": {"labels": pod_labels, "annotations": {"checksum/config": m.inline("{{ .Values.otelCollector.config | sha256sum }}", "")}},
+                    "spec": {
+                        "securityContext": m.with_values("securityContext", "otelCollector.podSecurityContext", &Value::Null),
+                        "containers": [{
+                            "name": "otel-collector",
+                            "image": m.inline("{{ .Values.otelCollector.image }}", ""),
+                            "args": ["--config=/conf/config.yaml"],
+                            "ports": [
+                                {"name": "otlp-grpc", "containerPort": 4317, "protocol": "TCP"},
+                                {"name": "otlp-http", "containerPort": 4318, "protocol": "TCP"},
+                                {"name": "health", "containerPort": 13133, "protocol": "TCP"},
+                            ],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": "health"}},
+                            "livenessProbe": {"httpGet": {"path": "/", "port": "health"}},
+                            "resources": m.with_values("resources", "otelCollector.resources", &Value::Null),
+                            "securityContext": m.with_values("securityContext", "otelCollector.containerSecurityContext", &Value::Null),
+                            "volumeMounts": [{"name": "config", "mountPath": "/conf", "readOnly": true}],
+                        }],
+                        "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    },
+                },
+            },
+        }),
+        markers: m,
+    });
+
+    let mut m = Markers::default();
+    let name = suffixed(&mut m, "otel-collector");
+    let meta = metadata(&mut m, version, name, true);
+    let sel = m.include_with_values("selector", "otelSelectorLabels", None, &otel_labels);
+    docs.push(Doc {
+        file: "otel-collector-service.yaml",
+        cond: Some((COND, false)),
+        object: json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"selector": sel, "ports": [
+                {"name": "otlp-grpc", "port": 4317, "protocol": "TCP", "targetPort": "otlp-grpc"},
+                {"name": "otlp-http", "port": 4318, "protocol": "TCP", "targetPort": "otlp-http"},
+            ]},
+        }),
+        markers: m,
+    });
+    docs
+}
