@@ -639,6 +639,23 @@ impl OperatorConfig {
             if self.webhook_port == 0 {
                 problems.push("--webhook-port=0: must be a port between 1 and 65535".to_owned());
             }
+            for (flag, addr) in [
+                ("--metrics-bind-address", self.metrics_bind_address),
+                (
+                    "--health-probe-bind-address",
+                    self.health_probe_bind_address,
+                ),
+            ] {
+                let overlap = addr.ip() == self.webhook_bind_address
+                    || addr.ip().is_unspecified()
+                    || self.webhook_bind_address.is_unspecified();
+                if addr.port() == self.webhook_port && overlap {
+                    problems.push(format!(
+                        "--webhook-port={}: same port as {flag}={addr}",
+                        self.webhook_port
+                    ));
+                }
+            }
             if self.webhook_cert_dir.as_os_str().is_empty() {
                 problems.push("--webhook-cert-dir=: must not be empty".to_owned());
             }
@@ -1003,6 +1020,36 @@ mod tests {
             ..bad
         };
         assert_eq!(off.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_webhook_port_is_not_the_metrics_or_health_port() {
+        let c = OperatorConfig {
+            webhook_port: 8080,
+            ..OperatorConfig::default()
+        };
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("--webhook-port=8080: same port as --metrics-bind-address=0.0.0.0:8080"),
+            "{msg}"
+        );
+        let c = OperatorConfig {
+            webhook_port: 8081,
+            ..OperatorConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--health-probe-bind-address")
+        );
+        let apart = OperatorConfig {
+            webhook_port: 8080,
+            webhook_bind_address: IpAddr::from([127, 0, 0, 1]),
+            metrics_bind_address: SocketAddr::from(([127, 0, 0, 2], 8080)),
+            ..OperatorConfig::default()
+        };
+        assert_eq!(apart.validate(), Ok(()));
     }
 
     #[test]

@@ -66,6 +66,27 @@ app.kubernetes.io/name: otel-collector
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* Values the schema cannot explain: upstream switches this operator has
+no behaviour for, and ports that would collide. */}}
+{{- define "locust-k8s-operator.checks" -}}
+{{- if not .Values.locustPods.affinityInjection }}
+{{- fail "locustPods.affinityInjection=false: this operator always applies a LocustTest's own affinity (a test that sets it wants it); remove the key (docs/install.md#from-the-upstream-chart)" }}
+{{- end }}
+{{- if not .Values.locustPods.tolerationsInjection }}
+{{- fail "locustPods.tolerationsInjection=false: this operator always applies a LocustTest's own tolerations (a test that sets them wants them); remove the key (docs/install.md#from-the-upstream-chart)" }}
+{{- end }}
+{{- if (.Values.kafka | default dict).enabled }}
+{{- fail "kafka.enabled=true: this operator does not inject Kafka variables; set them in each LocustTest's env.variables (docs/migration.md)" }}
+{{- end }}
+{{- if not (dig "clusterRole" "enabled" true (.Values.k8s | default dict)) }}
+{{- fail "k8s.clusterRole.enabled=false: the operator watches LocustTests in every namespace and needs its ClusterRole" }}
+{{- end }}
+{{- $ports := list 8081 (int .Values.webhook.port) (int .Values.metrics.port) }}
+{{- if ne (len (uniq $ports)) 3 }}
+{{- fail (printf "webhook.port=%v and metrics.port=%v must differ from each other and from the health port 8081" .Values.webhook.port .Values.metrics.port) }}
+{{- end }}
+{{- end }}
+
 {{/* Nodes of the image's architectures and OS. */}}
 {{- define "locust-k8s-operator.defaultAffinity" -}}
 nodeAffinity:

@@ -55,6 +55,8 @@ pub const INSTALL_NAMESPACE: &str = crate::SUGGESTED_NAMESPACE;
 struct Doc {
     /// File under `templates/`.
     file: &'static str,
+    /// Template text before the object (checks of the values).
+    prelude: &'static str,
     /// Template condition (none: always) and whether the defaults meet it.
     cond: Option<(&'static str, bool)>,
     markers: Markers,
@@ -369,7 +371,10 @@ fn deployment(values: &Value, version: &Version) -> Result<Doc, Error> {
                     "serviceAccountName": sa,
                     "imagePullSecrets": pull_secrets,
                     "securityContext": m.with_values("securityContext", "podSecurityContext", at(values, "podSecurityContext")),
-                    "priorityClassName": m.with_values("priorityClassName", "priorityClassName", at(values, "priorityClassName")),
+                    "priorityClassName": m.lines(
+                        vec!["{{- with .Values.priorityClassName }}".to_owned(), "priorityClassName: {{ . }}".to_owned(), "{{- end }}".to_owned()],
+                        keyed_lines("priorityClassName", at(values, "priorityClassName")),
+                    ),
                     "affinity": affinity,
                     "nodeSelector": m.with_values("nodeSelector", "nodeSelector", at(values, "nodeSelector")),
                     "tolerations": m.with_values("tolerations", "tolerations", at(values, "tolerations")),
@@ -387,6 +392,7 @@ fn deployment(values: &Value, version: &Version) -> Result<Doc, Error> {
         },
     });
     Ok(Doc {
+        prelude: "{{- include \"locust-k8s-operator.checks\" . }}\n",
         file: "deployment.yaml",
         cond: None,
         markers: m,
@@ -400,6 +406,7 @@ fn service_account_doc(version: &Version) -> Doc {
     let mut meta = metadata(&mut m, version, name, true);
     meta["annotations"] = m.with_values("annotations", "serviceAccount.annotations", &empty());
     Doc {
+        prelude: "",
         file: "serviceaccount.yaml",
         cond: Some((".Values.serviceAccount.create", true)),
         object: json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": true}),
@@ -435,6 +442,7 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let meta = metadata(&mut m, version, name, false);
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": cluster});
     docs.push(Doc {
+        prelude: "",
         file: "clusterrole.yaml",
         cond: None,
         markers: m,
@@ -446,6 +454,7 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let meta = metadata(&mut m, version, name.clone(), false);
     let (sa, ns) = (service_account(&mut m), namespace(&mut m));
     docs.push(Doc {
+        prelude: "",
         file: "clusterrolebinding.yaml",
         cond: None,
         object: json!({
@@ -472,6 +481,7 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name, true);
     docs.push(Doc {
+        prelude: "",
         file: "role.yaml",
         cond: None,
         object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules}),
@@ -483,6 +493,7 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let meta = metadata(&mut m, version, name.clone(), true);
     let (sa, ns) = (service_account(&mut m), namespace(&mut m));
     docs.push(Doc {
+        prelude: "",
         file: "rolebinding.yaml",
         cond: None,
         object: json!({
@@ -505,6 +516,7 @@ fn webhook_service(version: &Version, values: &Value) -> Doc {
         at(values, "webhook.port").to_string(),
     );
     Doc {
+        prelude: "",
         file: "webhook-service.yaml",
         cond: None,
         object: json!({
@@ -578,6 +590,7 @@ fn validating_webhook(version: &Version) -> Doc {
         }],
     });
     Doc {
+        prelude: "",
         file: "validatingwebhookconfiguration.yaml",
         cond: Some((".Values.webhook.enabled", true)),
         object: json!({
@@ -613,6 +626,7 @@ fn crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
         "HXANN": annotations,
     });
     Ok(Doc {
+        prelude: "",
         file: "crd.yaml",
         cond: None,
         markers: m,
@@ -626,17 +640,22 @@ fn pdb(version: &Version) -> Doc {
     let meta = metadata(&mut m, version, name, true);
     let budget = m.lines(
         vec![
-            "{{- if hasKey .Values.podDisruptionBudget \"minAvailable\" }}".to_owned(),
-            "minAvailable: {{ .Values.podDisruptionBudget.minAvailable }}".to_owned(),
-            "{{- else }}".to_owned(),
-            "maxUnavailable: {{ .Values.podDisruptionBudget.maxUnavailable | default 1 }}"
+            // null means unset; 0 is a value.
+            "{{- if not (kindIs \"invalid\" .Values.podDisruptionBudget.minAvailable) }}"
                 .to_owned(),
+            "minAvailable: {{ .Values.podDisruptionBudget.minAvailable }}".to_owned(),
+            "{{- else if not (kindIs \"invalid\" .Values.podDisruptionBudget.maxUnavailable) }}"
+                .to_owned(),
+            "maxUnavailable: {{ .Values.podDisruptionBudget.maxUnavailable }}".to_owned(),
+            "{{- else }}".to_owned(),
+            "maxUnavailable: 1".to_owned(),
             "{{- end }}".to_owned(),
         ],
         vec!["maxUnavailable: 1".to_owned()],
     );
     let selector = m.include_with_values("matchLabels", "selectorLabels", None, &selector_labels());
     Doc {
+        prelude: "",
         file: "poddisruptionbudget.yaml",
         cond: Some((
             "and .Values.podDisruptionBudget.enabled (gt (int .Values.replicaCount) 1)",
@@ -696,7 +715,11 @@ pub fn render(version: &Version) -> Result<BTreeMap<String, String>, Error> {
         let helm = doc.markers.helm(&doc.object);
         files.insert(
             format!("{CHART_DIR}/templates/{}", doc.file),
-            format!("{header}{}", when(doc.cond.map(|c| c.0), helm)),
+            format!(
+                "{header}{}{}",
+                doc.prelude,
+                when(doc.cond.map(|c| c.0), helm)
+            ),
         );
         if doc.cond.is_none_or(|c| c.1) {
             install.push_str("---\n");

@@ -36,6 +36,7 @@ pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
         at(values, "metrics.port").to_string(),
     );
     docs.push(Doc {
+        prelude: "",
         file: "metrics-service.yaml",
         cond: Some((".Values.metrics.enabled", true)),
         object: json!({
@@ -49,6 +50,7 @@ pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
     let name = suffixed(&mut m, "metrics-reader");
     let meta = metadata(&mut m, version, name, false);
     docs.push(Doc {
+        prelude: "",
         file: "metrics-reader-clusterrole.yaml",
         cond: Some((".Values.metrics.enabled", true)),
         object: json!({
@@ -76,6 +78,7 @@ pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
         "https",
     ));
     docs.push(Doc {
+        prelude: "",
         file: "servicemonitor.yaml",
         cond: Some((
             "and .Values.metrics.enabled .Values.metrics.serviceMonitor.enabled",
@@ -95,6 +98,7 @@ pub(super) fn cert_manager_docs(version: &Version) -> Vec<Doc> {
     let name = suffixed(&mut m, "selfsigned");
     let meta = metadata(&mut m, version, name, true);
     let issuer = Doc {
+        prelude: "",
         file: "certmanager-issuer.yaml",
         cond: Some((CERT_MANAGER, false)),
         object: json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": meta, "spec": {"selfSigned": {}}}),
@@ -107,6 +111,7 @@ pub(super) fn cert_manager_docs(version: &Version) -> Vec<Doc> {
     let ns = namespace(&mut m);
     let issuer_name = suffixed(&mut m, "selfsigned");
     let cert = Doc {
+        prelude: "",
         file: "certmanager-certificate.yaml",
         cond: Some((CERT_MANAGER, false)),
         object: json!({
@@ -132,6 +137,7 @@ pub(super) fn otel_docs(version: &Version) -> Vec<Doc> {
     let name = suffixed(&mut m, "otel-collector");
     let meta = metadata(&mut m, version, name, true);
     docs.push(Doc {
+        prelude: "",
         file: "otel-collector-configmap.yaml",
         cond: Some((COND, false)),
         object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"HXCONF": m.lines(vec!["config.yaml: |".to_owned(), "  {{- .Values.otelCollector.config | nindent {IND2} }}".to_owned()], Vec::new())}}),
@@ -144,6 +150,7 @@ pub(super) fn otel_docs(version: &Version) -> Vec<Doc> {
     let sel = m.include_with_values("matchLabels", "otelSelectorLabels", None, &otel_labels);
     let pod_labels = m.include_with_values("labels", "otelSelectorLabels", None, &otel_labels);
     docs.push(Doc {
+        prelude: "",
         file: "otel-collector-deployment.yaml",
         cond: Some((COND, false)),
         object: json!({
@@ -183,6 +190,7 @@ pub(super) fn otel_docs(version: &Version) -> Vec<Doc> {
     let meta = metadata(&mut m, version, name, true);
     let sel = m.include_with_values("selector", "otelSelectorLabels", None, &otel_labels);
     docs.push(Doc {
+        prelude: "",
         file: "otel-collector-service.yaml",
         cond: Some((COND, false)),
         object: json!({

@@ -8,9 +8,11 @@
 //! accepted and ignored (`locustPods.metricsExporter`, `kafka` while
 //! disabled); a key whose upstream value asks for behaviour this operator
 //! does not have (`locustPods.affinityInjection: false`, `kafka.enabled:
-//! true`, `k8s.clusterRole.enabled: false`) is rejected by the schema with a
-//! message naming the replacement. Any other unknown key is rejected
-//! (`additionalProperties: false` on every object of this chart's own).
+//! true`, `k8s.clusterRole.enabled: false`) fails the render with a message
+//! naming the replacement (the chart's `checks` template: a schema error
+//! could only say "must be true"). Any other unknown key is rejected by the
+//! schema (`additionalProperties: false` on every object of this chart's
+//! own), and so is a quantity that is not one.
 
 use std::collections::BTreeMap;
 
@@ -175,15 +177,17 @@ pub struct LocustPods {
     /// Worker containers only (`--worker-*`); unset keys fall back to `resources`.
     pub worker_resources: PodResources,
     /// RuntimeClass of the Locust pods unless a test sets `scheduling.runtimeClassName` (`--default-runtime-class-name`).
+    #[schemars(
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"),
+        length(max = 253)
+    )]
     pub runtime_class_name: String,
     /// Seconds a finished test's Jobs are kept (`--job-ttl-seconds-after-finished`); empty: kept until the test is deleted.
     #[schemars(with = "TtlSeconds")]
     pub ttl_seconds_after_finished: Value,
-    /// Upstream chart only. Affinity from the test's spec is always applied here; `false` is rejected.
-    #[schemars(extend("const" = true))]
+    /// Upstream chart only. Affinity from the test's spec is always applied here; `false` fails the render.
     pub affinity_injection: bool,
-    /// Upstream chart only. Tolerations from the test's spec are always applied here; `false` is rejected.
-    #[schemars(extend("const" = true))]
+    /// Upstream chart only. Tolerations from the test's spec are always applied here; `false` fails the render.
     pub tolerations_injection: bool,
     /// Upstream chart only, ignored: there is no exporter sidecar; the operator exports every test's metrics itself (docs/metrics.md).
     #[schemars(with = "BTreeMap<String, Value>")]
@@ -271,8 +275,7 @@ pub struct Crds {
 #[derive(JsonSchema)]
 #[allow(dead_code)]
 struct Kafka {
-    /// Must be false: set Kafka variables in a test's `env.variables`.
-    #[schemars(extend("const" = false))]
+    /// Must be false: set Kafka variables in a test's `env.variables` (`true` fails the render).
     enabled: bool,
     #[serde(flatten)]
     rest: BTreeMap<String, Value>,
@@ -292,8 +295,7 @@ struct K8sRbac {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct ClusterRoleToggle {
-    /// Must be true: the operator watches LocustTests in every namespace.
-    #[schemars(extend("const" = true))]
+    /// Must be true: the operator watches LocustTests in every namespace (`false` fails the render).
     enabled: bool,
 }
 
@@ -540,9 +542,28 @@ pub fn defaults() -> Result<Value, serde_json::Error> {
     serde_json::to_value(Values::default())
 }
 
+/// A Kubernetes quantity (`250m`, `1Gi`, `0.5`, `1e3`), or empty (none).
+pub const QUANTITY_PATTERN: &str =
+    r"^$|^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$";
+
 /// `values.schema.json`: draft 2020-12, every object of this chart's own
 /// closed (`additionalProperties: false`), the k8s types as Kubernetes
-/// defines them.
+/// defines them, and a quantity checked as one (k8s-openapi's schema of
+/// `Quantity` accepts anything: the apiserver would check it, but the
+/// operator's flags are not objects the apiserver sees).
 pub fn schema() -> Result<Value, serde_json::Error> {
-    serde_json::to_value(schemars::schema_for!(Values))
+    let mut schema = serde_json::to_value(schemars::schema_for!(Values))?;
+    if let Some(q) = schema
+        .pointer_mut("/$defs/io.k8s.apimachinery.pkg.api.resource.Quantity")
+        .and_then(Value::as_object_mut)
+    {
+        q.insert(
+            "anyOf".to_owned(),
+            serde_json::json!([
+                {"type": "string", "pattern": QUANTITY_PATTERN},
+                {"type": "number", "minimum": 0},
+            ]),
+        );
+    }
+    Ok(schema)
 }
