@@ -30,17 +30,15 @@
 //!   quantity, not a RuntimeClass name, two servers on one port) fail the
 //!   render instead.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use clap::Parser;
 use locust_operator::config::OperatorConfig;
 use olm_tests::operator::workspace_root;
-use olm_tests::tools::{REQUIRE_TOOLS_ENV, tools_or_skip, tools_required};
 use serde_json::{Value, json};
 
-const CHART: &str = "charts/locust-k8s-operator";
+use olm_tests::helm::CHART;
 const RELEASE: &str = "locust-k8s-operator";
 const NAMESPACE: &str = "locust-operator";
 /// Names of the default release's objects (the release name contains the
@@ -136,70 +134,31 @@ const VARIANTS: &[(&str, &[&str])] = &[
 
 // --- helm ------------------------------------------------------------------
 
-/// The pinned helm with private homes.
-struct Helm {
-    bin: PathBuf,
-    home: tempfile::TempDir,
-}
+/// The shared runner (`olm_tests::helm`) with this file's chart, release
+/// and namespace; a failure to run helm at all fails the test.
+struct Helm(olm_tests::helm::Helm);
 
 impl Helm {
-    /// `None` (after a skip notice) when the tools or their helm are missing
-    /// and [`tools_required`] is false.
     fn new(test: &str) -> Option<Self> {
-        let bin = tools_or_skip(test)?.bin("helm");
-        if !bin.is_file() {
-            let why = format!(
-                "{} is missing (rebuild the tools with olm-tests/tools/build.sh)",
-                bin.display()
-            );
-            if tools_required() {
-                panic!("{test}: {why} (CI or {REQUIRE_TOOLS_ENV} is set)");
-            }
-            eprintln!("SKIPPED {test}: {why}");
-            return None;
-        }
-        let home = tempfile::tempdir().expect("creating helm's home");
-        Some(Self { bin, home })
+        olm_tests::helm::Helm::new(test).map(Self)
     }
 
-    /// Writes `text` to `<home>/values/<name>` and returns its path.
     fn values_file(&self, name: &str, text: &str) -> String {
-        let dir = self.home.path().join("values");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().expect("UTF-8 temp path").to_owned()
+        self.0
+            .values_file(name, text)
+            .expect("writing a values file")
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let home = self.home.path();
-        Command::new(&self.bin)
-            .args(args)
-            .current_dir(workspace_root())
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", self.bin.display()))
+        self.0.run(args).expect("running helm")
     }
 
     /// `helm template <release> <chart> -n <namespace> <args>`: the stdout,
     /// or the stderr when helm fails.
     fn template_in(&self, release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["template", release, CHART, "--namespace", namespace];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        if out.status.success() {
-            Ok(String::from_utf8(out.stdout).expect("helm printed UTF-8"))
-        } else {
-            Err(format!(
-                "helm exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        self.0
+            .template(CHART, release, namespace, args)
+            .expect("running helm")
     }
 
     /// The objects `helm template` renders (release [`RELEASE`] in
@@ -231,65 +190,9 @@ impl Helm {
     }
 }
 
-// --- reading the render ---------------------------------------------------
-
-fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
-    v.as_str()
-        .unwrap_or_else(|| panic!("{what} is not a string: {v}"))
-}
-
-fn kind(doc: &Value) -> &str {
-    str_of(&doc["kind"], "kind")
-}
-
-fn name(doc: &Value) -> &str {
-    str_of(&doc["metadata"]["name"], "metadata.name")
-}
-
-/// `kind/name` of every object, for messages.
-fn listing(docs: &[Value]) -> String {
-    docs.iter()
-        .map(|d| format!("{}/{}", kind(d), name(d)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The objects keyed by (kind, name); a key given twice fails.
-fn by_key(what: &str, docs: &[Value]) -> BTreeMap<(String, String), Value> {
-    let mut map = BTreeMap::new();
-    for d in docs {
-        let key = (kind(d).to_owned(), name(d).to_owned());
-        if map.insert(key.clone(), d.clone()).is_some() {
-            panic!("{what}: {}/{} is rendered twice", key.0, key.1);
-        }
-    }
-    map
-}
-
-fn find_opt<'a>(docs: &'a [Value], k: &str, n: &str) -> Option<&'a Value> {
-    docs.iter().find(|d| kind(d) == k && name(d) == n)
-}
-
-fn find<'a>(docs: &'a [Value], k: &str, n: &str) -> &'a Value {
-    find_opt(docs, k, n)
-        .unwrap_or_else(|| panic!("no {k}/{n} among the rendered objects: {}", listing(docs)))
-}
-
-fn all_of<'a>(docs: &'a [Value], k: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| kind(d) == k).collect()
-}
-
-fn one_of<'a>(docs: &'a [Value], k: &str) -> &'a Value {
-    match all_of(docs, k).as_slice() {
-        [one] => one,
-        other => panic!("expected one {k}, found {}: {}", other.len(), listing(docs)),
-    }
-}
-
-fn array<'a>(v: &'a Value, what: &str) -> &'a Vec<Value> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("{what} is not a list: {v}"))
-}
+use olm_tests::objects::{
+    all_of, array, by_key, find, find_opt, kind, listing, name, one_of, str_of,
+};
 
 /// The operator's container (named `operator`) of a Deployment, if it has one.
 fn operator_container(deployment: &Value) -> Option<&Value> {
@@ -401,34 +304,7 @@ fn operator_configs(what: &str, docs: &[Value]) -> Vec<OperatorConfig> {
 
 /// Every path where `a` (the chart) and `b` (install.yaml) differ.
 fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = format!("{path}.{k}");
-                match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => diff(&p, va, vb, out),
-                    (Some(va), None) => out.push(format!("{p}: only in the chart: {va}")),
-                    (None, Some(vb)) => out.push(format!("{p}: only in install.yaml: {vb}")),
-                    (None, None) => unreachable!(),
-                }
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            if x.len() != y.len() {
-                out.push(format!(
-                    "{path}: {} items in the chart, {} in install.yaml",
-                    x.len(),
-                    y.len()
-                ));
-            }
-            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
-                diff(&format!("{path}[{i}]"), va, vb, out);
-            }
-        }
-        _ if a != b => out.push(format!("{path}: chart {a} != install.yaml {b}")),
-        _ => {}
-    }
+    olm_tests::helm::diff(path, a, b, ("the chart", "install.yaml"), out);
 }
 
 // --- tests -----------------------------------------------------------------
@@ -547,12 +423,18 @@ fn schema_rejects_bad_values() {
         (
             "affinityInjection false",
             "locustPods:\n  affinityInjection: false\n",
-            &["locustPods.affinityInjection=false", "LocustTest's own affinity"],
+            &[
+                "locustPods.affinityInjection=false",
+                "LocustTest's own affinity",
+            ],
         ),
         (
             "tolerationsInjection false",
             "locustPods:\n  tolerationsInjection: false\n",
-            &["locustPods.tolerationsInjection=false", "LocustTest's own tolerations"],
+            &[
+                "locustPods.tolerationsInjection=false",
+                "LocustTest's own tolerations",
+            ],
         ),
         (
             "clusterRole disabled",
@@ -1203,7 +1085,7 @@ fn diff_names_the_object_path() {
         [
             "Deployment/d.only: only in the chart: true",
             "Deployment/d.other: only in install.yaml: 0",
-            "Deployment/d.spec.args[1]: chart \"--b=2\" != install.yaml \"--b=3\"",
+            "Deployment/d.spec.args[1]: the chart \"--b=2\" != install.yaml \"--b=3\"",
         ]
     );
 }
