@@ -211,3 +211,17 @@ fn the_schema_closes_the_charts_own_objects_and_checks_quantities() {
     assert_eq!(quantity[0]["pattern"], values::QUANTITY_PATTERN);
     assert_eq!(quantity[1]["type"], "number");
 }
+
+#[test]
+fn the_values_reference_names_what_each_switch_switches() {
+    let schema = values::schema().unwrap();
+    assert_eq!(
+        schema["$defs"]["Toggle"]["properties"]["enabled"]["description"],
+        values_files::TOGGLE_DOC
+    );
+    let doc = &render(&Version::new(3, 0, 0)).unwrap()[VALUES_DOC_PATH];
+    assert!(
+        doc.contains("| `leaderElection.enabled` | boolean | `true` | Leader election between the operator replicas. On or off. |"),
+        "{doc}"
+    );
+}
