@@ -80,6 +80,7 @@ fn generates_every_file_deterministically() {
     let chart_files: Vec<String> = [
         ".helmignore",
         "Chart.yaml",
+        "README.md",
         "values.yaml",
         "values.schema.json",
         "templates/_helpers.tpl",
