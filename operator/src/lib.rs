@@ -21,6 +21,8 @@
 //! - [`server`]: the one HTTP/1.1 serving loop (plain TCP or TLS) under the
 //!   webhook, health and metrics servers;
 //! - [`rbac`]: the permissions the operator needs, declared next to the code;
+//! - [`schedule`]: the schedule arithmetic of `LocustSchedule` (cron
+//!   expressions, time zones, missed starts), pure and clock-injected;
 //! - [`yaml`]: every YAML read and write (the CLI, tests, fuzz targets).
 
 pub mod api;
@@ -38,6 +40,7 @@ pub mod migration;
 pub mod rbac;
 pub mod resources;
 pub mod role;
+pub mod schedule;
 pub mod server;
 pub mod stats;
 pub mod test_metrics;
