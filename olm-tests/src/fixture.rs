@@ -202,77 +202,7 @@ impl RealNodeFixture {
     /// (port 80 → 8080) in `ns`, with `-fail-every N` when set, and waits
     /// until the pod is ready and the Service answers through kube-proxy.
     pub async fn start_target(&self, ns: &str, fail_every: Option<u64>) -> Result<TargetService> {
-        let client = self.client();
-        let mut args: Vec<String> = Vec::new();
-        if let Some(n) = fail_every {
-            args.extend(["-fail-every".to_owned(), n.to_string()]);
-        }
-        let pod: Pod = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": TARGET_SERVICE, "namespace": ns, "labels": {"app": TARGET_SERVICE}},
-            "spec": {
-                "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "target",
-                    "image": self.images.reference(Image::Target),
-                    "args": args,
-                    "ports": [{"containerPort": TARGET_PORT}],
-                    "readinessProbe": {
-                        "httpGet": {"path": "/healthz", "port": TARGET_PORT},
-                        "periodSeconds": 1,
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": false,
-                        "capabilities": {"drop": ["ALL"]},
-                        "readOnlyRootFilesystem": true,
-                    },
-                }],
-            },
-        }))?;
-        self.pods(ns)
-            .create(&PostParams::default(), &pod)
-            .await
-            .with_context(|| format!("creating the target pod in {ns}"))?;
-        let service: Service = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": TARGET_SERVICE, "namespace": ns},
-            "spec": {"selector": {"app": TARGET_SERVICE}, "ports": [{"port": 80, "targetPort": TARGET_PORT}]},
-        }))?;
-        let service = Api::<Service>::namespaced(client.clone(), ns)
-            .create(&PostParams::default(), &service)
-            .await
-            .with_context(|| format!("creating the target Service in {ns}"))?;
-        let cluster_ip: IpAddr = service
-            .spec
-            .and_then(|s| s.cluster_ip)
-            .context("the target Service has no ClusterIP")?
-            .parse()?;
-        let pods = self.pods(ns);
-        let pod = wait_for(Duration::from_secs(90), POLL, || async {
-            let pod = pods.get(TARGET_SERVICE).await?;
-            let ready = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            Ok(ready.then_some(pod))
-        })
-        .await
-        .with_context(|| format!("{ns}: the target pod never became ready"))?;
-        let pod_ip = pod_ip(&pod)?;
-        // Through the ClusterIP (kube-proxy's DNAT) from inside the cluster.
-        let via_service = SocketAddr::new(cluster_ip, 80);
-        wait_for(Duration::from_secs(60), POLL, || async {
-            let (code, _) = self.cluster.http_get(via_service, "/healthz").await?;
-            Ok((code == 200).then_some(()))
-        })
-        .await
-        .with_context(|| format!("{ns}: the target Service never answered at {via_service}"))?;
-        Ok(TargetService {
-            namespace: ns.to_owned(),
-            pod_ip,
-            cluster_ip,
-        })
+        start_target(&self.cluster, &self.images, ns, fail_every).await
     }
 
     /// The target's counters (`GET /stats` on the pod's IP).
@@ -396,50 +326,7 @@ impl RealNodeFixture {
             self.operator.log_tail(60)
         ));
         for ns in namespaces {
-            match self.cluster.list_pods(ns, "").await {
-                Ok(pods) => {
-                    for p in &pods {
-                        let name = p.name_any();
-                        out.push_str(&format!("--- pod {ns}/{name}: {} ---\n", describe_pod(p)));
-                        let log = self
-                            .pods(ns)
-                            .logs(
-                                &name,
-                                &LogParams {
-                                    tail_lines: Some(25),
-                                    ..LogParams::default()
-                                },
-                            )
-                            .await
-                            .unwrap_or_else(|e| format!("(no log: {e})"));
-                        out.push_str(&log);
-                        if !log.ends_with('\n') {
-                            out.push('\n');
-                        }
-                    }
-                }
-                Err(e) => out.push_str(&format!("--- pods of {ns}: {e:#} ---\n")),
-            }
-            match Api::<Event>::namespaced(self.client(), ns)
-                .list(&ListParams::default())
-                .await
-            {
-                Ok(events) => {
-                    out.push_str(&format!("--- events of {ns} ---\n"));
-                    for e in events.items.iter().rev().take(40).rev() {
-                        out.push_str(&format!(
-                            "{} {} {}/{}: {} (x{})\n",
-                            e.type_.as_deref().unwrap_or_default(),
-                            e.reason.as_deref().unwrap_or_default(),
-                            e.involved_object.kind.as_deref().unwrap_or_default(),
-                            e.involved_object.name.as_deref().unwrap_or_default(),
-                            e.message.as_deref().unwrap_or_default().trim(),
-                            e.count.unwrap_or(1)
-                        ));
-                    }
-                }
-                Err(e) => out.push_str(&format!("--- events of {ns}: {e:#} ---\n")),
-            }
+            out.push_str(&namespace_diagnostics(&self.client(), ns, 25, 40).await);
         }
         let kubelet = self.cluster.node_log_path(NodeComponent::Kubelet);
         out.push_str(&format!(
@@ -862,6 +749,142 @@ pub fn describe_pod(pod: &Pod) -> String {
             .unwrap_or("-"),
         status.and_then(|s| s.pod_ip.as_deref()).unwrap_or("-"),
     )
+}
+
+/// Starts the HTTP target image as pod `target` behind Service `target`
+/// (port 80 → 8080) in `ns`, with `-fail-every N` when set, and waits
+/// until the pod is ready and the Service answers through kube-proxy.
+pub async fn start_target(
+    cluster: &Cluster,
+    images: &Images,
+    ns: &str,
+    fail_every: Option<u64>,
+) -> Result<TargetService> {
+    let client = cluster.admin_client();
+    let mut args: Vec<String> = Vec::new();
+    if let Some(n) = fail_every {
+        args.extend(["-fail-every".to_owned(), n.to_string()]);
+    }
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": TARGET_SERVICE, "namespace": ns, "labels": {"app": TARGET_SERVICE}},
+        "spec": {
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "target",
+                "image": images.reference(Image::Target),
+                "args": args,
+                "ports": [{"containerPort": TARGET_PORT}],
+                "readinessProbe": {
+                    "httpGet": {"path": "/healthz", "port": TARGET_PORT},
+                    "periodSeconds": 1,
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "capabilities": {"drop": ["ALL"]},
+                    "readOnlyRootFilesystem": true,
+                },
+            }],
+        },
+    }))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("creating the target pod in {ns}"))?;
+    let service: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": TARGET_SERVICE, "namespace": ns},
+        "spec": {"selector": {"app": TARGET_SERVICE}, "ports": [{"port": 80, "targetPort": TARGET_PORT}]},
+    }))?;
+    let service = Api::<Service>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &service)
+        .await
+        .with_context(|| format!("creating the target Service in {ns}"))?;
+    let cluster_ip: IpAddr = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("the target Service has no ClusterIP")?
+        .parse()?;
+    let pod = wait_for(Duration::from_secs(90), POLL, || async {
+        let pod = pods.get(TARGET_SERVICE).await?;
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Ok(ready.then_some(pod))
+    })
+    .await
+    .with_context(|| format!("{ns}: the target pod never became ready"))?;
+    let pod_ip = pod_ip(&pod)?;
+    // Through the ClusterIP (kube-proxy's DNAT) from inside the cluster.
+    let via_service = SocketAddr::new(cluster_ip, 80);
+    wait_for(Duration::from_secs(60), POLL, || async {
+        let (code, _) = cluster.http_get(via_service, "/healthz").await?;
+        Ok((code == 200).then_some(()))
+    })
+    .await
+    .with_context(|| format!("{ns}: the target Service never answered at {via_service}"))?;
+    Ok(TargetService {
+        namespace: ns.to_owned(),
+        pod_ip,
+        cluster_ip,
+    })
+}
+
+/// Every pod of `ns` (phase, container states, its last `log_lines` log
+/// lines) and the last `events` Events of `ns`: what to read when a test in
+/// that namespace failed.
+pub async fn namespace_diagnostics(
+    client: &Client,
+    ns: &str,
+    log_lines: i64,
+    events: usize,
+) -> String {
+    let mut out = String::new();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    match pods.list(&ListParams::default()).await {
+        Ok(list) => {
+            for p in &list.items {
+                let name = p.name_any();
+                out.push_str(&format!("--- pod {ns}/{name}: {} ---\n", describe_pod(p)));
+                let params = LogParams {
+                    tail_lines: Some(log_lines),
+                    ..LogParams::default()
+                };
+                let log = pods
+                    .logs(&name, &params)
+                    .await
+                    .unwrap_or_else(|e| format!("(no log: {e})"));
+                out.push_str(&log);
+                if !log.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        Err(e) => out.push_str(&format!("--- pods of {ns}: {e:#} ---\n")),
+    }
+    match Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => {
+            out.push_str(&format!("--- events of {ns} ---\n"));
+            for e in list.items.iter().rev().take(events).rev() {
+                out.push_str(&format!(
+                    "{} {} {}/{}: {} (x{})\n",
+                    e.type_.as_deref().unwrap_or_default(),
+                    e.reason.as_deref().unwrap_or_default(),
+                    e.involved_object.kind.as_deref().unwrap_or_default(),
+                    e.involved_object.name.as_deref().unwrap_or_default(),
+                    e.message.as_deref().unwrap_or_default().trim(),
+                    e.count.unwrap_or(1)
+                ));
+            }
+        }
+        Err(e) => out.push_str(&format!("--- events of {ns}: {e:#} ---\n")),
+    }
+    out
 }
 
 #[cfg(test)]

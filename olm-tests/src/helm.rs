@@ -36,10 +36,21 @@ impl Helm {
             eprintln!("SKIPPED {test}: {why}");
             return None;
         }
-        match tempfile::tempdir() {
-            Ok(home) => Some(Self { bin, home }),
-            Err(e) => panic!("{test}: creating helm's home: {e}"),
+        match Self::at(bin) {
+            Ok(helm) => Some(helm),
+            Err(e) => panic!("{test}: {e:#}"),
         }
+    }
+
+    /// The helm binary `bin` with fresh private homes.
+    pub fn at(bin: PathBuf) -> Result<Self> {
+        let home = tempfile::tempdir().context("creating helm's home")?;
+        Ok(Self { bin, home })
+    }
+
+    /// The private home directory (also `HOME` of [`Self::command`]).
+    pub fn home(&self) -> &Path {
+        self.home.path()
     }
 
     /// The helm binary.
@@ -55,6 +66,7 @@ impl Helm {
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
             .env("HELM_DATA_HOME", home.join("data"))
+            .env("HOME", home)
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null());
         cmd

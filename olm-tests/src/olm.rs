@@ -711,6 +711,19 @@ pub async fn wait_webhooks_wired(client: &Client, timeout: Duration) -> Result<(
     wait_webhooks_wired_in(client, OPERATORS_NAMESPACE, timeout).await
 }
 
+/// Where the CRD's conversion webhook is called and what CA it trusts, if
+/// it converts by webhook.
+pub fn conversion_client_config(
+    crd: &CustomResourceDefinition,
+) -> Option<&k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig>
+{
+    crd.spec
+        .conversion
+        .as_ref()
+        .and_then(|c| c.webhook.as_ref())
+        .and_then(|w| w.client_config.as_ref())
+}
+
 /// [`wait_webhooks_wired`] for an operator installed in namespace `ns`.
 pub async fn wait_webhooks_wired_in(client: &Client, ns: &str, timeout: Duration) -> Result<()> {
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -720,12 +733,7 @@ pub async fn wait_webhooks_wired_in(client: &Client, ns: &str, timeout: Duration
         let (crds, vwcs) = (crds.clone(), vwcs.clone());
         async move {
             let crd = crds.get(CRD_NAME).await?;
-            let cc = crd
-                .spec
-                .conversion
-                .as_ref()
-                .and_then(|c| c.webhook.as_ref())
-                .and_then(|w| w.client_config.as_ref());
+            let cc = conversion_client_config(&crd);
             let crd_ok = cc.is_some_and(|cc| {
                 cc.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty())
                     && cc
@@ -848,6 +856,19 @@ pub async fn wait_operator_running_in(
     timeout: Duration,
 ) -> Result<Vec<Pod>> {
     wait_webhooks_wired_in(client, ns, timeout).await?;
+    wait_deployment_running_in(client, ns, image, timeout).await
+}
+
+/// Waits until the operator Deployment [`DEPLOYMENT`] in `ns` runs `image`:
+/// Available, every replica updated and ready, and its pods (no terminating
+/// one left) each Ready with `image`. On a timeout: the operator pods' logs.
+/// However it was installed (OLM, the chart, `install.yaml`).
+pub async fn wait_deployment_running_in(
+    client: &Client,
+    ns: &str,
+    image: &str,
+    timeout: Duration,
+) -> Result<Vec<Pod>> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let waited = wait_for(timeout, POLL, || {
