@@ -1,7 +1,7 @@
 //! Installing the operator without OLM, the two ways users do: the Helm
 //! chart (`charts/locust-k8s-operator`) and the plain manifest
-//! (`install.yaml`, applied server-side as `kubectl apply --server-side`
-//! would), each on a local cluster of its own with the real kubelet node.
+//! (`install.yaml`, with `kubectl apply --server-side`), each on a local
+//! cluster of its own with the real kubelet node.
 //! The operator Deployment's two pods run the operator image on the node,
 //! issue their own webhook certificate (`--webhook-cert-mode=self-managed`:
 //! the Secret `locust-k8s-operator-webhook-cert`, then the caBundle of the
@@ -38,13 +38,21 @@
 //!    (`helm.sh/resource-policy: keep`, value `crds.keep`), so every
 //!    LocustTest remains.
 //!
-//! `kubectl_apply_install_yaml`: every document of `install.yaml`
-//! server-side applied in order (field manager `kubectl`, forced); the
-//! operator runs and wires its certificate as above; a v2 LocustTest runs to
-//! `Succeeded`; then every object of `install.yaml` except the CRD is
-//! deleted (what a user does to remove the operator and keep the tests),
-//! webhook configuration first and the namespace last, and all of them are
-//! gone while the CRD and the LocustTest remain.
+//! `kubectl_apply_install_yaml`, the commands of `docs/install.md` ("kubectl:
+//! `install.yaml`") with the pinned kubectl:
+//! 1. `kubectl apply --server-side -f install.yaml` (the repository's file);
+//!    the operator runs the image built here and wires its certificate as
+//!    above; a v2 LocustTest runs to `Succeeded`;
+//! 2. `kubectl apply --server-side -f` the `install.yaml` of the hypothetical
+//!    next patch release (rendered by `manifests-gen` into a temporary file,
+//!    its image pushed to the local registry as for `helm upgrade`): the
+//!    operator runs the new image with the same CA, and the LocustTest is
+//!    kept and reads in v1 and v2;
+//! 3. the uninstall commands of that section of `docs/install.md`, read from
+//!    the document and run as written (two label-selected `kubectl delete`s
+//!    and the deletion of the operator's certificate Secret): every object of
+//!    `install.yaml` but the CRD and the Namespace is gone, the operator pods
+//!    and the Secret too; the Namespace, the CRD and the LocustTest remain.
 //!
 //! What stays after uninstalling, by design: the CRD and the LocustTests
 //! (readable as v2, the stored version; reading them as v1 needs the
@@ -52,15 +60,14 @@
 //! `helm uninstall` also what the release never owned — the namespace
 //! (`--create-namespace` does not delete it), the operator's certificate
 //! Secret and its leader-election Lease (both created by the operator; the
-//! test prints whether they are left). The `install.yaml` removal deletes
-//! the namespace and with it those two.
+//! test prints whether they are left). The documented `install.yaml` removal
+//! keeps the namespace (and with it the Lease; the test prints whether it is
+//! left) and deletes the Secret.
 //!
-//! No kubectl is among the pinned tools (`olm-tests/tools/build.sh`):
-//! `install.yaml` is applied with kube-rs server-side apply, one document at
-//! a time (kind resolved by discovery), as `kubectl apply --server-side`
-//! does. helm runs in the cluster's network namespace (where the apiserver
-//! listens) with the admin kubeconfig and its cache, config and data
-//! directories in a temporary directory.
+//! helm and kubectl (both pinned in `olm-tests/tools/build.sh`) run in the
+//! cluster's network namespace (where the apiserver listens) with the admin
+//! kubeconfig and their cache, config and data directories in a temporary
+//! directory, each command bounded in time.
 //!
 //! Skips without the tools or images unless `CI`/`LOCUST_REQUIRE_TOOLS`.
 
@@ -71,11 +78,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, ensure};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::discovery::{Scope, pinned_kind};
 use kube::{Client, ResourceExt};
 use locust_operator::api::{CRD_NAME, LocustTest, Phase, v1};
@@ -112,6 +117,12 @@ const STEP: Duration = Duration::from_secs(180);
 const RUN: Duration = Duration::from_secs(180);
 /// Bound on one helm command (its own `--timeout` is 5 minutes).
 const HELM_RUN: Duration = Duration::from_secs(330);
+/// Bound on one kubectl command (an apply of `install.yaml`, a `delete`
+/// waiting for its objects to be gone).
+const KUBECTL_RUN: Duration = Duration::from_secs(180);
+/// The document whose "kubectl: `install.yaml`" section the kubectl test
+/// follows, relative to the workspace root.
+const INSTALL_DOC: &str = "docs/install.md";
 const POLL: Duration = Duration::from_millis(250);
 
 // --- helm ----------------------------------------------------------------
@@ -193,13 +204,123 @@ fn app_version(dir: &Path) -> Result<String> {
         .with_context(|| format!("{} has no appVersion", path.display()))
 }
 
+// --- kubectl ---------------------------------------------------------------
+
+/// The pinned kubectl (`<tools>/bin/kubectl`, built from the same
+/// `k8s.io/kubernetes` as the cluster), run in the cluster's network
+/// namespace with the admin kubeconfig, its `HOME` and cache in a temporary
+/// directory.
+struct Kubectl {
+    bin: PathBuf,
+    home: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    net: ClusterNet,
+    logs: PathBuf,
+}
+
+impl Kubectl {
+    fn new(tools: &Tools, cluster: &Cluster) -> Result<Self> {
+        let bin = tools.bin("kubectl");
+        ensure!(
+            bin.is_file(),
+            "{} is missing (rebuild the tools with olm-tests/tools/build.sh)",
+            bin.display()
+        );
+        Ok(Self {
+            bin,
+            home: tempfile::tempdir().context("creating kubectl's home")?,
+            kubeconfig: cluster.kubeconfig_path().to_path_buf(),
+            net: cluster.net(),
+            logs: cluster.dir().join("logs/kubectl"),
+        })
+    }
+
+    /// Runs `kubectl ARGS --kubeconfig … --cache-dir …` to completion
+    /// (bounded by [`KUBECTL_RUN`]); prints and returns its output (stdout
+    /// and stderr) and how long it took.
+    async fn run(&self, args: &[&str]) -> Result<(String, Duration)> {
+        let home = self.home.path();
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(home.join("cache"))
+            .current_dir(operator::workspace_root())
+            .env("HOME", home)
+            .env_remove("KUBECONFIG")
+            .stdin(std::process::Stdio::null());
+        let (net, logs) = (self.net.clone(), self.logs.clone());
+        let shown = format!("kubectl {}", args.join(" "));
+        let started = Instant::now();
+        let out = tokio::task::spawn_blocking(move || run_in(&net, cmd, &logs, KUBECTL_RUN))
+            .await
+            .context("joining the kubectl runner")?
+            .with_context(|| shown.clone())?;
+        // The log starts with the spawner's own `==> local-cluster: starting …` line.
+        let out = match out.split_once('\n') {
+            Some((first, rest)) if first.starts_with("==> ") => rest.to_owned(),
+            _ => out,
+        };
+        let took = started.elapsed();
+        eprintln!("{shown} ({:.1} s):\n{}", took.as_secs_f64(), out.trim_end());
+        Ok((out, took))
+    }
+}
+
+/// The uninstall commands of [`INSTALL_DOC`]'s "kubectl: `install.yaml`"
+/// section (the `sh` block after "To uninstall"), each split into its
+/// arguments after `kubectl` (continuation lines joined). Only plain words
+/// are accepted: the block is run without a shell.
+fn documented_uninstall() -> Result<Vec<Vec<String>>> {
+    let path = operator::workspace_root().join(INSTALL_DOC);
+    let doc =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let section = doc
+        .split("\n## ")
+        .find(|s| s.starts_with("kubectl: `install.yaml`"))
+        .with_context(|| format!("{INSTALL_DOC} has no section \"kubectl: `install.yaml`\""))?;
+    let block = section
+        .split_once("To uninstall")
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .with_context(|| {
+            format!(
+                "{INSTALL_DOC}, \"kubectl: `install.yaml`\": no sh block after \"To uninstall\""
+            )
+        })?;
+    let mut commands = Vec::new();
+    for line in block.replace("\\\n", " ").lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() || words[0].starts_with('#') {
+            continue;
+        }
+        ensure!(
+            words[0] == "kubectl",
+            "{INSTALL_DOC}: an uninstall command that is not kubectl: {line}"
+        );
+        ensure!(
+            words
+                .iter()
+                .all(|w| !w.contains(['\'', '"', '$', '`', '|', ';', '&', '<', '>', '*', '#'])),
+            "{INSTALL_DOC}: an uninstall command that needs a shell: {line}"
+        );
+        commands.push(words[1..].iter().map(|w| (*w).to_owned()).collect());
+    }
+    ensure!(
+        !commands.is_empty(),
+        "{INSTALL_DOC}: no uninstall command in \"kubectl: `install.yaml`\""
+    );
+    Ok(commands)
+}
+
 // --- objects of a manifest -----------------------------------------------
 
 /// One object of a manifest with the API to reach it (kind resolved by
 /// discovery).
 struct Object {
     api: Api<DynamicObject>,
-    object: DynamicObject,
     kind: String,
     name: String,
     what: String,
@@ -239,7 +360,6 @@ async fn objects(client: &Client, manifest: &str) -> Result<Vec<Object>> {
         };
         out.push(Object {
             api,
-            object,
             kind: gvk.kind,
             name,
             what,
@@ -626,6 +746,21 @@ fn versions() -> Result<(semver::Version, semver::Version)> {
     Ok((current, next))
 }
 
+/// The operator image of release `next`: the image built here, pushed under
+/// that release's tag to a local registry the node mirrors `ghcr.io` to.
+/// Returns the registry (it serves while it lives) and the image.
+async fn push_next_image(
+    cluster: &Cluster,
+    tools: &Tools,
+    images: &Images,
+    next: &semver::Version,
+) -> Result<(Registry, String)> {
+    let registry = Registry::start(cluster, tools).await?;
+    let next_image = olm::operator_image(&next.to_string());
+    registry.push_archive(&images.archive(Image::Operator), &next_image)?;
+    Ok((registry, next_image))
+}
+
 // --- the tests ---------------------------------------------------------------
 
 async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Result<()> {
@@ -670,9 +805,7 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
 
     // The next release: the same build pushed as its image, its chart
     // rendered by manifests-gen.
-    let registry = Registry::start(cluster, tools).await?;
-    let next_image = olm::operator_image(&next.to_string());
-    registry.push_archive(&images.archive(Image::Operator), &next_image)?;
+    let (registry, next_image) = push_next_image(cluster, tools, images, &next).await?;
     let next_dir = tempfile::tempdir()?;
     let next_chart = render_chart(&next, next_dir.path())?;
     ensure!(app_version(&next_chart)? == next.to_string());
@@ -806,35 +939,31 @@ async fn helm_install_upgrade_uninstall() -> Result<()> {
     finish(test, &cluster, started, result).await
 }
 
-async fn install_yaml_scenario(cluster: &Cluster, images: &Images) -> Result<()> {
+async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Result<()> {
     let client = cluster.admin_client();
-    let (current, _) = versions()?;
+    let (current, next) = versions()?;
+    let kubectl = Kubectl::new(tools, cluster)?;
+    let applied = |out: &str| {
+        out.lines()
+            .filter(|l| l.ends_with(" serverside-applied"))
+            .count()
+    };
+
+    // Install.
     let path = operator::workspace_root().join(INSTALL_PATH);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let path_arg = path.to_string_lossy().into_owned();
     let started = Instant::now();
-    let manifest = objects(&client, &text).await?;
-    ensure!(
-        manifest
-            .first()
-            .is_some_and(|o| o.kind == "Namespace" && o.name == NS),
-        "{INSTALL_PATH} does not start with the Namespace {NS}"
-    );
-    let apply = PatchParams::apply("kubectl").force();
-    for o in &manifest {
-        o.api
-            .patch(&o.name, &apply, &Patch::Apply(&o.object))
-            .await
-            .with_context(|| format!("server-side applying {}", o.what))?;
-    }
+    let (out, took) = kubectl
+        .run(&["apply", "--server-side", "-f", &path_arg])
+        .await?;
     eprintln!(
-        "FIGURE {INSTALL_PATH} ({current}) server-side apply of {} objects took {:.1} s",
-        manifest.len(),
-        started.elapsed().as_secs_f64()
+        "FIGURE kubectl apply --server-side -f {INSTALL_PATH} ({current}): {} objects serverside-applied in {:.1} s",
+        applied(&out),
+        took.as_secs_f64()
     );
     let image = images::operator_image();
     wait_operator(&client, &image).await?;
-    wait_certificate(&client).await?;
+    let ca = wait_certificate(&client).await?;
     eprintln!(
         "FIGURE {INSTALL_PATH}: operator running {image} with its certificate wired {:.1} s after the apply began",
         started.elapsed().as_secs_f64()
@@ -846,25 +975,101 @@ async fn install_yaml_scenario(cluster: &Cluster, images: &Images) -> Result<()>
         took.as_secs_f64()
     );
 
-    // Remove the operator, keep the tests: every object but the CRD, the
-    // webhook configuration first (no admission without a server), the
-    // namespace last.
-    let started = Instant::now();
-    let removed: Vec<&Object> = manifest.iter().rev().filter(|o| !is_crd(o)).collect();
-    for o in &removed {
-        match o.api.delete(&o.name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e).with_context(|| format!("deleting {}", o.what)),
-        }
-    }
-    wait_gone(&removed, STEP).await?;
-    ensure_kept(&client, &[name]).await?;
-    eprintln!(
-        "FIGURE {INSTALL_PATH}: deleting its {} objects but the CRD took {:.1} s until all were gone (namespace included); the CRD and the LocustTest remain",
-        removed.len(),
-        started.elapsed().as_secs_f64()
+    // Upgrade: the next release's install.yaml, applied the same way.
+    let (registry, next_image) = push_next_image(cluster, tools, images, &next).await?;
+    let rendered = manifests_gen::chart::render(&next).map_err(|e| anyhow!("{e}"))?;
+    let next_text = rendered
+        .get(INSTALL_PATH)
+        .with_context(|| format!("manifests-gen rendered no {INSTALL_PATH} for {next}"))?;
+    ensure!(
+        next_text.contains(&format!("image: {next_image}")),
+        "the {INSTALL_PATH} of {next} does not run {next_image}"
     );
+    let next_file = tempfile::Builder::new()
+        .prefix("install-")
+        .suffix(".yaml")
+        .tempfile()?;
+    std::fs::write(next_file.path(), next_text)
+        .with_context(|| format!("writing {}", next_file.path().display()))?;
+    let next_arg = next_file.path().to_string_lossy().into_owned();
+    let (out, took) = kubectl
+        .run(&["apply", "--server-side", "-f", &next_arg])
+        .await?;
+    eprintln!(
+        "FIGURE kubectl apply --server-side -f {INSTALL_PATH} {current} -> {next}: {} objects serverside-applied in {:.1} s",
+        applied(&out),
+        took.as_secs_f64()
+    );
+    let waited = Instant::now();
+    wait_operator(&client, &next_image).await?;
+    let ca_after = wait_certificate(&client).await?;
+    ensure!(
+        ca_after == ca,
+        "the upgrade changed the webhook CA: the new pods did not adopt the Secret"
+    );
+    // The one test, Succeeded before, reads in v1 (through the new pods'
+    // conversion webhook) and in v2.
+    read_both_versions(&client, name, name).await?;
+    eprintln!(
+        "FIGURE {INSTALL_PATH} upgrade: operator running {next_image} with the same CA, the LocustTest read as v1 and v2 {:.1} s after kubectl returned",
+        waited.elapsed().as_secs_f64()
+    );
+
+    // Uninstall with the documented commands: every object but the CRD and
+    // the Namespace goes, and the operator's Secret; the tests stay.
+    let manifest = objects(&client, next_text).await?;
+    ensure!(
+        manifest
+            .first()
+            .is_some_and(|o| o.kind == "Namespace" && o.name == NS),
+        "the {INSTALL_PATH} of {next} does not start with the Namespace {NS}"
+    );
+    ensure!(
+        manifest.iter().filter(|o| is_crd(o)).count() == 1,
+        "the {INSTALL_PATH} of {next} has no CRD"
+    );
+    let commands = documented_uninstall()?;
+    let started = Instant::now();
+    for command in &commands {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        kubectl.run(&args).await?;
+    }
+    let ran = started.elapsed();
+    let removed: Vec<&Object> = manifest
+        .iter()
+        .filter(|o| !is_crd(o) && o.kind != "Namespace")
+        .collect();
+    wait_gone(&removed, STEP).await?;
+    wait_no_operator_pods(&client).await?;
+    let secret = Api::<Secret>::namespaced(client.clone(), NS)
+        .get_opt(CERT_SECRET)
+        .await?;
+    ensure!(
+        secret.is_none(),
+        "the Secret {NS}/{CERT_SECRET} is still there"
+    );
+    let namespace = Api::<Namespace>::all(client.clone()).get_opt(NS).await?;
+    ensure!(
+        namespace
+            .as_ref()
+            .is_some_and(|n| n.metadata.deletion_timestamp.is_none()),
+        "the Namespace {NS} did not stay: {:?}",
+        namespace.map(|n| n.status)
+    );
+    ensure_kept(&client, &[name]).await?;
+    let lease = Api::<Lease>::namespaced(client.clone(), NS)
+        .get_opt(LEASE)
+        .await?
+        .is_some();
+    eprintln!(
+        "FIGURE {INSTALL_PATH} uninstall ({INSTALL_DOC}, {} kubectl commands): {:.1} s to run them, {} objects of {INSTALL_PATH} gone, the operator pods and Secret {CERT_SECRET} too, {:.1} s after the first began; kept: the Namespace {NS}, the CRD, the LocustTest; Lease {LEASE} {}",
+        commands.len(),
+        ran.as_secs_f64(),
+        removed.len(),
+        started.elapsed().as_secs_f64(),
+        if lease { "left" } else { "gone" }
+    );
+    drop(registry);
     Ok(())
 }
 
@@ -875,11 +1080,15 @@ async fn kubectl_apply_install_yaml() -> Result<()> {
     let Some((tools, images)) = images::tools_and_images_or_skip(test) else {
         return Ok(());
     };
-    let cluster = Cluster::start(ClusterOptions::real_node_from(tools, "e2e-install-yaml")).await?;
+    let cluster = Cluster::start(ClusterOptions::real_node_from(
+        tools.clone(),
+        "e2e-install-yaml",
+    ))
+    .await?;
     eprintln!(
         "FIGURE cluster with the real node started in {:.1} s",
         cluster.startup_duration().as_secs_f64()
     );
-    let result = install_yaml_scenario(&cluster, &images).await;
+    let result = install_yaml_scenario(&cluster, &tools, &images).await;
     finish(test, &cluster, started, result).await
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned Go tools the OLM tests need (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok, kwokctl, opm, operator-sdk,
-# olm, catalog), the ones a real kubelet node needs (kubelet, kube-proxy,
+# kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl, opm,
+# operator-sdk, olm, catalog), the ones a real kubelet node needs (kubelet, kube-proxy,
 # containerd, ctr, containerd-shim-runc-v2, runc, coredns, CNI plugins), the
 # local OCI registry and its client (registry, crane), actionlint (the
 # GitHub workflows' linter), helm (Helm v4, for the chart), the static binaries
@@ -18,7 +18,7 @@
 #     <key>/                key = sha256(tool go.mod/go.sum/main.go, this
 #       .complete             script, host-packages.sh, `go version`)[:16]
 #       bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,
-#            kubelet,kube-proxy,kwok,kwokctl,opm,operator-sdk,olm,catalog,
+#            kubelet,kube-proxy,kubectl,kwok,kwokctl,opm,operator-sdk,olm,catalog,
 #            containerd,ctr,containerd-shim-runc-v2,runc,coredns,registry,crane,
 #            actionlint,helm}
 #       cni/{bridge,host-local,loopback,portmap}   (a CNI bin dir: plugins only)
@@ -41,7 +41,7 @@ TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPT="$TOOLS_DIR/$(basename "${BASH_SOURCE[0]}")"
 CACHE_ROOT=${LOCUST_TOOLS_CACHE:-$HOME/.cache/locust-k8s-operator/tools}
 MODULES=(kube kube-min etcd kwok opm operator-sdk olm containerd runc cni coredns registry crane grpc-health-probe actionlint helm)
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
           kwok kwokctl opm operator-sdk olm catalog
           containerd ctr containerd-shim-runc-v2 runc coredns registry crane actionlint helm)
 CNI_PLUGINS=(bridge host-local loopback portmap)
@@ -170,7 +170,7 @@ gobuild() {
   log "  done in $((SECONDS - start))s"
 }
 
-# --- kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
+# --- kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
 # k8s_stamp MODULE_DIR: the -X version stamps (component-base and client-go)
 # for the k8s.io/kubernetes that MODULE_DIR pins; sets K8S_VERSION.
 k8s_stamp() {
@@ -188,13 +188,14 @@ k8s_stamp() {
   done
 }
 k8s_stamp kube
-log "building kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy $K8S_VERSION ... (first build takes ~4-9 minutes on 2 cores)"
+log "building kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl $K8S_VERSION ... (first build takes ~4-9 minutes on 2 cores)"
 gobuild kube 0 "" "${k8s_version_x[@]}" -- \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubelet \
-  k8s.io/kubernetes/cmd/kube-proxy
+  k8s.io/kubernetes/cmd/kube-proxy \
+  k8s.io/kubernetes/cmd/kubectl
 K8S_CURRENT=$K8S_VERSION
 
 # The control plane of the oldest Kubernetes the CSV's minKubeVersion claims
@@ -394,6 +395,7 @@ extra=$(cd "$TMP/cni" && ls -A | grep -vxF -f <(printf '%s\n' "${CNI_PLUGINS[@]}
   echo "kube-scheduler          k8s.io/kubernetes $K8S_CURRENT"
   echo "kubelet                 k8s.io/kubernetes $K8S_CURRENT"
   echo "kube-proxy              k8s.io/kubernetes $K8S_CURRENT"
+  echo "kubectl                 k8s.io/kubernetes $K8S_CURRENT"
   for b in "${MIN_KUBE_BINARIES[@]}"; do
     printf '%-23s k8s.io/kubernetes %s (oldest supported)\n' "kube-min/$b" "$K8S_MIN"
   done

@@ -37,6 +37,8 @@ check catalog                 "Usage" "$BIN/catalog" --help
 # --- real-node tools ----------------------------------------------------------
 check kubelet                 "Kubernetes $(ver kubelet)" "$BIN/kubelet" --version
 check kube-proxy              "Kubernetes $(ver kube-proxy)" "$BIN/kube-proxy" --version
+check kubectl                 "Client Version: $(ver kubectl)" "$BIN/kubectl" version --client
+check helm                    "$(ver helm)" "$BIN/helm" version --short
 check containerd              "containerd github.com/containerd/containerd/v2 $(ver containerd)" "$BIN/containerd" --version
 check ctr                     "ctr github.com/containerd/containerd/v2 $(ver ctr)" "$BIN/ctr" --version
 check containerd-shim-runc-v2 "Version:  $(ver containerd-shim-runc-v2)" "$BIN/containerd-shim-runc-v2" -v
