@@ -434,6 +434,18 @@ async fn wait_operator(client: &Client, image: &str) -> Result<Vec<Pod>> {
     olm::wait_deployment_running_in(client, NS, image, STEP).await
 }
 
+/// After an upgrade: the operator runs `next_image` and its new pods kept
+/// the webhook CA `ca` (they adopted the Secret instead of issuing another).
+async fn wait_upgraded(client: &Client, next_image: &str, ca: &[u8]) -> Result<()> {
+    wait_operator(client, next_image).await?;
+    let ca_after = wait_certificate(client).await?;
+    ensure!(
+        ca_after == ca,
+        "the upgrade changed the webhook CA: the new pods did not adopt the Secret"
+    );
+    Ok(())
+}
+
 /// Waits until the operator's certificate is in place: the Secret holds a
 /// CA and a serving pair, and the CRD's conversion webhook (through
 /// [`WEBHOOK_SERVICE`] in [`NS`]) and every webhook of the
@@ -829,12 +841,7 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
         took.as_secs_f64()
     );
     let waited = Instant::now();
-    wait_operator(&client, &next_image).await?;
-    let ca_after = wait_certificate(&client).await?;
-    ensure!(
-        ca_after == ca,
-        "the upgrade changed the webhook CA: the new pods did not adopt the Secret"
-    );
+    wait_upgraded(&client, &next_image, &ca).await?;
     read_both_versions(&client, v2_name, v1_name).await?;
     eprintln!(
         "FIGURE helm upgrade: operator running {next_image}, both tests read as v1 and v2 {:.1} s after helm returned",
@@ -1001,12 +1008,7 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
         took.as_secs_f64()
     );
     let waited = Instant::now();
-    wait_operator(&client, &next_image).await?;
-    let ca_after = wait_certificate(&client).await?;
-    ensure!(
-        ca_after == ca,
-        "the upgrade changed the webhook CA: the new pods did not adopt the Secret"
-    );
+    wait_upgraded(&client, &next_image, &ca).await?;
     // The one test, Succeeded before, reads in v1 (through the new pods'
     // conversion webhook) and in v2.
     read_both_versions(&client, name, name).await?;

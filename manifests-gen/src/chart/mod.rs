@@ -63,6 +63,27 @@ struct Doc {
     object: Value,
 }
 
+impl Doc {
+    /// The template `file` of `object` (its markers in `markers`, taken
+    /// last: building `object` fills them), rendered when `cond` holds
+    /// (none: always; the bool: whether the defaults meet it, i.e. whether
+    /// `install.yaml` has it).
+    fn new(
+        file: &'static str,
+        cond: Option<(&'static str, bool)>,
+        object: Value,
+        markers: Markers,
+    ) -> Self {
+        Self {
+            file,
+            prelude: "",
+            cond,
+            markers,
+            object,
+        }
+    }
+}
+
 fn fullname(m: &mut Markers) -> String {
     m.inline(
         format!("{{{{ include \"{}\" . }}}}", helper("fullname")),
@@ -405,13 +426,12 @@ fn service_account_doc(version: &Version) -> Doc {
     let name = service_account(&mut m);
     let mut meta = metadata(&mut m, version, name, true);
     meta["annotations"] = m.with_values("annotations", "serviceAccount.annotations", &empty());
-    Doc {
-        prelude: "",
-        file: "serviceaccount.yaml",
-        cond: Some((".Values.serviceAccount.create", true)),
-        object: json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": true}),
-        markers: m,
-    }
+    Doc::new(
+        "serviceaccount.yaml",
+        Some((".Values.serviceAccount.create", true)),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": true}),
+        m,
+    )
 }
 
 fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
@@ -441,29 +461,17 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name, false);
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": cluster});
-    docs.push(Doc {
-        prelude: "",
-        file: "clusterrole.yaml",
-        cond: None,
-        markers: m,
-        object: role,
-    });
+    docs.push(Doc::new("clusterrole.yaml", None, role, m));
 
     let mut m = Markers::default();
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name.clone(), false);
     let (sa, ns) = (service_account(&mut m), namespace(&mut m));
-    docs.push(Doc {
-        prelude: "",
-        file: "clusterrolebinding.yaml",
-        cond: None,
-        object: json!({
+    docs.push(Doc::new("clusterrolebinding.yaml", None, json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
-        }),
-        markers: m,
-    });
+        }), m));
 
     let mut m = Markers::default();
     let secret = suffixed(&mut m, "webhook-cert");
@@ -480,29 +488,22 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     }
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name, true);
-    docs.push(Doc {
-        prelude: "",
-        file: "role.yaml",
-        cond: None,
-        object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules}),
-        markers: m,
-    });
+    docs.push(Doc::new("role.yaml", None, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules}), m));
 
     let mut m = Markers::default();
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name.clone(), true);
     let (sa, ns) = (service_account(&mut m), namespace(&mut m));
-    docs.push(Doc {
-        prelude: "",
-        file: "rolebinding.yaml",
-        cond: None,
-        object: json!({
+    docs.push(Doc::new(
+        "rolebinding.yaml",
+        None,
+        json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
         }),
-        markers: m,
-    });
+        m,
+    ));
     Ok(docs)
 }
 
@@ -515,19 +516,18 @@ fn webhook_service(version: &Version, values: &Value) -> Doc {
         "{{ .Values.webhook.port }}",
         at(values, "webhook.port").to_string(),
     );
-    Doc {
-        prelude: "",
-        file: "webhook-service.yaml",
-        cond: None,
-        object: json!({
+    Doc::new(
+        "webhook-service.yaml",
+        None,
+        json!({
             "apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {
                 "selector": selector,
                 "ports": [{"name": "webhook-server", "port": 443, "protocol": "TCP", "targetPort": port}],
             },
         }),
-        markers: m,
-    }
+        m,
+    )
 }
 
 /// The `annotations` of the CRD (`keep`: the default of `crds.keep`, for
@@ -589,18 +589,17 @@ fn validating_webhook(version: &Version) -> Doc {
             "scope": "Namespaced",
         }],
     });
-    Doc {
-        prelude: "",
-        file: "validatingwebhookconfiguration.yaml",
-        cond: Some((".Values.webhook.enabled", true)),
-        object: json!({
+    Doc::new(
+        "validatingwebhookconfiguration.yaml",
+        Some((".Values.webhook.enabled", true)),
+        json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": meta,
             "webhooks": [webhook],
         }),
-        markers: m,
-    }
+        m,
+    )
 }
 
 fn crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
@@ -625,13 +624,7 @@ fn crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
         "labels": labels,
         "HXANN": annotations,
     });
-    Ok(Doc {
-        prelude: "",
-        file: "crd.yaml",
-        cond: None,
-        markers: m,
-        object,
-    })
+    Ok(Doc::new("crd.yaml", None, object, m))
 }
 
 fn pdb(version: &Version) -> Doc {
@@ -654,19 +647,18 @@ fn pdb(version: &Version) -> Doc {
         vec!["maxUnavailable: 1".to_owned()],
     );
     let selector = m.include_with_values("matchLabels", "selectorLabels", None, &selector_labels());
-    Doc {
-        prelude: "",
-        file: "poddisruptionbudget.yaml",
-        cond: Some((
+    Doc::new(
+        "poddisruptionbudget.yaml",
+        Some((
             "and .Values.podDisruptionBudget.enabled (gt (int .Values.replicaCount) 1)",
             true,
         )),
-        object: json!({
+        json!({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
             "spec": {"HXBUDGET": budget, "selector": {"matchLabels": selector}},
         }),
-        markers: m,
-    }
+        m,
+    )
 }
 
 /// Every template, in the order `install.yaml` lists them.

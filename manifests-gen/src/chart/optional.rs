@@ -35,30 +35,23 @@ pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
         "{{ .Values.metrics.port }}",
         at(values, "metrics.port").to_string(),
     );
-    docs.push(Doc {
-        prelude: "",
-        file: "metrics-service.yaml",
-        cond: Some((".Values.metrics.enabled", true)),
-        object: json!({
+    docs.push(Doc::new("metrics-service.yaml", Some((".Values.metrics.enabled", true)), json!({
             "apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"selector": selector, "ports": [{"name": crate::monitoring::PORT_NAME, "port": port, "protocol": "TCP", "targetPort": crate::monitoring::PORT_NAME}]},
-        }),
-        markers: m,
-    });
+        }), m));
 
     let mut m = Markers::default();
     let name = suffixed(&mut m, "metrics-reader");
     let meta = metadata(&mut m, version, name, false);
-    docs.push(Doc {
-        prelude: "",
-        file: "metrics-reader-clusterrole.yaml",
-        cond: Some((".Values.metrics.enabled", true)),
-        object: json!({
+    docs.push(Doc::new(
+        "metrics-reader-clusterrole.yaml",
+        Some((".Values.metrics.enabled", true)),
+        json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta,
             "rules": locust_operator::rbac::metrics_reader_rules(),
         }),
-        markers: m,
-    });
+        m,
+    ));
 
     let mut m = Markers::default();
     let name = suffixed(&mut m, "metrics");
@@ -77,19 +70,18 @@ pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
         "{{ if .Values.metrics.secure }}https{{ else }}http{{ end }}",
         "https",
     ));
-    docs.push(Doc {
-        prelude: "",
-        file: "servicemonitor.yaml",
-        cond: Some((
+    docs.push(Doc::new(
+        "servicemonitor.yaml",
+        Some((
             "and .Values.metrics.enabled .Values.metrics.serviceMonitor.enabled",
             false,
         )),
-        object: json!({
+        json!({
             "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": meta,
             "spec": {"selector": {"matchLabels": selector}, "endpoints": [endpoint]},
         }),
-        markers: m,
-    });
+        m,
+    ));
     docs
 }
 
@@ -97,24 +89,22 @@ pub(super) fn cert_manager_docs(version: &Version) -> Vec<Doc> {
     let mut m = Markers::default();
     let name = suffixed(&mut m, "selfsigned");
     let meta = metadata(&mut m, version, name, true);
-    let issuer = Doc {
-        prelude: "",
-        file: "certmanager-issuer.yaml",
-        cond: Some((CERT_MANAGER, false)),
-        object: json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": meta, "spec": {"selfSigned": {}}}),
-        markers: m,
-    };
+    let issuer = Doc::new(
+        "certmanager-issuer.yaml",
+        Some((CERT_MANAGER, false)),
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": meta, "spec": {"selfSigned": {}}}),
+        m,
+    );
     let mut m = Markers::default();
     let name = suffixed(&mut m, "webhook-cert");
     let meta = metadata(&mut m, version, name.clone(), true);
     let svc = suffixed(&mut m, "webhook");
     let ns = namespace(&mut m);
     let issuer_name = suffixed(&mut m, "selfsigned");
-    let cert = Doc {
-        prelude: "",
-        file: "certmanager-certificate.yaml",
-        cond: Some((CERT_MANAGER, false)),
-        object: json!({
+    let cert = Doc::new(
+        "certmanager-certificate.yaml",
+        Some((CERT_MANAGER, false)),
+        json!({
             "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": meta,
             "spec": {
                 "secretName": name,
@@ -123,8 +113,8 @@ pub(super) fn cert_manager_docs(version: &Version) -> Vec<Doc> {
                 "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
             },
         }),
-        markers: m,
-    };
+        m,
+    );
     vec![issuer, cert]
 }
 
@@ -136,24 +126,14 @@ pub(super) fn otel_docs(version: &Version) -> Vec<Doc> {
     let mut m = Markers::default();
     let name = suffixed(&mut m, "otel-collector");
     let meta = metadata(&mut m, version, name, true);
-    docs.push(Doc {
-        prelude: "",
-        file: "otel-collector-configmap.yaml",
-        cond: Some((COND, false)),
-        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"HXCONF": m.lines(vec!["config.yaml: |".to_owned(), "  {{- .Values.otelCollector.config | nindent {IND2} }}".to_owned()], Vec::new())}}),
-        markers: m,
-    });
+    docs.push(Doc::new("otel-collector-configmap.yaml", Some((COND, false)), json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"HXCONF": m.lines(vec!["config.yaml: |".to_owned(), "  {{- .Values.otelCollector.config | nindent {IND2} }}".to_owned()], Vec::new())}}), m));
 
     let mut m = Markers::default();
     let name = suffixed(&mut m, "otel-collector");
     let meta = metadata(&mut m, version, name.clone(), true);
     let sel = m.include_with_values("matchLabels", "otelSelectorLabels", None, &otel_labels);
     let pod_labels = m.include_with_values("labels", "otelSelectorLabels", None, &otel_labels);
-    docs.push(Doc {
-        prelude: "",
-        file: "otel-collector-deployment.yaml",
-        cond: Some((COND, false)),
-        object: json!({
+    docs.push(Doc::new("otel-collector-deployment.yaml", Some((COND, false)), json!({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
             "spec": {
                 "replicas": m.inline("{{ .Values.otelCollector.replicas }}", "1"),
@@ -181,26 +161,23 @@ pub(super) fn otel_docs(version: &Version) -> Vec<Doc> {
                     },
                 },
             },
-        }),
-        markers: m,
-    });
+        }), m));
 
     let mut m = Markers::default();
     let name = suffixed(&mut m, "otel-collector");
     let meta = metadata(&mut m, version, name, true);
     let sel = m.include_with_values("selector", "otelSelectorLabels", None, &otel_labels);
-    docs.push(Doc {
-        prelude: "",
-        file: "otel-collector-service.yaml",
-        cond: Some((COND, false)),
-        object: json!({
+    docs.push(Doc::new(
+        "otel-collector-service.yaml",
+        Some((COND, false)),
+        json!({
             "apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"selector": sel, "ports": [
                 {"name": "otlp-grpc", "port": 4317, "protocol": "TCP", "targetPort": "otlp-grpc"},
                 {"name": "otlp-http", "port": 4318, "protocol": "TCP", "targetPort": "otlp-http"},
             ]},
         }),
-        markers: m,
-    });
+        m,
+    ));
     docs
 }
