@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail, ensure};
 use locust_operator::api::{LocustTest, Phase};
 use locust_operator::stats;
 use olm_tests::fixture::{self, RealNodeFixture, locust_spec, locustfile, phase};
+use olm_tests::wait_for;
 use serde_json::json;
 
 const NS: &str = "metrics";
@@ -82,8 +83,20 @@ async fn real_node_metrics_carry_the_masters_numbers() -> Result<()> {
             fx.create_test(NS, NAME, locust_spec("m-files", "25s", json!({})))
                 .await?;
 
-            // Before the master runs: the phase and the expected workers only.
-            let pending = fx.operator.metrics().await?;
+            // Before the master runs: the phase and the expected workers only,
+            // once the operator has reconciled the test (its series appear
+            // with the first reconcile, shortly after the create; a scrape
+            // before that has none).
+            let pending = wait_for(
+                Duration::from_secs(20),
+                Duration::from_millis(100),
+                || async {
+                    let text = fx.operator.metrics().await?;
+                    Ok(series(&text, "locust_test_workers_expected", "").map(|_| text))
+                },
+            )
+            .await
+            .context("the test's series never appeared on /metrics")?;
             expect(&pending, "locust_test_workers_expected", "", Some(2.0))?;
             expect(&pending, "locust_test_users", "", None)?;
 
