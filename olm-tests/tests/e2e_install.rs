@@ -152,22 +152,36 @@ impl Helm {
     async fn run(&self, args: &[&str]) -> Result<(String, Duration)> {
         let mut cmd = self.helm.command();
         cmd.args(args).arg("--kubeconfig").arg(&self.kubeconfig);
-        let (net, logs) = (self.net.clone(), self.logs.clone());
-        let shown = format!("helm {}", args.join(" "));
-        let started = Instant::now();
-        let out = tokio::task::spawn_blocking(move || run_in(&net, cmd, &logs, HELM_RUN))
-            .await
-            .context("joining the helm runner")?
-            .with_context(|| shown.clone())?;
-        // The log starts with the spawner's own `==> local-cluster: starting …` line.
-        let out = match out.split_once('\n') {
-            Some((first, rest)) if first.starts_with("==> ") => rest.to_owned(),
-            _ => out,
-        };
-        let took = started.elapsed();
-        eprintln!("{shown} ({:.1} s):\n{}", took.as_secs_f64(), out.trim_end());
-        Ok((out, took))
+        run_tool("helm", cmd, &self.net, &self.logs, args, HELM_RUN).await
     }
+}
+
+/// Runs `cmd` (the `tool` with `args`) to completion in the cluster's
+/// network namespace, bounded by `timeout`; prints and returns its output
+/// (stdout and stderr) and how long it took.
+async fn run_tool(
+    tool: &str,
+    cmd: std::process::Command,
+    net: &ClusterNet,
+    logs: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(String, Duration)> {
+    let (net, logs) = (net.clone(), logs.to_path_buf());
+    let shown = format!("{tool} {}", args.join(" "));
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || run_in(&net, cmd, &logs, timeout))
+        .await
+        .with_context(|| format!("joining the {tool} runner"))?
+        .with_context(|| shown.clone())?;
+    // The log starts with the spawner's own `==> local-cluster: starting …` line.
+    let out = match out.split_once('\n') {
+        Some((first, rest)) if first.starts_with("==> ") => rest.to_owned(),
+        _ => out,
+    };
+    let took = started.elapsed();
+    eprintln!("{shown} ({:.1} s):\n{}", took.as_secs_f64(), out.trim_end());
+    Ok((out, took))
 }
 
 /// The chart of release `version` (`manifests-gen`'s chart templates for
@@ -250,21 +264,7 @@ impl Kubectl {
             .env("HOME", home)
             .env_remove("KUBECONFIG")
             .stdin(std::process::Stdio::null());
-        let (net, logs) = (self.net.clone(), self.logs.clone());
-        let shown = format!("kubectl {}", args.join(" "));
-        let started = Instant::now();
-        let out = tokio::task::spawn_blocking(move || run_in(&net, cmd, &logs, KUBECTL_RUN))
-            .await
-            .context("joining the kubectl runner")?
-            .with_context(|| shown.clone())?;
-        // The log starts with the spawner's own `==> local-cluster: starting …` line.
-        let out = match out.split_once('\n') {
-            Some((first, rest)) if first.starts_with("==> ") => rest.to_owned(),
-            _ => out,
-        };
-        let took = started.elapsed();
-        eprintln!("{shown} ({:.1} s):\n{}", took.as_secs_f64(), out.trim_end());
-        Ok((out, took))
+        run_tool("kubectl", cmd, &self.net, &self.logs, args, KUBECTL_RUN).await
     }
 }
 
