@@ -342,18 +342,24 @@ pub fn webhook_definitions() -> Value {
             "containerPort": port,
             "targetPort": port,
             "webhookPath": VALIDATION_PATH,
-            "rules": [{
-                "apiGroups": [locust_operator::api::GROUP],
-                "apiVersions": ["v2"],
-                "resources": [locust_operator::api::PLURAL],
-                "operations": ["CREATE", "UPDATE"],
-            }],
+            "rules": [validating_rule()],
             "failurePolicy": "Fail",
             "sideEffects": "None",
             "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
             "admissionReviewVersions": ["v1"],
         },
     ])
+}
+
+/// What the validating webhook is called for: creates and updates of v2
+/// LocustTests (v1 objects reach it converted).
+pub fn validating_rule() -> Value {
+    json!({
+        "apiGroups": [locust_operator::api::GROUP],
+        "apiVersions": ["v2"],
+        "resources": [locust_operator::api::PLURAL],
+        "operations": ["CREATE", "UPDATE"],
+    })
 }
 
 /// The install modes: AllNamespaces only (the operator watches every

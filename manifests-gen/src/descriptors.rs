@@ -235,15 +235,7 @@ pub fn uncovered(
         opt_outs: &[(&str, &str)],
         out: &mut Vec<String>,
     ) {
-        let Some(props) = node.get("properties").and_then(Value::as_object) else {
-            return;
-        };
-        for (name, child) in props {
-            let path = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}.{name}")
-            };
+        for (path, child) in properties(node, prefix) {
             if opt_outs.iter().any(|(p, _)| *p == path) {
                 continue;
             }
@@ -260,6 +252,26 @@ pub fn uncovered(
     }
     out.sort();
     out
+}
+
+/// The properties of a schema `node`, each with its dotted path below
+/// `prefix` (`prefix.name`, or `name` at the top), in the schema's order.
+pub(crate) fn properties<'a>(
+    node: &'a Value,
+    prefix: &'a str,
+) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+    node.get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(move |(name, child)| {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            (path, child)
+        })
 }
 
 #[cfg(test)]

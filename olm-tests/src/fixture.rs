@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cluster::{
-    Cluster, ClusterOptions, NodeComponent, first_container_state, log_tail, pod_running,
+    Cluster, ClusterOptions, NodeComponent, first_container_state, log_tail, pod_log_tail,
+    pod_running,
 };
 use crate::images::{self, Image, Images, TARGET_PORT};
 use crate::operator::{self, OperatorProcess};
@@ -848,14 +849,7 @@ pub async fn namespace_diagnostics(
             for p in &list.items {
                 let name = p.name_any();
                 out.push_str(&format!("--- pod {ns}/{name}: {} ---\n", describe_pod(p)));
-                let params = LogParams {
-                    tail_lines: Some(log_lines),
-                    ..LogParams::default()
-                };
-                let log = pods
-                    .logs(&name, &params)
-                    .await
-                    .unwrap_or_else(|e| format!("(no log: {e})"));
+                let log = pod_log_tail(&pods, &name, log_lines).await;
                 out.push_str(&log);
                 if !log.ends_with('\n') {
                     out.push('\n');

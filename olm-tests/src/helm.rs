@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{Context, Result, bail};
 
 use crate::operator::workspace_root;
-use crate::tools::{REQUIRE_TOOLS_ENV, tools_or_skip, tools_required};
+use crate::tools::tool_or_skip;
 
 /// The chart, relative to the workspace root.
 pub const CHART: &str = "charts/locust-k8s-operator";
@@ -21,21 +21,10 @@ pub struct Helm {
 }
 
 impl Helm {
-    /// `None` (after a skip notice) when the tools or their helm are missing
-    /// and [`tools_required`] is false; a panic when they are required.
+    /// `None` (after a skip notice) when the tools or their helm are missing;
+    /// a panic when they are required ([`crate::tools::tools_required`]).
     pub fn new(test: &str) -> Option<Self> {
-        let bin = tools_or_skip(test)?.bin("helm");
-        if !bin.is_file() {
-            let why = format!(
-                "{} is missing (rebuild the tools with olm-tests/tools/build.sh)",
-                bin.display()
-            );
-            if tools_required() {
-                panic!("{test}: {why} (CI or {REQUIRE_TOOLS_ENV} is set)");
-            }
-            eprintln!("SKIPPED {test}: {why}");
-            return None;
-        }
+        let bin = tool_or_skip(test, "helm", "")?;
         match Self::at(bin) {
             Ok(helm) => Some(helm),
             Err(e) => panic!("{test}: {e:#}"),

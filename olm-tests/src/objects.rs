@@ -58,6 +58,15 @@ pub fn all_of<'a>(docs: &'a [Value], k: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| kind(d) == k).collect()
 }
 
+/// No object of kind `k` is among `docs`.
+pub fn assert_none_of(docs: &[Value], k: &str) {
+    assert!(
+        all_of(docs, k).is_empty(),
+        "expected no {k}: {}",
+        listing(docs)
+    );
+}
+
 /// The only object of kind `k`.
 pub fn one_of<'a>(docs: &'a [Value], k: &str) -> &'a Value {
     match all_of(docs, k).as_slice() {

@@ -1018,14 +1018,7 @@ pub async fn operator_logs_in(client: &Client, ns: &str, lines: i64) -> String {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
-        let params = kube::api::LogParams {
-            tail_lines: Some(lines),
-            ..Default::default()
-        };
-        let log = pods
-            .logs(&name, &params)
-            .await
-            .unwrap_or_else(|e| format!("<no log: {e}>"));
+        let log = crate::cluster::pod_log_tail(&pods, &name, lines).await;
         out.push_str(&format!("--- pod {name} ({phase}) ---\n{log}\n"));
     }
     if out.is_empty() {

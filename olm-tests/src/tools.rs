@@ -143,6 +143,26 @@ pub fn tools_or_skip(test: &str) -> Option<Tools> {
     }
 }
 
+/// The tool `name` from the tools cache for `test`, as [`tools_or_skip`]
+/// does for the whole cache: `None` after a skip notice when it is missing,
+/// a panic when [`tools_required`]. `hint` is added to the message (another
+/// way to provide it, say).
+pub fn tool_or_skip(test: &str, name: &str, hint: &str) -> Option<PathBuf> {
+    let bin = tools_or_skip(test)?.bin(name);
+    if bin.is_file() {
+        return Some(bin);
+    }
+    let why = format!(
+        "{} is missing (rebuild the tools with olm-tests/tools/build.sh{hint})",
+        bin.display()
+    );
+    if tools_required() {
+        panic!("{test}: {why} (CI or {REQUIRE_TOOLS_ENV} is set)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
+
 fn is_truthy(value: &str) -> bool {
     let value = value.trim();
     !(value.is_empty() || value == "0" || value.eq_ignore_ascii_case("false"))

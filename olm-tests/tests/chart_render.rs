@@ -191,7 +191,7 @@ impl Helm {
 }
 
 use olm_tests::objects::{
-    all_of, array, by_key, find, find_opt, kind, listing, name, one_of, str_of,
+    all_of, array, assert_none_of, by_key, find, find_opt, kind, listing, name, one_of, str_of,
 };
 
 /// The operator's container (named `operator`) of a Deployment, if it has one.
@@ -731,11 +731,7 @@ fn webhook_disabled() {
         return;
     };
     let docs = helm.render("webhook disabled", &["--set", "webhook.enabled=false"]);
-    assert!(
-        all_of(&docs, "ValidatingWebhookConfiguration").is_empty(),
-        "{}",
-        listing(&docs)
-    );
+    assert_none_of(&docs, "ValidatingWebhookConfiguration");
     let args = operator_args(&docs);
     assert_eq!(
         flag(&args, "webhook-configuration-name"),
@@ -765,11 +761,7 @@ fn webhook_disabled() {
             "webhook.certManager.enabled=true",
         ],
     );
-    assert!(
-        all_of(&docs, "Certificate").is_empty(),
-        "{}",
-        listing(&docs)
-    );
+    assert_none_of(&docs, "Certificate");
     assert_eq!(
         flag(&operator_args(&docs), "webhook-cert-mode"),
         Some("self-managed")
@@ -911,11 +903,7 @@ fn metrics_disabled() {
         "{}",
         listing(&docs)
     );
-    assert!(
-        all_of(&docs, "ServiceMonitor").is_empty(),
-        "{}",
-        listing(&docs)
-    );
+    assert_none_of(&docs, "ServiceMonitor");
     assert!(
         find_opt(&docs, "ClusterRole", METRICS_READER).is_none(),
         "{}",
@@ -951,11 +939,7 @@ fn single_replica_has_no_pdb() {
         return;
     };
     let docs = helm.render("one replica", &["--set", "replicaCount=1"]);
-    assert!(
-        all_of(&docs, "PodDisruptionBudget").is_empty(),
-        "{}",
-        listing(&docs)
-    );
+    assert_none_of(&docs, "PodDisruptionBudget");
     assert_eq!(operator_deployment(&docs)["spec"]["replicas"], 1);
     let docs = helm.render("defaults", &[]);
     assert_eq!(
@@ -987,11 +971,7 @@ fn existing_service_account() {
         pod_spec(operator_deployment(&docs))["serviceAccountName"],
         "sa1"
     );
-    assert!(
-        all_of(&docs, "ServiceAccount").is_empty(),
-        "{}",
-        listing(&docs)
-    );
+    assert_none_of(&docs, "ServiceAccount");
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
         assert_eq!(
             one_of(&docs, binding)["subjects"][0]["name"],

@@ -434,14 +434,28 @@ async fn wait_operator(client: &Client, image: &str) -> Result<Vec<Pod>> {
     olm::wait_deployment_running_in(client, NS, image, STEP).await
 }
 
-/// After an upgrade: the operator runs `next_image` and its new pods kept
-/// the webhook CA `ca` (they adopted the Secret instead of issuing another).
-async fn wait_upgraded(client: &Client, next_image: &str, ca: &[u8]) -> Result<()> {
+/// After an upgrade (`what`, which returned just now): the operator runs
+/// `next_image`, its new pods kept the webhook CA `ca` (they adopted the
+/// Secret instead of issuing another), and the LocustTests `v2_name` and
+/// `v1_name` read in both versions, through the new pods' conversion webhook.
+async fn check_upgraded(
+    client: &Client,
+    what: &str,
+    next_image: &str,
+    ca: &[u8],
+    (v2_name, v1_name): (&str, &str),
+) -> Result<()> {
+    let waited = Instant::now();
     wait_operator(client, next_image).await?;
     let ca_after = wait_certificate(client).await?;
     ensure!(
         ca_after == ca,
         "the upgrade changed the webhook CA: the new pods did not adopt the Secret"
+    );
+    read_both_versions(client, v2_name, v1_name).await?;
+    eprintln!(
+        "FIGURE {what}: operator running {next_image} with the same CA, both tests read as v1 and v2 {:.1} s after it returned",
+        waited.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -840,13 +854,14 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
         "FIGURE helm upgrade {current} -> {next} took {:.1} s",
         took.as_secs_f64()
     );
-    let waited = Instant::now();
-    wait_upgraded(&client, &next_image, &ca).await?;
-    read_both_versions(&client, v2_name, v1_name).await?;
-    eprintln!(
-        "FIGURE helm upgrade: operator running {next_image}, both tests read as v1 and v2 {:.1} s after helm returned",
-        waited.elapsed().as_secs_f64()
-    );
+    check_upgraded(
+        &client,
+        "helm upgrade",
+        &next_image,
+        &ca,
+        (v2_name, v1_name),
+    )
+    .await?;
     // The v1 test was under way when the old operator went away (autoquit
     // 60 s, the v1 default); the new one finishes it.
     let v1_done = wait_terminal(&client, v1_name).await?;
@@ -1007,15 +1022,9 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
         applied(&out),
         took.as_secs_f64()
     );
-    let waited = Instant::now();
-    wait_upgraded(&client, &next_image, &ca).await?;
-    // The one test, Succeeded before, reads in v1 (through the new pods'
-    // conversion webhook) and in v2.
-    read_both_versions(&client, name, name).await?;
-    eprintln!(
-        "FIGURE {INSTALL_PATH} upgrade: operator running {next_image} with the same CA, the LocustTest read as v1 and v2 {:.1} s after kubectl returned",
-        waited.elapsed().as_secs_f64()
-    );
+    // The one test, Succeeded before, stands for both versions.
+    let what = format!("{INSTALL_PATH} upgrade");
+    check_upgraded(&client, &what, &next_image, &ca, (name, name)).await?;
 
     // Uninstall with the documented commands: every object but the CRD and
     // the Namespace goes, and the operator's Secret; the tests stay.

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
 use olm_tests::operator::workspace_root;
-use olm_tests::tools::{REQUIRE_TOOLS_ENV, tools_or_skip, tools_required};
+use olm_tests::tools::tool_or_skip;
 use semver::Version;
 use serde_json::Value;
 
@@ -56,19 +56,11 @@ fn actionlint_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(ACTIONLINT_ENV).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(path));
     }
-    let bin = tools_or_skip("workflows_pass_actionlint")?.bin("actionlint");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    let why = format!(
-        "{} is missing (rebuild the tools with olm-tests/tools/build.sh, or set {ACTIONLINT_ENV})",
-        bin.display()
-    );
-    if tools_required() {
-        panic!("workflows_pass_actionlint: {why} (CI or {REQUIRE_TOOLS_ENV} is set)");
-    }
-    eprintln!("SKIPPED workflows_pass_actionlint: {why}");
-    None
+    tool_or_skip(
+        "workflows_pass_actionlint",
+        "actionlint",
+        &format!(", or set {ACTIONLINT_ENV}"),
+    )
 }
 
 fn workflow_files() -> Result<Vec<PathBuf>> {

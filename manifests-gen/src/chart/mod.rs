@@ -434,6 +434,12 @@ fn service_account_doc(version: &Version) -> Doc {
     )
 }
 
+/// The operator's `rules` followed by the `certificate` rules, as JSON.
+fn rules<R: serde::Serialize>(rules: Vec<R>, certificate: &[R]) -> Result<Value, Error> {
+    let all: Vec<&R> = rules.iter().chain(certificate).collect();
+    Ok(serde_json::to_value(all)?)
+}
+
 fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let mut docs = Vec::new();
     // The operator's own rules, and those of its self-managed certificate
@@ -442,22 +448,7 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let secret = suffixed(&mut m, "webhook-cert");
     let vwc = fullname(&mut m);
     let certs = locust_operator::rbac::self_managed_cert_rules(&secret, &vwc);
-    let mut cluster = serde_json::to_value(locust_operator::rbac::cluster_rules())?;
-    let mut namespaced = serde_json::to_value(locust_operator::rbac::namespaced_rules())?;
-    if let (Some(c), Some(n)) = (cluster.as_array_mut(), namespaced.as_array_mut()) {
-        c.extend(
-            serde_json::to_value(&certs.cluster)?
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        n.extend(
-            serde_json::to_value(&certs.namespaced)?
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-    }
+    let cluster = rules(locust_operator::rbac::cluster_rules(), &certs.cluster)?;
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name, false);
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": cluster});
@@ -477,15 +468,7 @@ fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let secret = suffixed(&mut m, "webhook-cert");
     let vwc = fullname(&mut m);
     let certs = locust_operator::rbac::self_managed_cert_rules(&secret, &vwc);
-    let mut rules = serde_json::to_value(locust_operator::rbac::namespaced_rules())?;
-    if let Some(r) = rules.as_array_mut() {
-        r.extend(
-            serde_json::to_value(&certs.namespaced)?
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-    }
+    let rules = rules(locust_operator::rbac::namespaced_rules(), &certs.namespaced)?;
     let name = fullname(&mut m);
     let meta = metadata(&mut m, version, name, true);
     docs.push(Doc::new("role.yaml", None, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules}), m));
@@ -574,20 +557,16 @@ fn validating_webhook(version: &Version) -> Doc {
     let mut meta = metadata(&mut m, version, name, false);
     meta["HXANN"] = inject_ca(&mut m, None);
     let (svc, ns) = (suffixed(&mut m, "webhook"), namespace(&mut m));
-    let webhook = serde_json::json!({
+    let mut rule = crate::csv::validating_rule();
+    rule["scope"] = json!("Namespaced");
+    let webhook = json!({
         "name": locust_operator::webhook::VALIDATING_WEBHOOK_NAME,
         "admissionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": svc, "namespace": ns, "path": VALIDATION_PATH, "port": 443}},
         "failurePolicy": "Fail",
         "sideEffects": "None",
         "timeoutSeconds": crate::csv::WEBHOOK_TIMEOUT_SECONDS,
-        "rules": [{
-            "apiGroups": [locust_operator::api::GROUP],
-            "apiVersions": ["v2"],
-            "resources": [locust_operator::api::PLURAL],
-            "operations": ["CREATE", "UPDATE"],
-            "scope": "Namespaced",
-        }],
+        "rules": [rule],
     });
     Doc::new(
         "validatingwebhookconfiguration.yaml",

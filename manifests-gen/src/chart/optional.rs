@@ -10,26 +10,27 @@ use super::{
     CERT_MANAGER, CHART_NAME, Doc, labels, metadata, namespace, selector_labels, suffixed,
 };
 
+/// The metadata of the metrics Service and the ServiceMonitor: named
+/// `<fullname>-metrics`, labelled by the `metricsLabels` helper (plus the values
+/// at `extra`, if any), which renders `concrete` with the default values.
+fn metrics_metadata(
+    m: &mut Markers,
+    version: &Version,
+    extra: Option<&str>,
+    concrete: &Value,
+) -> Value {
+    let name = suffixed(m, "metrics");
+    let mut meta = metadata(m, version, name, true);
+    meta["labels"] = m.include_with_values("labels", "metricsLabels", extra, concrete);
+    meta
+}
+
 pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
     let mut docs = Vec::new();
     let mut m = Markers::default();
-    let name = suffixed(&mut m, "metrics");
-    let mut meta = metadata(&mut m, version, name, true);
-    meta["labels"] = m.include_with_values(
-        "labels",
-        "metricsLabels",
-        None,
-        &json!({"app.kubernetes.io/component": "metrics"})
-            .as_object()
-            .map(|extra| {
-                let mut all = labels(version);
-                if let Some(o) = all.as_object_mut() {
-                    o.extend(extra.clone());
-                }
-                all
-            })
-            .unwrap_or_default(),
-    );
+    let mut concrete_labels = labels(version);
+    concrete_labels["app.kubernetes.io/component"] = json!("metrics");
+    let meta = metrics_metadata(&mut m, version, None, &concrete_labels);
     let selector = m.include_with_values("selector", "selectorLabels", None, &selector_labels());
     let port = m.inline(
         "{{ .Values.metrics.port }}",
@@ -54,11 +55,9 @@ pub(super) fn metrics_docs(version: &Version, values: &Value) -> Vec<Doc> {
     ));
 
     let mut m = Markers::default();
-    let name = suffixed(&mut m, "metrics");
-    let mut meta = metadata(&mut m, version, name, true);
-    meta["labels"] = m.include_with_values(
-        "labels",
-        "metricsLabels",
+    let meta = metrics_metadata(
+        &mut m,
+        version,
         Some("metrics.serviceMonitor.labels"),
         &Value::Null,
     );

@@ -158,15 +158,8 @@ fn collect_rows(
     parent: &str,
 ) {
     let node = resolve(root, node);
-    let Some(props) = node.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (key, sub) in props {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+    for (path, sub) in crate::descriptors::properties(node, prefix) {
+        let key = path.rsplit('.').next().unwrap_or(&path);
         let sub_r = resolve(root, sub);
         let v = value.get(key).cloned().unwrap_or(Value::Null);
         let desc = sub

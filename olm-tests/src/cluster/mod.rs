@@ -52,7 +52,8 @@ pub use nodes::{
 };
 pub use pods::{
     CUSTOM_STATUS_ANNOTATION, CUSTOM_STATUS_VALUE, JOB_NAME_LABEL, first_container_state,
-    pod_phase, pod_running, running_status_patch, terminated_status_patch, waiting_status_patch,
+    pod_log_tail, pod_phase, pod_running, running_status_patch, terminated_status_patch,
+    waiting_status_patch,
 };
 
 pub use network::{

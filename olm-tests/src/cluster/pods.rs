@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, LogParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::Cluster;
@@ -182,6 +182,18 @@ pub fn pod_phase(pod: &Pod) -> &str {
         .as_ref()
         .and_then(|s| s.phase.as_deref())
         .unwrap_or_default()
+}
+
+/// The last `lines` log lines of pod `name`, or why there are none, for
+/// failure messages.
+pub async fn pod_log_tail(pods: &Api<Pod>, name: &str, lines: i64) -> String {
+    let params = LogParams {
+        tail_lines: Some(lines),
+        ..LogParams::default()
+    };
+    pods.logs(name, &params)
+        .await
+        .unwrap_or_else(|e| format!("(no log: {e})"))
 }
 
 /// Whether the pod runs on a node (phase Running and bound).

@@ -425,42 +425,35 @@ mod tests {
     #[test]
     fn fold_and_gap_in_new_york() {
         let ny = tz("America/New_York");
-        // Fall back 2024-11-03 02:00 EDT -> 01:00 EST.
         let every15 = sched("*/15 * * * *");
-        let got = times_between(
-            &every15,
-            &ny,
-            ts("2024-11-03T04:50:00Z"),
-            ts("2024-11-03T07:20:00Z"),
-            100,
+        let between = |from: &str, to: &str| -> Vec<String> {
+            times_between(&every15, &ny, ts(from), ts(to), 100)
+                .iter()
+                .map(Timestamp::to_string)
+                .collect()
+        };
+        // Fall back 2024-11-03 02:00 EDT -> 01:00 EST: 01:00-01:45 EST are
+        // repeats of wall times already run in EDT.
+        assert_eq!(
+            between("2024-11-03T04:50:00Z", "2024-11-03T07:20:00Z"),
+            [
+                "2024-11-03T05:00:00Z", // 01:00 EDT
+                "2024-11-03T05:15:00Z",
+                "2024-11-03T05:30:00Z",
+                "2024-11-03T05:45:00Z", // 01:45 EDT
+                "2024-11-03T07:00:00Z", // 02:00 EST
+                "2024-11-03T07:15:00Z",
+            ]
         );
-        let want: Vec<Timestamp> = [
-            "2024-11-03T05:00:00Z", // 01:00 EDT
-            "2024-11-03T05:15:00Z",
-            "2024-11-03T05:30:00Z",
-            "2024-11-03T05:45:00Z", // 01:45 EDT; 01:00-01:45 EST are repeats
-            "2024-11-03T07:00:00Z", // 02:00 EST
-            "2024-11-03T07:15:00Z",
-        ]
-        .map(ts)
-        .into();
-        assert_eq!(got, want);
-        // Spring forward 2024-03-10 02:00 EST -> 03:00 EDT.
-        let got = times_between(
-            &every15,
-            &ny,
-            ts("2024-03-10T06:40:00Z"),
-            ts("2024-03-10T07:20:00Z"),
-            100,
+        // Spring forward 2024-03-10 02:00 EST -> 03:00 EDT: 02:xx never happens.
+        assert_eq!(
+            between("2024-03-10T06:40:00Z", "2024-03-10T07:20:00Z"),
+            [
+                "2024-03-10T06:45:00Z", // 01:45 EST
+                "2024-03-10T07:00:00Z", // 03:00 EDT
+                "2024-03-10T07:15:00Z",
+            ]
         );
-        let want: Vec<Timestamp> = [
-            "2024-03-10T06:45:00Z", // 01:45 EST
-            "2024-03-10T07:00:00Z", // 03:00 EDT
-            "2024-03-10T07:15:00Z",
-        ]
-        .map(ts)
-        .into();
-        assert_eq!(got, want);
     }
 
     #[test]

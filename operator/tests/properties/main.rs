@@ -61,15 +61,7 @@ use untrusted::{
 const CASES: u32 = 512;
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(CASES),
-        // Failing cases are reported in the test output; no regression files in the tree.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    proptest_config::config(CASES)
 }
 
 // ---------------------------------------------------------------------------
@@ -670,6 +662,8 @@ mod commands;
 mod conversion;
 #[path = "../support/mount_path_reference.rs"]
 mod mount_path_reference;
+#[path = "../support/proptest_config.rs"]
+mod proptest_config;
 mod stats_parsers;
 #[path = "../support/untrusted.rs"]
 mod untrusted;
