@@ -725,12 +725,20 @@ fn upstream_v2_values_render_as_documented() {
     }
 }
 
+/// The chart rendered for `test` with `--set` of `settings` (comma
+/// separated, as helm takes them), and the helm that did it; `None` when
+/// the test is skipped (no tools).
+fn render_set(test: &str, settings: &str) -> Option<(Helm, Vec<Value>)> {
+    let helm = Helm::new(test)?;
+    let docs = helm.render(settings, &["--set", settings]);
+    Some((helm, docs))
+}
+
 #[test]
 fn webhook_disabled() {
-    let Some(helm) = Helm::new("webhook_disabled") else {
+    let Some((helm, docs)) = render_set("webhook_disabled", "webhook.enabled=false") else {
         return;
     };
-    let docs = helm.render("webhook disabled", &["--set", "webhook.enabled=false"]);
     assert_none_of(&docs, "ValidatingWebhookConfiguration");
     let args = operator_args(&docs);
     assert_eq!(
@@ -770,13 +778,9 @@ fn webhook_disabled() {
 
 #[test]
 fn cert_manager() {
-    let Some(helm) = Helm::new("cert_manager") else {
+    let Some((_, docs)) = render_set("cert_manager", "webhook.certManager.enabled=true") else {
         return;
     };
-    let docs = helm.render(
-        "cert-manager",
-        &["--set", "webhook.certManager.enabled=true"],
-    );
     let issuer = one_of(&docs, "Issuer");
     let cert = one_of(&docs, "Certificate");
     let svc = find(&docs, "Service", WEBHOOK_SVC);
@@ -850,13 +854,10 @@ fn cert_manager() {
 
 #[test]
 fn service_monitor() {
-    let Some(helm) = Helm::new("service_monitor") else {
+    let Some((_, docs)) = render_set("service_monitor", "metrics.serviceMonitor.enabled=true")
+    else {
         return;
     };
-    let docs = helm.render(
-        "service monitor",
-        &["--set", "metrics.serviceMonitor.enabled=true"],
-    );
     let sm = one_of(&docs, "ServiceMonitor");
     let metrics = find(&docs, "Service", METRICS_SVC);
     assert_eq!(
@@ -886,18 +887,10 @@ fn service_monitor() {
 
 #[test]
 fn metrics_disabled() {
-    let Some(helm) = Helm::new("metrics_disabled") else {
+    let settings = "metrics.enabled=false,metrics.serviceMonitor.enabled=true";
+    let Some((_, docs)) = render_set("metrics_disabled", settings) else {
         return;
     };
-    let docs = helm.render(
-        "metrics disabled",
-        &[
-            "--set",
-            "metrics.enabled=false",
-            "--set",
-            "metrics.serviceMonitor.enabled=true",
-        ],
-    );
     assert!(
         find_opt(&docs, "Service", METRICS_SVC).is_none(),
         "{}",
@@ -914,10 +907,9 @@ fn metrics_disabled() {
 
 #[test]
 fn crds_not_kept() {
-    let Some(helm) = Helm::new("crds_not_kept") else {
+    let Some((helm, docs)) = render_set("crds_not_kept", "crds.keep=false") else {
         return;
     };
-    let docs = helm.render("crds not kept", &["--set", "crds.keep=false"]);
     let crd = one_of(&docs, "CustomResourceDefinition");
     assert!(
         crd["metadata"]["annotations"]
@@ -935,10 +927,9 @@ fn crds_not_kept() {
 
 #[test]
 fn single_replica_has_no_pdb() {
-    let Some(helm) = Helm::new("single_replica_has_no_pdb") else {
+    let Some((helm, docs)) = render_set("single_replica_has_no_pdb", "replicaCount=1") else {
         return;
     };
-    let docs = helm.render("one replica", &["--set", "replicaCount=1"]);
     assert_none_of(&docs, "PodDisruptionBudget");
     assert_eq!(operator_deployment(&docs)["spec"]["replicas"], 1);
     let docs = helm.render("defaults", &[]);

@@ -266,6 +266,22 @@ impl Kubectl {
             .stdin(std::process::Stdio::null());
         run_tool("kubectl", cmd, &self.net, &self.logs, args, KUBECTL_RUN).await
     }
+
+    /// `kubectl apply --server-side -f file`, with a FIGURE line: what was
+    /// applied (`what`), how many objects and how long it took.
+    async fn apply(&self, file: &Path, what: &str) -> Result<()> {
+        let file = file.to_string_lossy();
+        let (out, took) = self.run(&["apply", "--server-side", "-f", &file]).await?;
+        let applied = out
+            .lines()
+            .filter(|l| l.ends_with(" serverside-applied"))
+            .count();
+        eprintln!(
+            "FIGURE kubectl apply --server-side -f {INSTALL_PATH} {what}: {applied} objects serverside-applied in {:.1} s",
+            took.as_secs_f64()
+        );
+        Ok(())
+    }
 }
 
 /// The uninstall commands of [`INSTALL_DOC`]'s "kubectl: `install.yaml`"
@@ -732,10 +748,39 @@ async fn diagnostics(client: &Client) -> String {
     out
 }
 
-/// Passes `result` through; on an error marks the cluster failed (kept with
-/// `LOCUST_KEEP_CLUSTER=1`) and adds [`diagnostics`]. Prints
-/// `TIME <test>: <secs>s (passed|FAILED)` from `started`.
-async fn finish(test: &str, cluster: &Cluster, started: Instant, result: Result<()>) -> Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_upgrade_uninstall() -> Result<()> {
+    on_real_node("helm_install_upgrade_uninstall", "e2e-helm", helm_scenario).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_install_yaml() -> Result<()> {
+    on_real_node(
+        "kubectl_apply_install_yaml",
+        "e2e-install-yaml",
+        install_yaml_scenario,
+    )
+    .await
+}
+
+/// Runs `scenario` for `test` on a cluster `name` with the real node
+/// (skipped without the tools and images); on failure, the cluster is kept
+/// and [`diagnostics`] are added to the error.
+async fn on_real_node(
+    test: &str,
+    name: &str,
+    scenario: impl AsyncFnOnce(&Cluster, &Tools, &Images) -> Result<()>,
+) -> Result<()> {
+    let started = Instant::now();
+    let Some((tools, images)) = images::tools_and_images_or_skip(test) else {
+        return Ok(());
+    };
+    let cluster = Cluster::start(ClusterOptions::real_node_from(tools.clone(), name)).await?;
+    eprintln!(
+        "FIGURE cluster with the real node started in {:.1} s",
+        cluster.startup_duration().as_secs_f64()
+    );
+    let result = scenario(&cluster, &tools, &images).await;
     let outcome = match result {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -945,44 +990,15 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_install_upgrade_uninstall() -> Result<()> {
-    let test = "helm_install_upgrade_uninstall";
-    let started = Instant::now();
-    let Some((tools, images)) = images::tools_and_images_or_skip(test) else {
-        return Ok(());
-    };
-    let cluster = Cluster::start(ClusterOptions::real_node_from(tools.clone(), "e2e-helm")).await?;
-    eprintln!(
-        "FIGURE cluster with the real node started in {:.1} s",
-        cluster.startup_duration().as_secs_f64()
-    );
-    let result = helm_scenario(&cluster, &tools, &images).await;
-    finish(test, &cluster, started, result).await
-}
-
 async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Result<()> {
     let client = cluster.admin_client();
     let (current, next) = versions()?;
     let kubectl = Kubectl::new(tools, cluster)?;
-    let applied = |out: &str| {
-        out.lines()
-            .filter(|l| l.ends_with(" serverside-applied"))
-            .count()
-    };
 
     // Install.
     let path = operator::workspace_root().join(INSTALL_PATH);
-    let path_arg = path.to_string_lossy().into_owned();
     let started = Instant::now();
-    let (out, took) = kubectl
-        .run(&["apply", "--server-side", "-f", &path_arg])
-        .await?;
-    eprintln!(
-        "FIGURE kubectl apply --server-side -f {INSTALL_PATH} ({current}): {} objects serverside-applied in {:.1} s",
-        applied(&out),
-        took.as_secs_f64()
-    );
+    kubectl.apply(&path, &format!("({current})")).await?;
     let image = images::operator_image();
     wait_operator(&client, &image).await?;
     let ca = wait_certificate(&client).await?;
@@ -1013,15 +1029,9 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
         .tempfile()?;
     std::fs::write(next_file.path(), next_text)
         .with_context(|| format!("writing {}", next_file.path().display()))?;
-    let next_arg = next_file.path().to_string_lossy().into_owned();
-    let (out, took) = kubectl
-        .run(&["apply", "--server-side", "-f", &next_arg])
+    kubectl
+        .apply(next_file.path(), &format!("{current} -> {next}"))
         .await?;
-    eprintln!(
-        "FIGURE kubectl apply --server-side -f {INSTALL_PATH} {current} -> {next}: {} objects serverside-applied in {:.1} s",
-        applied(&out),
-        took.as_secs_f64()
-    );
     // The one test, Succeeded before, stands for both versions.
     let what = format!("{INSTALL_PATH} upgrade");
     check_upgraded(&client, &what, &next_image, &ca, (name, name)).await?;
@@ -1082,24 +1092,4 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
     );
     drop(registry);
     Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_apply_install_yaml() -> Result<()> {
-    let test = "kubectl_apply_install_yaml";
-    let started = Instant::now();
-    let Some((tools, images)) = images::tools_and_images_or_skip(test) else {
-        return Ok(());
-    };
-    let cluster = Cluster::start(ClusterOptions::real_node_from(
-        tools.clone(),
-        "e2e-install-yaml",
-    ))
-    .await?;
-    eprintln!(
-        "FIGURE cluster with the real node started in {:.1} s",
-        cluster.startup_duration().as_secs_f64()
-    );
-    let result = install_yaml_scenario(&cluster, &tools, &images).await;
-    finish(test, &cluster, started, result).await
 }

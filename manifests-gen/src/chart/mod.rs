@@ -434,59 +434,52 @@ fn service_account_doc(version: &Version) -> Doc {
     )
 }
 
+const RBAC_API_VERSION: &str = "rbac.authorization.k8s.io/v1";
+
 /// The operator's `rules` followed by the `certificate` rules, as JSON.
 fn rules<R: serde::Serialize>(rules: Vec<R>, certificate: &[R]) -> Result<Value, Error> {
     let all: Vec<&R> = rules.iter().chain(certificate).collect();
     Ok(serde_json::to_value(all)?)
 }
 
+/// The operator's RBAC: a ClusterRole and a Role (the operator's own rules
+/// and those of its self-managed certificate, kept even with cert-manager:
+/// get/patch on two named objects), each bound to the ServiceAccount.
 fn rbac_docs(version: &Version) -> Result<Vec<Doc>, Error> {
     let mut docs = Vec::new();
-    // The operator's own rules, and those of its self-managed certificate
-    // (kept even with cert-manager: get/patch on two named objects).
-    let mut m = Markers::default();
-    let secret = suffixed(&mut m, "webhook-cert");
-    let vwc = fullname(&mut m);
-    let certs = locust_operator::rbac::self_managed_cert_rules(&secret, &vwc);
-    let cluster = rules(locust_operator::rbac::cluster_rules(), &certs.cluster)?;
-    let name = fullname(&mut m);
-    let meta = metadata(&mut m, version, name, false);
-    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": cluster});
-    docs.push(Doc::new("clusterrole.yaml", None, role, m));
+    for (role_kind, namespaced, files) in [
+        (
+            "ClusterRole",
+            false,
+            ["clusterrole.yaml", "clusterrolebinding.yaml"],
+        ),
+        ("Role", true, ["role.yaml", "rolebinding.yaml"]),
+    ] {
+        let mut m = Markers::default();
+        let secret = suffixed(&mut m, "webhook-cert");
+        let vwc = fullname(&mut m);
+        let certs = locust_operator::rbac::self_managed_cert_rules(&secret, &vwc);
+        let rules = if namespaced {
+            rules(locust_operator::rbac::namespaced_rules(), &certs.namespaced)?
+        } else {
+            rules(locust_operator::rbac::cluster_rules(), &certs.cluster)?
+        };
+        let name = fullname(&mut m);
+        let meta = metadata(&mut m, version, name, namespaced);
+        let role = json!({"apiVersion": RBAC_API_VERSION, "kind": role_kind, "metadata": meta, "rules": rules});
+        docs.push(Doc::new(files[0], None, role, m));
 
-    let mut m = Markers::default();
-    let name = fullname(&mut m);
-    let meta = metadata(&mut m, version, name.clone(), false);
-    let (sa, ns) = (service_account(&mut m), namespace(&mut m));
-    docs.push(Doc::new("clusterrolebinding.yaml", None, json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        let mut m = Markers::default();
+        let name = fullname(&mut m);
+        let meta = metadata(&mut m, version, name.clone(), namespaced);
+        let (sa, ns) = (service_account(&mut m), namespace(&mut m));
+        let binding = json!({
+            "apiVersion": RBAC_API_VERSION, "kind": format!("{role_kind}Binding"), "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
-        }), m));
-
-    let mut m = Markers::default();
-    let secret = suffixed(&mut m, "webhook-cert");
-    let vwc = fullname(&mut m);
-    let certs = locust_operator::rbac::self_managed_cert_rules(&secret, &vwc);
-    let rules = rules(locust_operator::rbac::namespaced_rules(), &certs.namespaced)?;
-    let name = fullname(&mut m);
-    let meta = metadata(&mut m, version, name, true);
-    docs.push(Doc::new("role.yaml", None, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules}), m));
-
-    let mut m = Markers::default();
-    let name = fullname(&mut m);
-    let meta = metadata(&mut m, version, name.clone(), true);
-    let (sa, ns) = (service_account(&mut m), namespace(&mut m));
-    docs.push(Doc::new(
-        "rolebinding.yaml",
-        None,
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
-        }),
-        m,
-    ));
+        });
+        docs.push(Doc::new(files[1], None, binding, m));
+    }
     Ok(docs)
 }
 
