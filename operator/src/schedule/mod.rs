@@ -12,7 +12,10 @@
 //!   bundled into the binary (never the host's), so results do not depend on
 //!   the machine;
 //! - [`clock`]: the [`Clock`] the controller reads the time from, with a
-//!   settable [`TestClock`].
+//!   settable [`TestClock`];
+//! - [`runs`]: the LocustTests a schedule creates — their names
+//!   ([`test_name`], which bounds a schedule's name), labels and owner
+//!   reference ([`test_for`], [`next_test`]).
 //!
 //! Instants are [`Timestamp`]s, the type `k8s_openapi`'s `Time` wraps.
 
@@ -20,6 +23,7 @@ pub mod clock;
 pub mod cron;
 pub mod missed;
 pub mod next;
+pub mod runs;
 pub mod zone;
 
 pub use clock::{Clock, SystemClock, TestClock};
@@ -28,6 +32,10 @@ pub use jiff::Timestamp;
 pub use jiff::tz::TimeZone;
 pub use missed::{MAX_MISSED, MissedStarts, missed_starts};
 pub use next::{SEARCH_YEARS, is_scheduled_at, latest_in, next_after, times_between};
+pub use runs::{
+    MAX_SCHEDULE_NAME_LENGTH, RunError, SCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION, next_test,
+    test_for, test_name,
+};
 pub use zone::time_zone;
 
 /// Errors of this module: a schedule or a time zone that cannot be used.
