@@ -17,6 +17,11 @@
 //! conversion with [`set_webhook_conversion`] / [`with_webhook_conversion`].
 //! [`crd_without_cel`] is the same CRD minus the CEL rules, for end-to-end tests
 //! proving the validating webhook alone rejects the same objects.
+//!
+//! [`schedule_crd`] is `locustschedules.locust.io` (`v1alpha1`), assembled the
+//! same way: the template's spec gets the LocustTest [`BOUNDS`] and rules
+//! (re-rooted under `spec.template.spec`), the schedule its own
+//! [`SCHEDULE_RULES`].
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -26,13 +31,18 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
 
+use crate::api::schedule::LocustSchedule;
 use crate::api::{v1, v2};
-use crate::validation::rules::{RULES, Rule, V1_RULES};
+use crate::schedule::runs::MAX_SCHEDULE_NAME_LENGTH;
+use crate::validation::rules::{MAX_TEST_NAME_LENGTH, RULES, Rule, V1_RULES};
+use crate::validation::schedule_rules::{SCHEDULE_RULES, in_template, template_rules};
 
 /// Name of the stored, current version.
 pub const STORAGE_VERSION: &str = "v2";
 /// Name of the deprecated version.
 pub const DEPRECATED_VERSION: &str = "v1";
+/// Name of the one version of `LocustSchedule`.
+pub const SCHEDULE_VERSION: &str = "v1alpha1";
 
 /// `maxItems` of `spec.volumes`.
 pub const MAX_VOLUMES: i64 = 64;
@@ -213,7 +223,7 @@ fn build(with_cel: bool) -> Result<CustomResourceDefinition, CrdError> {
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut())
             .ok_or_else(|| CrdError::MissingSchema(name.clone()))?;
-        declare_metadata_name(schema);
+        declare_metadata_name(schema, METADATA_NAME_DESCRIPTION.to_owned());
         if is_storage {
             for (path, bound) in BOUNDS {
                 apply_bound(schema, &name, path, *bound)?;
@@ -228,10 +238,54 @@ fn build(with_cel: bool) -> Result<CustomResourceDefinition, CrdError> {
     Ok(crd)
 }
 
+/// The `locustschedules.locust.io` CRD with its CEL rules; see the module
+/// docs. Never fails: should the assembly fail (see [`try_schedule_crd`]; the
+/// tests rule it out), the error is logged and the plain generated CRD is
+/// returned, leaving validation to the webhook.
+pub fn schedule_crd() -> CustomResourceDefinition {
+    try_schedule_crd().unwrap_or_else(|err| {
+        tracing::error!(reason = err.reason(), error = %err, "cannot assemble the LocustSchedule CRD; using the plain generated CRD without CEL rules");
+        LocustSchedule::crd()
+    })
+}
+
+/// [`schedule_crd`], reporting assembly errors instead of falling back.
+pub fn try_schedule_crd() -> Result<CustomResourceDefinition, CrdError> {
+    let mut crd = LocustSchedule::crd();
+    crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
+    for version in &mut crd.spec.versions {
+        let name = version.name.clone();
+        let schema = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .ok_or_else(|| CrdError::MissingSchema(name.clone()))?;
+        declare_metadata_name(schema, schedule_name_description());
+        for (path, bound) in BOUNDS {
+            if let Some(path) = in_template(path) {
+                apply_bound(schema, &name, &path, *bound)?;
+            }
+        }
+        inject_rules(schema, &name, SCHEDULE_RULES)?;
+        for rule in template_rules() {
+            if let Some(path) = in_template(rule.at) {
+                attach_rule(schema, &name, &path, rule)?;
+            }
+        }
+    }
+    Ok(crd)
+}
+
+fn schedule_name_description() -> String {
+    format!(
+        "Name of the schedule, unique in its namespace. At most {MAX_SCHEDULE_NAME_LENGTH} characters, so that the tests it creates, named `<name>-<minutes since the epoch>`, have valid LocustTest names (at most {MAX_TEST_NAME_LENGTH})."
+    )
+}
+
 /// Declares `metadata.name` in the root schema. Kubernetes forbids anything at
 /// `metadata` other than `type: object` and (restricted) `name`/`generateName`,
 /// so `metadata` itself carries no description.
-fn declare_metadata_name(root: &mut JSONSchemaProps) {
+fn declare_metadata_name(root: &mut JSONSchemaProps, description: String) {
     let properties = root.properties.get_or_insert_with(Default::default);
     let metadata = properties.entry("metadata".to_owned()).or_default();
     metadata.type_ = Some("object".to_owned());
@@ -241,7 +295,7 @@ fn declare_metadata_name(root: &mut JSONSchemaProps) {
         .entry("name".to_owned())
         .or_default();
     name.type_ = Some("string".to_owned());
-    name.description = Some(METADATA_NAME_DESCRIPTION.to_owned());
+    name.description = Some(description);
 }
 
 /// The OpenAPI schema of `crd`'s version `version`, if it has one.
@@ -322,11 +376,22 @@ fn inject_rules<T>(
     rules: &[Rule<T>],
 ) -> Result<(), CrdError> {
     for rule in rules {
-        let node = locate(schema, version, rule.at)?;
-        node.x_kubernetes_validations
-            .get_or_insert_with(Vec::new)
-            .push(validation_rule(rule));
+        attach_rule(schema, version, rule.at, rule)?;
     }
+    Ok(())
+}
+
+/// Attaches `rule` as an `x-kubernetes-validations` entry at `path`.
+fn attach_rule<T>(
+    schema: &mut JSONSchemaProps,
+    version: &str,
+    path: &[&str],
+    rule: &Rule<T>,
+) -> Result<(), CrdError> {
+    locate(schema, version, path)?
+        .x_kubernetes_validations
+        .get_or_insert_with(Vec::new)
+        .push(validation_rule(rule));
     Ok(())
 }
 

@@ -24,6 +24,8 @@
 
 mod decode;
 pub mod rules;
+mod schedule;
+pub mod schedule_rules;
 mod schema;
 
 use std::fmt;
@@ -31,14 +33,17 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::api::schedule::LocustSchedule;
 use crate::api::v1;
 use crate::api::v2::LocustTest;
+use crate::api::{KIND, SCHEDULE_API_VERSION, SCHEDULE_KIND};
 use crate::conversion::{V1_API_VERSION, V2_API_VERSION};
 
 pub use self::rules::{
     CelReason, MAX_TEST_NAME_LENGTH, RULES, Rule, V1_RULES, V1_WEBHOOK_RULES, WEBHOOK_RULES,
     WebhookRule, cel_rules_at, v1_cel_rules_at,
 };
+pub use self::schedule::validate_schedule;
 use self::schema::{SchemaVersion, prune_nulls, schema_of, schema_violations};
 
 /// Errors of this module. Validation itself never fails: it returns
@@ -94,10 +99,7 @@ impl Violation {
 /// Every violation of a v2 `LocustTest`, in a deterministic order: schema
 /// checks, then [`RULES`], then [`WEBHOOK_RULES`].
 pub fn validate(test: &LocustTest) -> Vec<Violation> {
-    let mut out = match serde_json::to_value(test) {
-        Ok(value) => schema_violations(SchemaVersion::V2, &value),
-        Err(err) => vec![internal_violation(&ValidationError::from(err))],
-    };
+    let mut out = typed_schema_violations(SchemaVersion::V2, test);
     out.extend(rule_violations(test, RULES, WEBHOOK_RULES));
     out
 }
@@ -106,44 +108,53 @@ pub fn validate(test: &LocustTest) -> Vec<Violation> {
 /// image and command seeds, seeds that split like a shell would), in a
 /// deterministic order: schema checks, then [`V1_RULES`], then [`V1_WEBHOOK_RULES`].
 pub fn validate_v1(test: &v1::LocustTest) -> Vec<Violation> {
-    let mut out = match serde_json::to_value(test) {
-        Ok(value) => schema_violations(SchemaVersion::V1, &value),
-        Err(err) => vec![internal_violation(&ValidationError::from(err))],
-    };
+    let mut out = typed_schema_violations(SchemaVersion::V1, test);
     out.extend(rule_violations(test, V1_RULES, V1_WEBHOOK_RULES));
     out
 }
 
 /// Validate an untyped object, e.g. a manifest read by the CLI: checks
-/// `apiVersion` and `kind`, then the schema of that version (required fields,
-/// types, enums, ranges, unknown fields), then — when the schema checks pass —
-/// the CEL and webhook-only rules on the decoded object.
+/// `apiVersion` and `kind` (a `LocustTest` of `locust.io/v2` or `v1`, or a
+/// `LocustSchedule` of `locust.io/v1alpha1`), then the schema of that version
+/// (required fields, types, enums, ranges, unknown fields), then — when the
+/// schema checks pass — the CEL and webhook-only rules on the decoded object.
 pub fn validate_value(value: &Value) -> Vec<Violation> {
     let api_version = value.get("apiVersion").and_then(Value::as_str);
-    let version = match api_version {
-        Some(V2_API_VERSION) => SchemaVersion::V2,
-        Some(V1_API_VERSION) => SchemaVersion::V1,
-        other => {
-            let got = other.map_or_else(|| "<missing>".to_owned(), str::to_owned);
+    let kind = value.get("kind").and_then(Value::as_str);
+    let (version, expected_kind) = match (api_version, kind) {
+        (Some(SCHEDULE_API_VERSION), _) => (SchemaVersion::Schedule, SCHEDULE_KIND),
+        (other, Some(SCHEDULE_KIND)) => {
+            return vec![unsupported(
+                "apiVersion",
+                other.unwrap_or("<missing>"),
+                &[SCHEDULE_API_VERSION],
+            )];
+        }
+        (Some(V2_API_VERSION), _) => (SchemaVersion::V2, KIND),
+        (Some(V1_API_VERSION), _) => (SchemaVersion::V1, KIND),
+        (other, None | Some(KIND)) => {
+            return vec![unsupported(
+                "apiVersion",
+                other.unwrap_or("<missing>"),
+                &[V2_API_VERSION, V1_API_VERSION],
+            )];
+        }
+        (_, Some(other)) => {
             return vec![Violation::schema(
-                "apiVersion".to_owned(),
+                "kind".to_owned(),
                 format!(
-                    "Unsupported value: {got:?}: supported values: \"locust.io/v2\", \"locust.io/v1\""
+                    "Unsupported value: {other:?}: the operator serves {KIND} ({V2_API_VERSION}, {V1_API_VERSION}) and {SCHEDULE_KIND} ({SCHEDULE_API_VERSION})"
                 ),
             )];
         }
     };
     let mut out = Vec::new();
-    match value.get("kind").and_then(Value::as_str) {
-        Some(crate::api::KIND) => {}
-        other => out.push(Violation::schema(
-            "kind".to_owned(),
-            format!(
-                "Unsupported value: {:?}: supported values: \"{}\"",
-                other.unwrap_or("<missing>"),
-                crate::api::KIND
-            ),
-        )),
+    if kind != Some(expected_kind) {
+        out.push(unsupported(
+            "kind",
+            kind.unwrap_or("<missing>"),
+            &[expected_kind],
+        ));
     }
     out.extend(schema_violations(version, value));
     let schema_failed = !out.is_empty();
@@ -156,6 +167,18 @@ pub fn validate_value(value: &Value) -> Vec<Violation> {
         Err(violation) => out.push(violation),
     }
     out
+}
+
+/// `<field>: Unsupported value: "<got>": supported values: "<a>", "<b>"`.
+fn unsupported(field: &str, got: &str, supported: &[&str]) -> Violation {
+    let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    Violation::schema(
+        field.to_owned(),
+        format!(
+            "Unsupported value: {got:?}: supported values: {}",
+            supported.join(", ")
+        ),
+    )
 }
 
 /// What the validating webhook checks of the object in a `locust.io/v2`
@@ -192,16 +215,23 @@ fn decode_and_check(version: SchemaVersion, value: &Value) -> Result<Vec<Violati
             .map(|t| rule_violations(&t, RULES, WEBHOOK_RULES)),
         SchemaVersion::V1 => decode::decode::<v1::LocustTest>(schema, pruned)
             .map(|t| rule_violations(&t, V1_RULES, V1_WEBHOOK_RULES)),
+        SchemaVersion::Schedule => {
+            decode::decode::<LocustSchedule>(schema, pruned).map(|s| schedule::rule_violations(&s))
+        }
     }
 }
 
-fn rule_violations<T>(test: &T, rules: &[Rule<T>], webhook: &[WebhookRule<T>]) -> Vec<Violation> {
+fn rule_violations<'a, T: 'static>(
+    test: &T,
+    rules: impl IntoIterator<Item = &'a Rule<T>>,
+    webhook: impl IntoIterator<Item = &'a WebhookRule<T>>,
+) -> Vec<Violation> {
     let cel = rules
-        .iter()
+        .into_iter()
         .filter(|r| !(r.check)(test))
         .map(|r| (r.id, r.field, r.message));
     let hooks = webhook
-        .iter()
+        .into_iter()
         .filter(|r| !(r.check)(test))
         .map(|r| (r.id, r.field, r.message));
     cel.chain(hooks)
@@ -211,6 +241,14 @@ fn rule_violations<T>(test: &T, rules: &[Rule<T>], webhook: &[WebhookRule<T>]) -
             rule: Some(id),
         })
         .collect()
+}
+
+/// The schema checks of a typed object of `version`.
+fn typed_schema_violations<T: Serialize>(version: SchemaVersion, object: &T) -> Vec<Violation> {
+    match serde_json::to_value(object) {
+        Ok(value) => schema_violations(version, &value),
+        Err(err) => vec![internal_violation(&ValidationError::from(err))],
+    }
 }
 
 fn internal_violation(err: &ValidationError) -> Violation {

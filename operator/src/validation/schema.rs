@@ -16,6 +16,8 @@ use super::{ValidationError, Violation, internal_violation};
 pub(super) enum SchemaVersion {
     V2,
     V1,
+    /// `locust.io/v1alpha1` `LocustSchedule`.
+    Schedule,
 }
 
 impl SchemaVersion {
@@ -23,29 +25,34 @@ impl SchemaVersion {
         match self {
             SchemaVersion::V2 => "v2",
             SchemaVersion::V1 => "v1",
+            SchemaVersion::Schedule => crate::crd::SCHEDULE_VERSION,
         }
     }
 }
 
-/// The CRD's schemas, generated once.
+/// The CRDs' schemas, generated once.
 static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
     let crd = crate::crd::crd();
     let find = |name: &str| crate::crd::version_schema(&crd, name).cloned();
+    let schedule = crate::crd::schedule_crd();
     Schemas {
         v2: find(SchemaVersion::V2.name()),
         v1: find(SchemaVersion::V1.name()),
+        schedule: crate::crd::version_schema(&schedule, SchemaVersion::Schedule.name()).cloned(),
     }
 });
 
 struct Schemas {
     v2: Option<JSONSchemaProps>,
     v1: Option<JSONSchemaProps>,
+    schedule: Option<JSONSchemaProps>,
 }
 
 pub(super) fn schema_of(version: SchemaVersion) -> Option<&'static JSONSchemaProps> {
     match version {
         SchemaVersion::V2 => SCHEMAS.v2.as_ref(),
         SchemaVersion::V1 => SCHEMAS.v1.as_ref(),
+        SchemaVersion::Schedule => SCHEMAS.schedule.as_ref(),
     }
 }
 
