@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::Client;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
+use kube::{Client, ResourceExt};
+use locust_operator::api::schedule::LocustSchedule;
 use locust_operator::api::{v1, v2};
 use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig, WebhookCertMode};
 use locust_operator::conversion::ApiVersion;
@@ -23,7 +25,9 @@ use locust_operator::metrics_tls;
 use locust_operator::migration::{self, Difference};
 use locust_operator::server::BindError;
 use locust_operator::webhook::certs;
-use locust_operator::{api, controller, conversion, resources, validation, webhook, yaml};
+use locust_operator::{
+    api, controller, conversion, resources, schedule, validation, webhook, yaml,
+};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -48,9 +52,10 @@ enum Command {
         #[command(flatten)]
         config: OperatorConfig,
     },
-    /// Print the Service and Jobs the operator would create for each LocustTest in a file (v1 or v2).
+    /// Print the Service and Jobs the operator would create for each LocustTest in a file (v1 or
+    /// v2); for a LocustSchedule, the LocustTest it would create next, then that test's.
     Render {
-        /// YAML file with one or more LocustTests (`-` for stdin).
+        /// YAML file with one or more LocustTests or LocustSchedules (`-` for stdin).
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
         /// Namespace to assume for tests that have none.
@@ -59,10 +64,11 @@ enum Command {
         #[command(flatten)]
         config: OperatorConfig,
     },
-    /// Print every admission error of each LocustTest in a file, and on stderr where a valid
-    /// test behaves differently than under the Go operator; exits non-zero on an error only.
+    /// Print every admission error of each LocustTest and LocustSchedule in a file, and on
+    /// stderr where a valid test behaves differently than under the Go operator; exits non-zero
+    /// on an error only.
     Validate {
-        /// YAML file with one or more LocustTests (`-` for stdin).
+        /// YAML file with one or more LocustTests or LocustSchedules (`-` for stdin).
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
     },
@@ -101,15 +107,46 @@ fn read_docs(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
     yaml::documents(&text).map_err(|e| yaml::describe(&e, &source))
 }
 
-/// The documents of `file` that are LocustTests (or claim no kind, to be reported as
-/// such), with the items of a `List` (`kubectl get -o yaml`) taken one by one: other
-/// kinds, such as the locustfile's ConfigMap kept in the same file, are passed over
-/// with a note on stderr.
-fn read_tests(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
-    let mut tests = Vec::new();
+/// What `render` reads.
+const RENDER_READS: Reads = Reads {
+    kinds: &[api::KIND, api::SCHEDULE_KIND],
+    other_locust_kinds: false,
+};
+/// What `validate` reads: every kind the operator serves, and any other kind
+/// of its group, reported as unknown.
+const VALIDATE_READS: Reads = Reads {
+    kinds: RENDER_READS.kinds,
+    other_locust_kinds: true,
+};
+/// What `convert` reads.
+const CONVERT_READS: Reads = Reads {
+    kinds: &[api::KIND],
+    other_locust_kinds: false,
+};
+
+/// Which documents a subcommand reads.
+struct Reads<'a> {
+    /// The kinds it handles.
+    kinds: &'a [&'a str],
+    /// Whether other kinds of the `locust.io` group are kept too (for
+    /// `validate` to report them) rather than passed over.
+    other_locust_kinds: bool,
+}
+
+/// The documents of `file` that `reads` asks for (and those that claim no
+/// kind, to be reported as such), with the items of a `List` (`kubectl get
+/// -o yaml`) taken one by one: other kinds, such as the locustfile's
+/// ConfigMap kept in the same file, are passed over with a note on stderr.
+fn read_objects(file: &PathBuf, reads: &Reads) -> Result<Vec<serde_json::Value>, String> {
+    let mut objects = Vec::new();
     let mut docs = read_docs(file)?;
     docs.reverse();
     while let Some(mut doc) = docs.pop() {
+        let keep_as_ours = reads.other_locust_kinds
+            && doc
+                .get("apiVersion")
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| v.starts_with(&format!("{}/", api::GROUP)));
         match doc.get("kind").and_then(|k| k.as_str()) {
             Some("List") if doc.get("items").is_some_and(|i| i.is_array()) => {
                 if let Some(serde_json::Value::Array(items)) =
@@ -118,13 +155,21 @@ fn read_tests(file: &PathBuf) -> Result<Vec<serde_json::Value>, String> {
                     docs.extend(items.into_iter().rev());
                 }
             }
-            Some(kind) if kind != api::KIND => {
-                eprintln!("note: {kind} {}: not a LocustTest, skipped", doc_name(&doc));
+            Some(kind) if !reads.kinds.contains(&kind) && !keep_as_ours => {
+                eprintln!(
+                    "note: {kind} {}: not a {}, skipped",
+                    doc_name(&doc),
+                    reads.kinds.join(" or ")
+                );
             }
-            _ => tests.push(doc),
+            _ => objects.push(doc),
         }
     }
-    Ok(tests)
+    Ok(objects)
+}
+
+fn is_schedule(doc: &serde_json::Value) -> bool {
+    doc.get("kind").and_then(|k| k.as_str()) == Some(api::SCHEDULE_KIND)
 }
 
 /// Where the test `doc` (valid) behaves differently than under the Go operator.
@@ -163,16 +208,16 @@ fn print_yaml<T: serde::Serialize>(obj: &T) -> Result<(), String> {
 fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<(), String> {
     config.validate().map_err(|e| e.to_string())?;
     let config = &config.clone().with_default_run_as_user();
-    for doc in read_tests(file)? {
+    for doc in read_objects(file, &RENDER_READS)? {
         let name = doc_name(&doc);
-        let mut test = to_v2(doc).map_err(|e| format!("{name}: {e}"))?;
-        test.metadata
-            .namespace
-            .get_or_insert_with(|| namespace.to_owned());
-        // A placeholder uid, as the API server would assign one.
-        test.metadata
-            .uid
-            .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".to_owned());
+        let mut test = if is_schedule(&doc) {
+            let test = next_scheduled_test(doc, namespace).map_err(|e| format!("{name}: {e}"))?;
+            print_yaml(&test)?;
+            test
+        } else {
+            to_v2(doc).map_err(|e| format!("{name}: {e}"))?
+        };
+        assume_identity(&mut test.metadata, namespace);
         let children =
             resources::build_children(&test, config).map_err(|e| format!("{name}: {e}"))?;
         print_yaml(&children.service)?;
@@ -182,9 +227,31 @@ fn render(file: &PathBuf, namespace: &str, config: &OperatorConfig) -> Result<()
     Ok(())
 }
 
+/// A namespace and a placeholder uid where `meta` has none, as the API
+/// server would assign them.
+fn assume_identity(meta: &mut ObjectMeta, namespace: &str) {
+    meta.namespace.get_or_insert_with(|| namespace.to_owned());
+    meta.uid
+        .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".to_owned());
+}
+
+/// The LocustTest the schedule `doc` would create next after now
+/// ([`schedule::next_test`]); a note on stderr when the schedule is suspended.
+fn next_scheduled_test(doc: serde_json::Value, namespace: &str) -> Result<v2::LocustTest, String> {
+    let mut schedule: LocustSchedule = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+    assume_identity(&mut schedule.metadata, namespace);
+    if schedule.spec.suspend {
+        eprintln!(
+            "note: {} is suspended: it creates no test until spec.suspend is false; the next would be:",
+            schedule.name_any()
+        );
+    }
+    schedule::next_test(&schedule, schedule::Timestamp::now()).map_err(|e| e.to_string())
+}
+
 fn validate_file(file: &PathBuf) -> Result<usize, String> {
     let mut errors = 0;
-    for doc in read_tests(file)? {
+    for doc in read_objects(file, &VALIDATE_READS)? {
         let name = doc_name(&doc);
         if doc.get("apiVersion").and_then(|v| v.as_str()) == Some(conversion::V1_API_VERSION) {
             eprintln!("{name}: warning: {}", v1::DEPRECATION_WARNING);
@@ -194,8 +261,13 @@ fn validate_file(file: &PathBuf) -> Result<usize, String> {
         let problems = validation::validate_value(&doc);
         if problems.is_empty() {
             println!("{name}: valid");
-            // The migration check: warnings only, the exit status stays.
-            for difference in go_operator_differences(&doc) {
+            // The migration check (tests only): warnings, the exit status stays.
+            let differences = if is_schedule(&doc) {
+                Vec::new()
+            } else {
+                go_operator_differences(&doc)
+            };
+            for difference in differences {
                 eprintln!("{name}: warning: {difference}");
             }
         }
@@ -212,7 +284,7 @@ fn convert_file(file: &PathBuf, to: Version) -> Result<(), String> {
         Version::V1 => conversion::V1_API_VERSION,
         Version::V2 => conversion::V2_API_VERSION,
     };
-    for doc in read_tests(file)? {
+    for doc in read_objects(file, &CONVERT_READS)? {
         let name = doc_name(&doc);
         let out = conversion::convert_value(doc, target).map_err(|e| format!("{name}: {e}"))?;
         print_yaml(&out)?;

@@ -448,7 +448,9 @@ fn documents_of_other_kinds_are_passed_over_with_a_note() {
     let (code, _, stderr) = cli_validate(&ex.path);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("note: ExternalSecret load-test-credentials: not a LocustTest, skipped"),
+        stderr.contains(
+            "note: ExternalSecret load-test-credentials: not a LocustTest or LocustSchedule, skipped"
+        ),
         "{stderr}"
     );
 }

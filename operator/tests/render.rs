@@ -168,7 +168,7 @@ fn resources_of(rendered: &[serde_json::Value], job: &str) -> serde_json::Value 
 
 #[test]
 fn other_kinds_are_passed_over_with_a_note_by_every_subcommand() {
-    let note = "note: ConfigMap shop-locustfile: not a LocustTest, skipped\n";
+    let note = "note: ConfigMap shop-locustfile: not a LocustTest or LocustSchedule, skipped\n";
 
     let (code, stdout, stderr) = run_on(WITH_CONFIGMAP, &["validate"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -183,7 +183,10 @@ fn other_kinds_are_passed_over_with_a_note_by_every_subcommand() {
 
     let (code, stdout, stderr) = run_on(WITH_CONFIGMAP, &["convert", "--to", "v2"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(stderr, note);
+    assert_eq!(
+        stderr,
+        "note: ConfigMap shop-locustfile: not a LocustTest, skipped\n"
+    );
     assert_eq!(stdout.matches("kind: LocustTest\n").count(), 2, "{stdout}");
     assert!(!stdout.contains("ConfigMap"), "{stdout}");
 
