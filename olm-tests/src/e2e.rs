@@ -64,6 +64,20 @@ pub async fn operator_cluster_with(
     Ok(Some((cluster, kubeconfig)))
 }
 
+/// [`operator_cluster_with`] and namespace `ns` in it: the cluster, the
+/// operator's kubeconfig and the admin client.
+pub async fn operator_cluster_in(
+    test: &str,
+    options: ClusterOptions,
+    ns: &str,
+) -> Result<Option<(Cluster, PathBuf, Client)>> {
+    let Some((cluster, kubeconfig)) = operator_cluster_with(test, options).await? else {
+        return Ok(None);
+    };
+    let client = admin_namespace(&cluster, ns).await?;
+    Ok(Some((cluster, kubeconfig, client)))
+}
+
 /// Creates namespace `ns` in `cluster`; returns the admin client.
 pub async fn admin_namespace(cluster: &Cluster, ns: &str) -> Result<Client> {
     let client = cluster.admin_client();

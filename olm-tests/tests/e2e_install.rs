@@ -450,6 +450,19 @@ async fn wait_operator(client: &Client, image: &str) -> Result<Vec<Pod>> {
     olm::wait_deployment_running_in(client, NS, image, STEP).await
 }
 
+/// After an install (`what`, begun at `since`): the operator runs this
+/// build's image and its certificate is wired; returns the webhook CA.
+async fn wait_installed(client: &Client, what: &str, since: Instant) -> Result<Vec<u8>> {
+    let image = images::operator_image();
+    wait_operator(client, &image).await?;
+    let ca = wait_certificate(client).await?;
+    eprintln!(
+        "FIGURE {what}: operator running {image} with its certificate wired {:.1} s after it began",
+        since.elapsed().as_secs_f64(),
+    );
+    Ok(ca)
+}
+
 /// After an upgrade (`what`, which returned just now): the operator runs
 /// `next_image`, its new pods kept the webhook CA `ca` (they adopted the
 /// Secret instead of issuing another), and the LocustTests `v2_name` and
@@ -842,6 +855,7 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
     let chart_arg = chart.to_string_lossy().into_owned();
 
     let helm = Helm::new(tools, cluster)?;
+    let started = Instant::now();
     let (_, took) = helm
         .run(&[
             "install",
@@ -856,14 +870,7 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
         ])
         .await?;
     eprintln!("FIGURE helm install took {:.1} s", took.as_secs_f64());
-    let image = images::operator_image();
-    let waited = Instant::now();
-    wait_operator(&client, &image).await?;
-    let ca = wait_certificate(&client).await?;
-    eprintln!(
-        "FIGURE helm install: operator running {image} with its certificate wired {:.1} s after helm returned",
-        waited.elapsed().as_secs_f64()
-    );
+    let ca = wait_installed(&client, "helm install", started).await?;
 
     let (v2_name, v1_name) = ("helm-v2", "helm-v1");
     let took = run_v2_test(cluster, images, v2_name).await?;
@@ -999,13 +1006,7 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
     let path = operator::workspace_root().join(INSTALL_PATH);
     let started = Instant::now();
     kubectl.apply(&path, &format!("({current})")).await?;
-    let image = images::operator_image();
-    wait_operator(&client, &image).await?;
-    let ca = wait_certificate(&client).await?;
-    eprintln!(
-        "FIGURE {INSTALL_PATH}: operator running {image} with its certificate wired {:.1} s after the apply began",
-        started.elapsed().as_secs_f64()
-    );
+    let ca = wait_installed(&client, INSTALL_PATH, started).await?;
     let name = "plain-v2";
     let took = run_v2_test(cluster, images, name).await?;
     eprintln!(

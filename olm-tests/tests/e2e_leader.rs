@@ -10,8 +10,9 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use locust_operator::api::{LocustTest, Phase};
 use olm_tests::checks;
+
 use olm_tests::operator::OperatorProcess;
-use olm_tests::{e2e, wait_for};
+use olm_tests::{ClusterOptions, e2e, wait_for};
 
 const LEASE_SECS: u64 = 4;
 
@@ -27,13 +28,12 @@ async fn wait_phase(api: &Api<LocustTest>, name: &str, phase: Phase) -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_election_and_restart() -> Result<()> {
-    let Some((cluster, kubeconfig)) =
-        e2e::operator_cluster("leader_election_and_restart", "e2e-leader").await?
+    let (test, ns) = ("leader_election_and_restart", "team-a");
+    let options = ClusterOptions::named("e2e-leader");
+    let Some((cluster, kubeconfig, client)) = e2e::operator_cluster_in(test, options, ns).await?
     else {
         return Ok(());
     };
-    let ns = "team-a";
-    let client = e2e::admin_namespace(&cluster, ns).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
 
     let mut a = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &args())?;

@@ -92,9 +92,8 @@ fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_test_process_leaves_no_node_process_mount_or_setting_behind() -> Result<()> {
-    let Some((tools, _images)) =
-        images::tools_and_images_or_skip("a_killed_test_process_leaves_nothing")
-    else {
+    let test = "a_killed_test_process_leaves_nothing";
+    let Some((tools, _images)) = images::tools_and_images_or_skip(test) else {
         return Ok(());
     };
     let before = sysctls();

@@ -199,8 +199,8 @@ async fn scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rbac_verb_is_needed() -> Result<()> {
-    let Some(cluster) = e2e::kwok_cluster("every_rbac_verb_is_needed", "rbac-ablation").await?
-    else {
+    let (test, name) = ("every_rbac_verb_is_needed", "rbac-ablation");
+    let Some(cluster) = e2e::kwok_cluster(test, name).await? else {
         return Ok(());
     };
     let client = cluster.admin_client();

@@ -19,7 +19,7 @@ use kube::{Client, ResourceExt};
 use locust_operator::api::{LocustTest, Phase, v1, v2};
 use olm_tests::checks::{self, assert_children_once, lease_holder, wait_phase, wait_readyz};
 use olm_tests::operator::{self, OperatorProcess, WebhookCa};
-use olm_tests::{Cluster, Component, e2e, wait_for};
+use olm_tests::{Cluster, ClusterOptions, Component, e2e, wait_for};
 
 const LEASE_SECS: u64 = 4;
 const RENEW_SECS: u64 = 3;
@@ -79,12 +79,12 @@ async fn outage(
 /// takes the lease back, rebuilds its caches and converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apiserver_and_etcd_restarts() -> Result<()> {
-    let Some((cluster, kubeconfig)) = e2e::operator_cluster("rel-restarts", "rel-restarts").await?
+    let (name, ns) = ("rel-restarts", "team-a");
+    let options = ClusterOptions::named(name);
+    let Some((cluster, kubeconfig, client)) = e2e::operator_cluster_in(name, options, ns).await?
     else {
         return Ok(());
     };
-    let ns = "team-a";
-    let client = e2e::admin_namespace(&cluster, ns).await?;
     let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
     let mut op = OperatorProcess::spawn(&cluster, &kubeconfig, "a", &leader_args())?;
     let pid = op.pid();
@@ -299,9 +299,8 @@ async fn wait_reloads(op: &OperatorProcess, n: usize) -> Result<Duration> {
 /// whole), and a new CA introduced with an overlapping `caBundle`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_certificate_rotation_under_load() -> Result<()> {
-    let Some((cluster, op, port, _)) =
-        e2e::webhook_cluster("rel-certs", "rel-certs", "certs").await?
-    else {
+    let (name, tag) = ("rel-certs", "certs");
+    let Some((cluster, op, port, _)) = e2e::webhook_cluster(name, name, tag).await? else {
         return Ok(());
     };
     let client = cluster.admin_client();
@@ -408,12 +407,13 @@ fn secret_token() -> String {
 /// Events or any status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evicted_and_deleted_pods_and_secrets() -> Result<()> {
-    let Some((cluster, kubeconfig)) = e2e::operator_cluster("rel-evict", "rel-evict").await? else {
+    let (name, ns) = ("rel-evict", "team-b");
+    let token = secret_token();
+    let options = ClusterOptions::named(name);
+    let Some((cluster, kubeconfig, client)) = e2e::operator_cluster_in(name, options, ns).await?
+    else {
         return Ok(());
     };
-    let ns = "team-b";
-    let client = e2e::admin_namespace(&cluster, ns).await?;
-    let token = secret_token();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     secrets
         .create(

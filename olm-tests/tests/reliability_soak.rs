@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use kube::Client;
 use locust_operator::api::Phase;
 use olm_tests::checks::{self, lease_holder};
 use olm_tests::cluster::NodeCapacity;
@@ -69,7 +70,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// A kwok cluster named `name` with the operator's prerequisites, and the
 /// operator's kubeconfig (`Ok(None)`: skip).
-async fn start(name: &str) -> Result<Option<(Cluster, PathBuf)>> {
+async fn start(name: &str, ns: &str) -> Result<Option<(Cluster, PathBuf, Client)>> {
     let options = ClusterOptions {
         name: name.into(),
         // Room for every pod of the full-length soak (250 tests × 2 pods
@@ -81,7 +82,7 @@ async fn start(name: &str) -> Result<Option<(Cluster, PathBuf)>> {
         },
         ..ClusterOptions::default()
     };
-    e2e::operator_cluster_with(name, options).await
+    e2e::operator_cluster_in(name, options, ns).await
 }
 
 /// Bursts of tests are created while the operator is SIGKILLed at random
@@ -93,11 +94,10 @@ async fn start(name: &str) -> Result<Option<(Cluster, PathBuf)>> {
 async fn operator_killed_at_random_points() -> Result<()> {
     let kills = env_count("LOCUST_SOAK_KILLS", 12)?;
     let burst = env_count("LOCUST_SOAK_BURST", 5)?;
-    let Some((cluster, kubeconfig)) = start("rel-soak").await? else {
+    let ns = "soak";
+    let Some((cluster, kubeconfig, client)) = start("rel-soak", ns).await? else {
         return Ok(());
     };
-    let ns = "soak";
-    let client = e2e::admin_namespace(&cluster, ns).await?;
     let args = operator::single_replica_args();
     let mut rng = Rng::new()?;
     let started = Instant::now();
@@ -220,13 +220,12 @@ fn leader_args() -> Vec<String> {
 /// replica comes back as the new standby.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_failover_under_load() -> Result<()> {
-    let trials = env_count("LOCUST_FAILOVER_TRIALS", 3)?;
-    let burst = env_count("LOCUST_FAILOVER_BURST", 10)?;
-    let Some((cluster, kubeconfig)) = start("rel-failover").await? else {
+    let ns = "failover";
+    let Some((cluster, kubeconfig, client)) = start("rel-failover", ns).await? else {
         return Ok(());
     };
-    let ns = "failover";
-    let client = e2e::admin_namespace(&cluster, ns).await?;
+    let trials = env_count("LOCUST_FAILOVER_TRIALS", 3)?;
+    let burst = env_count("LOCUST_FAILOVER_BURST", 10)?;
     let mut replicas: BTreeMap<String, OperatorProcess> = BTreeMap::new();
     for tag in ["a", "b"] {
         let op = OperatorProcess::spawn(&cluster, &kubeconfig, tag, &leader_args())?;
