@@ -450,6 +450,18 @@ async fn wait_operator(client: &Client, image: &str) -> Result<Vec<Pod>> {
     olm::wait_deployment_running_in(client, NS, image, STEP).await
 }
 
+/// Whether object `name` of kind `K` is in the operator's namespace [`NS`].
+async fn present<K>(client: &Client, name: &str) -> Result<bool>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), NS);
+    Ok(api.get_opt(name).await?.is_some())
+}
+
 /// After an install (`what`, begun at `since`): the operator runs this
 /// build's image and its certificate is wired; returns the webhook CA.
 async fn wait_installed(client: &Client, what: &str, since: Instant) -> Result<Vec<u8>> {
@@ -978,14 +990,8 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
         kept.annotations()
     );
     let left = |there: bool| if there { "left" } else { "gone" };
-    let secret = Api::<Secret>::namespaced(client.clone(), NS)
-        .get_opt(CERT_SECRET)
-        .await?
-        .is_some();
-    let lease = Api::<Lease>::namespaced(client.clone(), NS)
-        .get_opt(LEASE)
-        .await?
-        .is_some();
+    let secret = present::<Secret>(&client, CERT_SECRET).await?;
+    let lease = present::<Lease>(&client, LEASE).await?;
     eprintln!(
         "FIGURE helm uninstall: {} objects of the release gone, the operator pods too, {:.1} s after helm returned; kept: the CRD, 2 LocustTests; not the release's: Secret {CERT_SECRET} {}, Lease {LEASE} {}",
         removed.len(),
@@ -1063,11 +1069,8 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
         .collect();
     wait_gone(&removed, STEP).await?;
     wait_no_operator_pods(&client).await?;
-    let secret = Api::<Secret>::namespaced(client.clone(), NS)
-        .get_opt(CERT_SECRET)
-        .await?;
     ensure!(
-        secret.is_none(),
+        !present::<Secret>(&client, CERT_SECRET).await?,
         "the Secret {NS}/{CERT_SECRET} is still there"
     );
     let namespace = Api::<Namespace>::all(client.clone()).get_opt(NS).await?;
@@ -1079,10 +1082,7 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
         namespace.map(|n| n.status)
     );
     ensure_kept(&client, &[name]).await?;
-    let lease = Api::<Lease>::namespaced(client.clone(), NS)
-        .get_opt(LEASE)
-        .await?
-        .is_some();
+    let lease = present::<Lease>(&client, LEASE).await?;
     eprintln!(
         "FIGURE {INSTALL_PATH} uninstall ({INSTALL_DOC}, {} kubectl commands): {:.1} s to run them, {} objects of {INSTALL_PATH} gone, the operator pods and Secret {CERT_SECRET} too, {:.1} s after the first began; kept: the Namespace {NS}, the CRD, the LocustTest; Lease {LEASE} {}",
         commands.len(),

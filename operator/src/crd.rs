@@ -25,8 +25,9 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
-    ServiceReference, ValidationRule, WebhookClientConfig, WebhookConversion,
+    CustomResourceColumnDefinition, CustomResourceConversion, CustomResourceDefinition,
+    JSONSchemaProps, JSONSchemaPropsOrArray, ServiceReference, ValidationRule, WebhookClientConfig,
+    WebhookConversion,
 };
 use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
@@ -136,6 +137,89 @@ pub static BOUNDS: &[(&[&str], Bound)] = &[
     ),
 ];
 
+/// A column `kubectl get locusttests` prints: name, type, JSON path,
+/// description and priority (0 = always, 1 = with `-o wide`).
+pub struct PrinterColumn {
+    /// Header.
+    pub name: &'static str,
+    /// OpenAPI type: `string`, `integer`, `number`, `boolean` or `date`.
+    pub type_: &'static str,
+    /// Where the value is read from.
+    pub json_path: &'static str,
+    /// What it means (`kubectl explain`, OpenShift's console).
+    pub description: &'static str,
+    /// 0 = always, 1 = only with `-o wide`.
+    pub priority: i32,
+}
+
+/// The printer columns of every LocustTest version (v1 and v2 print the same).
+pub const PRINTER_COLUMNS: [PrinterColumn; 7] = [
+    PrinterColumn {
+        name: "Phase",
+        type_: "string",
+        json_path: ".status.phase",
+        description: "Lifecycle phase of the test",
+        priority: 0,
+    },
+    PrinterColumn {
+        name: "Workers",
+        type_: "integer",
+        json_path: ".status.expectedWorkers",
+        description: "Worker pods requested",
+        priority: 0,
+    },
+    PrinterColumn {
+        name: "Connected",
+        type_: "integer",
+        json_path: ".status.connectedWorkers",
+        description: "Workers connected to the master",
+        priority: 0,
+    },
+    PrinterColumn {
+        name: "RPS",
+        type_: "number",
+        json_path: ".status.live.requestsPerSecond",
+        description: "Requests per second (live while running)",
+        priority: 0,
+    },
+    PrinterColumn {
+        name: "FailRatio",
+        type_: "number",
+        json_path: ".status.live.failRatio",
+        description: "Share of failed requests (live while running)",
+        priority: 0,
+    },
+    PrinterColumn {
+        name: "Age",
+        type_: "date",
+        json_path: ".metadata.creationTimestamp",
+        description: "",
+        priority: 0,
+    },
+    PrinterColumn {
+        name: "Image",
+        type_: "string",
+        json_path: ".spec.image",
+        description: "Locust container image",
+        priority: 1,
+    },
+];
+
+/// [`PRINTER_COLUMNS`] as the CRD declares them.
+fn printer_columns() -> Vec<CustomResourceColumnDefinition> {
+    PRINTER_COLUMNS
+        .iter()
+        .map(|c| CustomResourceColumnDefinition {
+            name: c.name.to_owned(),
+            type_: c.type_.to_owned(),
+            json_path: c.json_path.to_owned(),
+            description: (!c.description.is_empty()).then(|| c.description.to_owned()),
+            priority: (c.priority != 0).then_some(c.priority),
+            format: None,
+        })
+        .collect()
+}
+
 const METADATA_NAME_DESCRIPTION: &str = "Name of the test, unique in its namespace. At most 56 characters, so that the operator's `<name>-master` and `<name>-worker` resources fit in 63.";
 
 /// Errors assembling the CRD. They depend only on the compiled-in types and
@@ -200,6 +284,9 @@ fn fallback(err: &CrdError) -> CustomResourceDefinition {
         version.storage = false;
         crd.spec.versions.push(version);
     }
+    for version in &mut crd.spec.versions {
+        version.additional_printer_columns = Some(printer_columns());
+    }
     crd
 }
 
@@ -212,6 +299,7 @@ fn build(with_cel: bool) -> Result<CustomResourceDefinition, CrdError> {
     for version in &mut crd.spec.versions {
         let name = version.name.clone();
         version.served = true;
+        version.additional_printer_columns = Some(printer_columns());
         let is_storage = name == STORAGE_VERSION;
         version.storage = is_storage;
         if name == DEPRECATED_VERSION {

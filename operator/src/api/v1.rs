@@ -19,9 +19,7 @@ pub const DEPRECATION_WARNING: &str =
     "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2";
 
 /// Legacy (v1) desired state of a Locust load test. Deprecated: use `locust.io/v2`.
-// Several `printcolumn(...)` entries repeat `type_ = ...`, which clippy mistakes for
-// duplicated attributes.
-#[allow(clippy::duplicated_attributes)]
+// The printer columns are the same in both versions: `crd::PRINTER_COLUMNS`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "locust.io",
@@ -35,49 +33,7 @@ pub const DEPRECATION_WARNING: &str =
     status = "LocustTestStatus",
     derive = "PartialEq",
     deprecated = "locust.io/v1 LocustTest is deprecated, migrate to locust.io/v2",
-    doc = "Legacy (v1) distributed Locust load test. Deprecated: migrate to locust.io/v2.",
-    printcolumn(
-        name = "Phase",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "Lifecycle phase of the test"
-    ),
-    printcolumn(
-        name = "Workers",
-        type_ = "integer",
-        json_path = ".status.expectedWorkers",
-        description = "Worker pods requested"
-    ),
-    printcolumn(
-        name = "Connected",
-        type_ = "integer",
-        json_path = ".status.connectedWorkers",
-        description = "Workers connected to the master"
-    ),
-    printcolumn(
-        name = "RPS",
-        type_ = "number",
-        json_path = ".status.live.requestsPerSecond",
-        description = "Requests per second (live while running)"
-    ),
-    printcolumn(
-        name = "FailRatio",
-        type_ = "number",
-        json_path = ".status.live.failRatio",
-        description = "Share of failed requests (live while running)"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(
-        name = "Image",
-        type_ = "string",
-        json_path = ".spec.image",
-        priority = "1",
-        description = "Locust container image"
-    )
+    doc = "Legacy (v1) distributed Locust load test. Deprecated: migrate to locust.io/v2."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LocustTestSpec {

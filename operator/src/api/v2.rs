@@ -17,9 +17,7 @@ use super::status::LocustTestStatus;
 /// spec as it was at creation; later spec changes are reported through the
 /// `SpecDrifted` condition and otherwise ignored (delete and recreate the test
 /// to apply them).
-// Several `printcolumn(...)` entries repeat `type_ = ...`, which clippy mistakes for
-// duplicated attributes.
-#[allow(clippy::duplicated_attributes)]
+// The printer columns are the same in both versions: `crd::PRINTER_COLUMNS`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "locust.io",
@@ -32,49 +30,7 @@ use super::status::LocustTestStatus;
     namespaced,
     status = "LocustTestStatus",
     derive = "PartialEq",
-    doc = "A distributed Locust load test: one master and N workers run as Kubernetes Jobs.",
-    printcolumn(
-        name = "Phase",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "Lifecycle phase of the test"
-    ),
-    printcolumn(
-        name = "Workers",
-        type_ = "integer",
-        json_path = ".status.expectedWorkers",
-        description = "Worker pods requested"
-    ),
-    printcolumn(
-        name = "Connected",
-        type_ = "integer",
-        json_path = ".status.connectedWorkers",
-        description = "Workers connected to the master"
-    ),
-    printcolumn(
-        name = "RPS",
-        type_ = "number",
-        json_path = ".status.live.requestsPerSecond",
-        description = "Requests per second (live while running)"
-    ),
-    printcolumn(
-        name = "FailRatio",
-        type_ = "number",
-        json_path = ".status.live.failRatio",
-        description = "Share of failed requests (live while running)"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(
-        name = "Image",
-        type_ = "string",
-        json_path = ".spec.image",
-        priority = "1",
-        description = "Locust container image"
-    )
+    doc = "A distributed Locust load test: one master and N workers run as Kubernetes Jobs."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LocustTestSpec {
