@@ -246,14 +246,12 @@ fn the_cli_agrees() {
         );
     }
     // The valid objects in one multi-document file.
-    let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("valid.yaml");
     let valid = valid_corpus();
     let text: Vec<String> = valid
         .iter()
         .map(|(_, doc)| locust_operator::yaml::to_string(doc).unwrap())
         .collect();
-    std::fs::write(&all, text.join("---\n")).unwrap();
+    let (_dir, all) = temp_file("valid.yaml", &text.join("---\n"));
     let (code, stdout) = cli_validate(&all);
     assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(
@@ -263,15 +261,22 @@ fn the_cli_agrees() {
     );
 }
 
+/// `text` in a file `name` of a new temporary directory (removed when the
+/// returned guard is dropped).
+fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
 /// A test whose mounts nest in three places: `validate` prints one line per
 /// field, each with the one mount path message, and exits 1.
 #[test]
 fn the_cli_prints_each_mount_conflict_with_the_shared_message() {
     use locust_operator::validation::rules::MOUNT_PATH_CONFLICT_MESSAGE;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("test.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = temp_file(
+        "test.yaml",
         r#"apiVersion: locust.io/v2
 kind: LocustTest
 metadata:
@@ -286,8 +291,7 @@ spec:
   volumes: [{name: data, emptyDir: {}}]
   volumeMounts: [{name: data, mountPath: /data, target: master}, {name: data, mountPath: /data/}]
 "#,
-    )
-    .unwrap();
+    );
     let (code, stdout) = cli_validate(&file);
     assert_eq!(code, Some(1), "{stdout}");
     let want: String = [
@@ -303,13 +307,10 @@ spec:
 
 #[test]
 fn the_cli_shows_where_a_file_is_not_yaml() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("test.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = temp_file(
+        "test.yaml",
         "apiVersion: locust.io/v2\nkind: LocustTest\nmetadata:\n  name: \"demo\nspec: {}\n",
-    )
-    .unwrap();
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_locust-k8s-operator"))
         .args(["validate", "-f"])
         .arg(&file)

@@ -175,60 +175,61 @@ fn every_property_has_a_description() {
 
 #[test]
 fn schemas_are_structural() {
-    let crd = crd::crd();
+    let (mut problems, mut int_or_string) = (Vec::new(), Vec::new());
+    // Every version's schema, paths prefixed with the version ("v2 .spec…").
     for version in ["v2", "v1"] {
-        let schema = schema_of(&crd, version);
-        let mut problems = Vec::new();
-        let mut int_or_string = Vec::new();
-        walk(&schema, "", &mut |path, node| {
-            if node.any_of.is_some()
-                || node.one_of.is_some()
-                || node.all_of.is_some()
-                || node.not.is_some()
-            {
-                problems.push(format!("{path}: anyOf/oneOf/allOf/not"));
-            }
-            if node.ref_path.is_some() || node.definitions.is_some() {
-                problems.push(format!("{path}: $ref/definitions"));
-            }
-            if node.pattern.is_some() {
-                // The Rust schema checks do not evaluate patterns.
-                problems.push(format!("{path}: pattern"));
-            }
-            let ios = node.x_kubernetes_int_or_string == Some(true);
-            let preserve = node.x_kubernetes_preserve_unknown_fields == Some(true);
-            if ios {
-                int_or_string.push(path.to_owned());
-                if node.type_.is_some() {
-                    problems.push(format!("{path}: int-or-string with a type"));
+        let root = format!("{version} ");
+        walk(
+            &schema_of(&crd::crd(), version),
+            &root,
+            &mut |path, node| {
+                if node.any_of.is_some()
+                    || node.one_of.is_some()
+                    || node.all_of.is_some()
+                    || node.not.is_some()
+                {
+                    problems.push(format!("{path}: anyOf/oneOf/allOf/not"));
                 }
-            } else if node.type_.is_none() && !preserve {
-                problems.push(format!("{path}: no type"));
-            }
-            if node.properties.is_some()
-                && matches!(
-                    node.additional_properties,
-                    Some(JSONSchemaPropsOrBool::Schema(_))
-                )
-            {
-                problems.push(format!("{path}: properties and additionalProperties"));
-            }
-        });
-        assert!(problems.is_empty(), "{version}: {problems:#?}");
-        if version == "v2" {
-            for quantity in [
-                ".spec.master.resources.limits{}",
-                ".spec.master.resources.requests{}",
-                ".spec.worker.resources.limits{}",
-                ".spec.worker.resources.requests{}",
-                ".spec.volumes[].emptyDir.sizeLimit",
-            ] {
-                assert!(
-                    int_or_string.iter().any(|p| p == quantity),
-                    "{quantity} is not int-or-string"
-                );
-            }
-        }
+                if node.ref_path.is_some() || node.definitions.is_some() {
+                    problems.push(format!("{path}: $ref/definitions"));
+                }
+                if node.pattern.is_some() {
+                    // The Rust schema checks do not evaluate patterns.
+                    problems.push(format!("{path}: pattern"));
+                }
+                let ios = node.x_kubernetes_int_or_string == Some(true);
+                let preserve = node.x_kubernetes_preserve_unknown_fields == Some(true);
+                if ios {
+                    int_or_string.push(path.to_owned());
+                    if node.type_.is_some() {
+                        problems.push(format!("{path}: int-or-string with a type"));
+                    }
+                } else if node.type_.is_none() && !preserve {
+                    problems.push(format!("{path}: no type"));
+                }
+                if node.properties.is_some()
+                    && matches!(
+                        node.additional_properties,
+                        Some(JSONSchemaPropsOrBool::Schema(_))
+                    )
+                {
+                    problems.push(format!("{path}: properties and additionalProperties"));
+                }
+            },
+        );
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    for quantity in [
+        "v2 .spec.master.resources.limits{}",
+        "v2 .spec.master.resources.requests{}",
+        "v2 .spec.worker.resources.limits{}",
+        "v2 .spec.worker.resources.requests{}",
+        "v2 .spec.volumes[].emptyDir.sizeLimit",
+    ] {
+        assert!(
+            int_or_string.iter().any(|p: &String| p == quantity),
+            "{quantity} is not int-or-string"
+        );
     }
 }
 
