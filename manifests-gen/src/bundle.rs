@@ -27,6 +27,10 @@ pub struct Inputs {
     pub crd: CustomResourceDefinition,
     /// The CRD as JSON.
     pub crd_value: Value,
+    /// The LocustSchedule CRD.
+    pub schedule_crd: CustomResourceDefinition,
+    /// The LocustSchedule CRD as JSON.
+    pub schedule_crd_value: Value,
     /// The LocustTest samples.
     pub samples: Vec<Sample>,
     /// operator-sdk version in use (e.g. `v1.34.1`), for the scorecard image.
@@ -38,9 +42,13 @@ impl Inputs {
     pub fn load(root: &Path) -> Result<Self, Error> {
         let crd = crate::crd::bundle_crd()?;
         let crd_value = crate::csv::sort_keys(serde_json::to_value(&crd)?);
+        let schedule_crd = crate::crd::bundle_schedule_crd()?;
+        let schedule_crd_value = crate::csv::sort_keys(serde_json::to_value(&schedule_crd)?);
         Ok(Self {
             crd,
             crd_value,
+            schedule_crd,
+            schedule_crd_value,
             samples: crate::samples::load(root)?,
             sdk_version: sdk_version(&root.join(SDK_GO_MOD))?,
         })
@@ -132,6 +140,7 @@ pub fn render(
         created_at: &release.created_at,
         edges,
         crd: &inputs.crd,
+        schedule_crd: &inputs.schedule_crd,
         alm_examples: crate::samples::alm_examples(&inputs.samples)?,
         description,
         icon_base64: crate::description::icon_base64(),
@@ -140,6 +149,10 @@ pub fn render(
     let channels = release.channels.join(",");
     let mut files = BTreeMap::new();
     files.insert(crate::CRD_PATH.to_owned(), yaml::to_yaml(&inputs.crd_value));
+    files.insert(
+        crate::SCHEDULE_CRD_PATH.to_owned(),
+        yaml::to_yaml(&inputs.schedule_crd_value),
+    );
     files.insert(crate::CSV_PATH.to_owned(), yaml::to_yaml(&csv));
     files.insert(
         crate::ANNOTATIONS_PATH.to_owned(),
@@ -167,6 +180,7 @@ pub fn render(
     // File-name order, as opm reads `manifests/`.
     let mut by_name = BTreeMap::new();
     by_name.insert(crate::CRD_PATH, inputs.crd_value.clone());
+    by_name.insert(crate::SCHEDULE_CRD_PATH, inputs.schedule_crd_value.clone());
     by_name.insert(crate::CSV_PATH, csv.clone());
     by_name.insert(crate::monitoring::SERVICE_PATH, service);
     by_name.insert(crate::monitoring::READER_ROLE_PATH, reader_role);

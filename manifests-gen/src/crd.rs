@@ -34,6 +34,12 @@ pub fn bundle_crd() -> Result<CustomResourceDefinition, Error> {
     Ok(crd)
 }
 
+/// The LocustSchedule CRD as shipped (`locust_operator::crd::try_schedule_crd()`:
+/// one version, `v1alpha1`, so no conversion).
+pub fn bundle_schedule_crd() -> Result<CustomResourceDefinition, Error> {
+    locust_operator::crd::try_schedule_crd().map_err(|e| Error::Crd(e.to_string()))
+}
+
 /// The CRD as a JSON value (what goes into the YAML file and the catalog).
 pub fn bundle_crd_value() -> Result<Value, Error> {
     Ok(serde_json::to_value(bundle_crd()?)?)

@@ -28,7 +28,9 @@ pub use crate::deployment::{
     CONTAINER_NAME, CONVERSION_PATH, DEPLOYMENT_NAME, REPLICAS, SELECTOR_LABEL, SERVICE_ACCOUNT,
     VALIDATION_PATH, webhook_port,
 };
-use crate::descriptors::{STATUS, V1_SPEC, descriptors, spec_descriptors};
+use crate::descriptors::{
+    SCHEDULE_STATUS, STATUS, V1_SPEC, descriptors, schedule_spec_descriptors, spec_descriptors,
+};
 use crate::releases::CsvEdges;
 
 /// `generateName` of the validating webhook.
@@ -83,6 +85,8 @@ pub struct CsvInputs<'a> {
     pub edges: CsvEdges,
     /// The bundle's CRD.
     pub crd: &'a CustomResourceDefinition,
+    /// The bundle's LocustSchedule CRD.
+    pub schedule_crd: &'a CustomResourceDefinition,
     /// The `alm-examples` annotation.
     pub alm_examples: String,
     /// Markdown description.
@@ -286,8 +290,12 @@ fn kind_description(schema: &Value, version: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::Crd(format!("version {version} has no description")))
 }
 
-/// The owned CRD descriptions, v2 first.
-pub fn owned_crds(crd: &CustomResourceDefinition) -> Result<Value, Error> {
+/// The owned CRD descriptions: LocustTest v2 first, then v1, then
+/// LocustSchedule.
+pub fn owned_crds(
+    crd: &CustomResourceDefinition,
+    schedule_crd: &CustomResourceDefinition,
+) -> Result<Value, Error> {
     let resources = json!([
         {"kind": "Job", "name": "", "version": "v1"},
         {"kind": "Pod", "name": "", "version": "v1"},
@@ -295,6 +303,8 @@ pub fn owned_crds(crd: &CustomResourceDefinition) -> Result<Value, Error> {
     ]);
     let v2 = version_schema(crd, "v2")?;
     let v1 = version_schema(crd, "v1")?;
+    let schedule_version = locust_operator::crd::SCHEDULE_VERSION;
+    let schedule = version_schema(schedule_crd, schedule_version)?;
     Ok(json!([
         {
             "name": locust_operator::api::CRD_NAME,
@@ -315,6 +325,16 @@ pub fn owned_crds(crd: &CustomResourceDefinition) -> Result<Value, Error> {
             "resources": resources,
             "specDescriptors": descriptors(&v1, "spec", V1_SPEC)?,
             "statusDescriptors": descriptors(&v1, "status", STATUS)?,
+        },
+        {
+            "name": locust_operator::api::SCHEDULE_CRD_NAME,
+            "version": schedule_version,
+            "kind": locust_operator::api::SCHEDULE_KIND,
+            "displayName": "Locust Schedule",
+            "description": kind_description(&schedule, schedule_version)?,
+            "resources": [{"kind": locust_operator::api::KIND, "name": "", "version": "v2"}],
+            "specDescriptors": schedule_spec_descriptors(&schedule)?,
+            "statusDescriptors": descriptors(&schedule, "status", SCHEDULE_STATUS)?,
         },
     ]))
 }
@@ -342,7 +362,7 @@ pub fn webhook_definitions() -> Value {
             "containerPort": port,
             "targetPort": port,
             "webhookPath": VALIDATION_PATH,
-            "rules": [validating_rule()],
+            "rules": validating_rules(),
             "failurePolicy": "Fail",
             "sideEffects": "None",
             "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
@@ -352,14 +372,25 @@ pub fn webhook_definitions() -> Value {
 }
 
 /// What the validating webhook is called for: creates and updates of v2
-/// LocustTests (v1 objects reach it converted).
-pub fn validating_rule() -> Value {
-    json!({
-        "apiGroups": [locust_operator::api::GROUP],
-        "apiVersions": ["v2"],
-        "resources": [locust_operator::api::PLURAL],
-        "operations": ["CREATE", "UPDATE"],
+/// LocustTests (v1 objects reach it converted) and of LocustSchedules.
+pub fn validating_rules() -> Vec<Value> {
+    [
+        ("v2", locust_operator::api::PLURAL),
+        (
+            locust_operator::crd::SCHEDULE_VERSION,
+            locust_operator::api::SCHEDULE_PLURAL,
+        ),
+    ]
+    .into_iter()
+    .map(|(version, plural)| {
+        json!({
+            "apiGroups": [locust_operator::api::GROUP],
+            "apiVersions": [version],
+            "resources": [plural],
+            "operations": ["CREATE", "UPDATE"],
+        })
     })
+    .collect()
 }
 
 /// The install modes: AllNamespaces only (the operator watches every
@@ -427,7 +458,7 @@ pub fn csv(inputs: &CsvInputs<'_>) -> Result<Value, Error> {
         ],
         "maintainers": [{"name": "Abdelrhman Hamouda", "email": "abdelrhman.ahmed@outlook.com"}],
         "provider": {"name": "Abdelrhman Hamouda", "url": "https://github.com/AbdelrhmanHamouda"},
-        "customresourcedefinitions": {"owned": owned_crds(inputs.crd)?},
+        "customresourcedefinitions": {"owned": owned_crds(inputs.crd, inputs.schedule_crd)?},
         "installModes": install_modes(),
         "install": {
             "strategy": "deployment",
@@ -488,6 +519,7 @@ mod tests {
 
     fn test_csv() -> Value {
         let crd = crate::crd::bundle_crd().unwrap();
+        let schedule_crd = crate::crd::bundle_schedule_crd().unwrap();
         let version = Version::new(2, 0, 0);
         let channels = vec!["alpha".to_owned(), "stable".to_owned()];
         let samples = crate::samples::load(&crate::workspace_root()).unwrap();
@@ -502,6 +534,7 @@ mod tests {
                 skip_range: "<2.0.0".to_owned(),
             },
             crd: &crd,
+            schedule_crd: &schedule_crd,
             alm_examples: crate::samples::alm_examples(&samples).unwrap(),
             description: "text\n".to_owned(),
             icon_base64: crate::description::icon_base64(),
@@ -555,7 +588,10 @@ mod tests {
         );
         assert_eq!(
             val["rules"],
-            json!([{"apiGroups": ["locust.io"], "apiVersions": ["v2"], "resources": ["locusttests"], "operations": ["CREATE", "UPDATE"]}])
+            json!([
+                {"apiGroups": ["locust.io"], "apiVersions": ["v2"], "resources": ["locusttests"], "operations": ["CREATE", "UPDATE"]},
+                {"apiGroups": ["locust.io"], "apiVersions": ["v1alpha1"], "resources": ["locustschedules"], "operations": ["CREATE", "UPDATE"]},
+            ])
         );
     }
 
@@ -669,7 +705,14 @@ mod tests {
         let owned = csv["spec"]["customresourcedefinitions"]["owned"]
             .as_array()
             .unwrap();
-        assert_eq!(owned.len(), 2);
+        assert_eq!(owned.len(), 3);
+        let schedule = &owned[2];
+        assert_eq!(
+            (schedule["version"].as_str(), schedule["kind"].as_str()),
+            (Some("v1alpha1"), Some("LocustSchedule"))
+        );
+        assert_eq!(schedule["name"], "locustschedules.locust.io");
+        assert_eq!(schedule["resources"][0]["kind"], "LocustTest");
         let v2 = &owned[0];
         assert_eq!(
             (v2["version"].as_str(), v2["kind"].as_str()),

@@ -174,6 +174,70 @@ pub const STATUS: &[Descriptor] = &[
     ),
 ];
 
+/// The LocustSchedule spec. `template` is one advanced section: its `spec`
+/// is a whole LocustTest spec, described by the LocustTest's own descriptors.
+pub const SCHEDULE_SPEC: &[Descriptor] = &[
+    d("schedule", "Schedule", &[TEXT]),
+    d("timeZone", "Time Zone", &[TEXT]),
+    d(
+        "concurrencyPolicy",
+        "Concurrency Policy",
+        &[
+            "urn:alm:descriptor:com.tectonic.ui:select:Allow",
+            "urn:alm:descriptor:com.tectonic.ui:select:Forbid",
+            "urn:alm:descriptor:com.tectonic.ui:select:Replace",
+        ],
+    ),
+    d("suspend", "Suspend", &[BOOLEAN]),
+    d(
+        "startingDeadlineSeconds",
+        "Starting Deadline (seconds)",
+        &[NUMBER],
+    ),
+    d(
+        "successfulTestsHistoryLimit",
+        "Successful Tests to Keep",
+        &[NUMBER],
+    ),
+    d("failedTestsHistoryLimit", "Failed Tests to Keep", &[NUMBER]),
+    d("template", "Test Template", &[ADVANCED]),
+];
+
+/// The LocustSchedule status.
+pub const SCHEDULE_STATUS: &[Descriptor] = &[
+    d("conditions", "Conditions", &[CONDITIONS]),
+    d("lastScheduleTime", "Last Schedule Time", &[TIMESTAMP]),
+    d("nextScheduleTime", "Next Schedule Time", &[TIMESTAMP]),
+    d("activeCount", "Active Tests", &[STATUS_TEXT]),
+    d("lastResult", "Last Result", &[PHASE]),
+];
+
+/// The `specDescriptors` of the LocustSchedule: [`SCHEDULE_SPEC`], after the
+/// same coverage check as [`spec_descriptors`] (no opt-outs).
+pub fn schedule_spec_descriptors(schema: &Value) -> Result<Value, Error> {
+    covered(schema, "LocustSchedule", SCHEDULE_SPEC, &[])?;
+    descriptors(schema, "spec", SCHEDULE_SPEC)
+}
+
+/// An error naming the `kind`'s spec paths that `table` and `opt_outs` leave
+/// without a descriptor ([`uncovered`]).
+fn covered(
+    schema: &Value,
+    kind: &str,
+    table: &[Descriptor],
+    opt_outs: &[(&str, &str)],
+) -> Result<(), Error> {
+    let missing = uncovered(schema, "spec", table, opt_outs);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Crd(format!(
+        "{kind} spec paths without a CSV descriptor: {}; add each to the kind's table in \
+         manifests-gen/src/descriptors.rs (or to its opt-outs with the reason)",
+        missing.join(", "),
+    )))
+}
+
 /// The descriptors of `root` (`spec` or `status`) with descriptions from
 /// `schema`. A path the schema lacks (a renamed field) is an error.
 pub fn descriptors(schema: &Value, root: &str, table: &[Descriptor]) -> Result<Value, Error> {
@@ -205,14 +269,7 @@ pub fn descriptors(schema: &Value, root: &str, table: &[Descriptor]) -> Result<V
 /// The `specDescriptors` of the v2 entry: [`V2_SPEC`], after checking that
 /// every v2 spec path is covered ([`uncovered`] with [`V2_SPEC_OPT_OUTS`]).
 pub fn spec_descriptors(v2_schema: &Value) -> Result<Value, Error> {
-    let missing = uncovered(v2_schema, "spec", V2_SPEC, V2_SPEC_OPT_OUTS);
-    if !missing.is_empty() {
-        return Err(Error::Crd(format!(
-            "v2 spec paths without a CSV descriptor: {}; add each to descriptors::V2_SPEC \
-             (or to V2_SPEC_OPT_OUTS with the reason)",
-            missing.join(", ")
-        )));
-    }
+    covered(v2_schema, "LocustTest v2", V2_SPEC, V2_SPEC_OPT_OUTS)?;
     descriptors(v2_schema, "spec", V2_SPEC)
 }
 

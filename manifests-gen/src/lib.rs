@@ -56,6 +56,8 @@ pub const DEFAULT_CHANNEL: &str = "stable";
 
 /// Relative path of the CRD manifest.
 pub const CRD_PATH: &str = "bundle/manifests/locust.io_locusttests.yaml";
+/// Relative path of the LocustSchedule CRD manifest.
+pub const SCHEDULE_CRD_PATH: &str = "bundle/manifests/locust.io_locustschedules.yaml";
 /// Relative path of the ClusterServiceVersion.
 pub const CSV_PATH: &str = "bundle/manifests/locust-k8s-operator.clusterserviceversion.yaml";
 /// Relative path of the bundle annotations.

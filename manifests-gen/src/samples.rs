@@ -1,5 +1,5 @@
-//! The example LocustTests of `operator/samples/` — the same files the tests
-//! apply — which become the CSV's `alm-examples`.
+//! The example LocustTests and LocustSchedules of `operator/samples/` — the
+//! same files the tests apply — which become the CSV's `alm-examples`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use crate::Error;
 /// Directory of the samples, relative to the workspace root.
 pub const SAMPLES_DIR: &str = "operator/samples";
 
-/// One LocustTest sample.
+/// One LocustTest or LocustSchedule sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     /// File it came from.
@@ -29,9 +29,10 @@ impl Sample {
     }
 }
 
-/// Every `LocustTest` in `<root>/operator/samples/*.yaml` (other kinds, such
-/// as the demo ConfigMap, are skipped). Order: the storage version (`v2`)
-/// first, then by file name, so the console offers the current API first.
+/// Every `LocustTest` and `LocustSchedule` in `<root>/operator/samples/*.yaml`
+/// (other kinds, such as the demo ConfigMap, are skipped). Order: the
+/// LocustTest storage version (`v2`) first, then by file name, so the console
+/// offers the current API first.
 pub fn load(root: &Path) -> Result<Vec<Sample>, Error> {
     let dir = root.join(SAMPLES_DIR);
     let mut paths = Vec::new();
@@ -56,8 +57,11 @@ pub fn load(root: &Path) -> Result<Vec<Sample>, Error> {
                 .and_then(Value::as_str)
                 .and_then(|a| a.split_once('/'))
                 .map(|(g, _)| g);
-            if kind == Some(locust_operator::api::KIND)
-                && group == Some(locust_operator::api::GROUP)
+            let ours = [
+                locust_operator::api::KIND,
+                locust_operator::api::SCHEDULE_KIND,
+            ];
+            if kind.is_some_and(|k| ours.contains(&k)) && group == Some(locust_operator::api::GROUP)
             {
                 samples.push(Sample {
                     path: path.clone(),
@@ -91,8 +95,12 @@ mod tests {
     fn loads_both_versions_and_skips_the_configmap() {
         let samples = load(&crate::workspace_root()).unwrap();
         let versions: Vec<&str> = samples.iter().map(Sample::api_version).collect();
-        assert_eq!(versions, vec!["locust.io/v2", "locust.io/v1"]);
-        assert!(samples.iter().all(|s| s.object["kind"] == "LocustTest"));
+        // v2 first, then by file name: locustschedule.yaml, locusttest-v1.yaml.
+        assert_eq!(
+            versions,
+            vec!["locust.io/v2", "locust.io/v1alpha1", "locust.io/v1"]
+        );
+        assert!(samples.iter().all(|s| s.object["kind"] != "ConfigMap"));
     }
 
     #[test]
@@ -108,6 +116,12 @@ mod tests {
                 }
                 "locust.io/v1" => {
                     serde_json::from_value::<locust_operator::api::v1::LocustTest>(
+                        s.object.clone(),
+                    )
+                    .unwrap();
+                }
+                locust_operator::api::SCHEDULE_API_VERSION => {
+                    serde_json::from_value::<locust_operator::api::LocustSchedule>(
                         s.object.clone(),
                     )
                     .unwrap();

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use manifests_gen::{
     ANNOTATIONS_PATH, CATALOG_PATH, CRD_PATH, CSV_PATH, DOCKERFILE_PATH, Generated, Options,
-    SCORECARD_PATH, chart, check, generate, monitoring, parse_bundle_digest, parse_extra_release,
-    workspace_root, write,
+    SCHEDULE_CRD_PATH, SCORECARD_PATH, chart, check, generate, monitoring, parse_bundle_digest,
+    parse_extra_release, workspace_root, write,
 };
 use serde_json::Value;
 
@@ -67,6 +67,7 @@ fn generates_every_file_deterministically() {
     let mut expected = vec![
         ANNOTATIONS_PATH,
         CRD_PATH,
+        SCHEDULE_CRD_PATH,
         CSV_PATH,
         SCORECARD_PATH,
         DOCKERFILE_PATH,
@@ -86,6 +87,7 @@ fn generates_every_file_deterministically() {
         "templates/_helpers.tpl",
         "templates/NOTES.txt",
         "templates/crd.yaml",
+        "templates/crd-locustschedules.yaml",
         "templates/deployment.yaml",
         "templates/serviceaccount.yaml",
         "templates/clusterrole.yaml",
@@ -245,14 +247,14 @@ fn hypothetical_next_releases() {
                 .iter()
                 .any(|p| p["type"] == "olm.package" && p["value"]["version"] == version)
         );
-        assert_eq!(props.iter().filter(|p| p["type"] == "olm.gvk").count(), 2);
+        assert_eq!(props.iter().filter(|p| p["type"] == "olm.gvk").count(), 3);
         assert_eq!(
             props
                 .iter()
                 .filter(|p| p["type"] == "olm.bundle.object")
                 .count(),
-            4,
-            "CRD, CSV, metrics Service, metrics-reader ClusterRole"
+            5,
+            "2 CRDs, CSV, metrics Service, metrics-reader ClusterRole"
         );
     }
     let package = docs.iter().find(|d| d["schema"] == "olm.package").unwrap();

@@ -35,7 +35,16 @@ pub fn workspace_root() -> PathBuf {
 
 /// The CRD exactly as the generator wrote it into the bundle.
 pub fn bundle_crd() -> Result<CustomResourceDefinition> {
-    let path = workspace_root().join("bundle/manifests/locust.io_locusttests.yaml");
+    bundle_file_crd(manifests_gen::CRD_PATH)
+}
+
+/// The LocustSchedule CRD exactly as the generator wrote it into the bundle.
+pub fn bundle_schedule_crd() -> Result<CustomResourceDefinition> {
+    bundle_file_crd(manifests_gen::SCHEDULE_CRD_PATH)
+}
+
+fn bundle_file_crd(relative: &str) -> Result<CustomResourceDefinition> {
+    let path = workspace_root().join(relative);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (run `make generate`)", path.display()))?;
     crate::yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
@@ -555,6 +564,7 @@ pub async fn http_get(net: &ClusterNet, port: u16, path: &str) -> Result<(u16, S
 pub async fn install_operator_prereqs(cluster: &Cluster) -> Result<PathBuf> {
     let client = cluster.admin_client();
     install_crd(&client, &crd_without_webhook(bundle_crd()?)).await?;
+    install_crd(&client, &bundle_schedule_crd()?).await?;
     install_rbac(&client).await?;
     operator_kubeconfig(cluster, SERVICE_ACCOUNT).await
 }
@@ -729,13 +739,16 @@ pub async fn install_local_validating_webhook(client: &Client, port: u16, ca: &s
             failure_policy: Some("Fail".into()),
             side_effects: "None".into(),
             timeout_seconds: Some(10),
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["locust.io".into()]),
-                api_versions: Some(vec!["v2".into()]),
-                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-                resources: Some(vec!["locusttests".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
+            rules: Some(
+                manifests_gen::csv::validating_rules()
+                    .into_iter()
+                    .map(|rule| {
+                        let mut rule: RuleWithOperations = serde_json::from_value(rule)?;
+                        rule.scope = Some("Namespaced".into());
+                        Ok(rule)
+                    })
+                    .collect::<Result<_>>()?,
+            ),
             ..ValidatingWebhook::default()
         }]),
     };

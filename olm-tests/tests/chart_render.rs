@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use clap::Parser;
+use locust_operator::api::CRD_NAME;
 use locust_operator::config::OperatorConfig;
 use olm_tests::operator::workspace_root;
 use serde_json::{Value, json};
@@ -684,7 +685,7 @@ fn upstream_v2_values_render_as_documented() {
     assert_eq!(cm["data"]["config.yaml"], config);
 
     // The CRD converts through the webhook Service of this release.
-    let crd = one_of(&docs, "CustomResourceDefinition");
+    let crd = find(&docs, "CustomResourceDefinition", CRD_NAME);
     assert_eq!(
         crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"],
         json!({"name": "locust-operator-webhook", "namespace": ns, "path": "/convert", "port": 443})
@@ -749,7 +750,7 @@ fn webhook_disabled() {
     assert_eq!(flag(&args, "webhook-cert-mode"), Some("self-managed"));
     // Conversion still needs the webhook server and its Service.
     let svc = find(&docs, "Service", WEBHOOK_SVC);
-    let crd = one_of(&docs, "CustomResourceDefinition");
+    let crd = find(&docs, "CustomResourceDefinition", CRD_NAME);
     assert_eq!(crd["spec"]["conversion"]["strategy"], "Webhook");
     assert_eq!(
         crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["name"],
@@ -835,7 +836,7 @@ fn cert_manager() {
     assert_eq!(mount["mountPath"], cert_dir, "{mount}");
 
     let inject = format!("{NAMESPACE}/{}", name(cert));
-    let crd = one_of(&docs, "CustomResourceDefinition");
+    let crd = find(&docs, "CustomResourceDefinition", CRD_NAME);
     let vwc = one_of(&docs, "ValidatingWebhookConfiguration");
     for o in [crd, vwc] {
         assert_eq!(
@@ -910,19 +911,25 @@ fn crds_not_kept() {
     let Some((helm, docs)) = render_set("crds_not_kept", "crds.keep=false") else {
         return;
     };
-    let crd = one_of(&docs, "CustomResourceDefinition");
-    assert!(
-        crd["metadata"]["annotations"]
-            .get("helm.sh/resource-policy")
-            .is_none(),
-        "{}",
-        crd["metadata"]
-    );
+    // Both CRDs follow crds.keep.
+    let crds = all_of(&docs, "CustomResourceDefinition");
+    assert_eq!(crds.len(), 2, "{}", listing(&docs));
+    for crd in crds {
+        assert!(
+            crd["metadata"]["annotations"]
+                .get("helm.sh/resource-policy")
+                .is_none(),
+            "{}",
+            crd["metadata"]
+        );
+    }
     let kept = helm.render("defaults", &[]);
-    assert_eq!(
-        one_of(&kept, "CustomResourceDefinition")["metadata"]["annotations"]["helm.sh/resource-policy"],
-        "keep"
-    );
+    for crd in all_of(&kept, "CustomResourceDefinition") {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
 }
 
 #[test]

@@ -24,8 +24,26 @@ pub const CLUSTER: &[Permission] = &[
     Permission {
         api_group: "locust.io",
         resources: &["locusttests"],
+        verbs: &["list", "watch", "create", "delete"],
+        why: "controller: watch LocustTests (never reads one by name, never writes their spec); schedules: create the test of each due time, delete a replaced test and those past the history limits",
+    },
+    Permission {
+        api_group: "locust.io",
+        resources: &["locustschedules"],
         verbs: &["list", "watch"],
-        why: "controller: watch LocustTests (never reads one by name, never writes their spec)",
+        why: "schedule controller: watch LocustSchedules (never writes their spec)",
+    },
+    Permission {
+        api_group: "locust.io",
+        resources: &["locustschedules/status"],
+        verbs: &["patch"],
+        why: "schedule controller: report last and next schedule times, active tests, last results and conditions",
+    },
+    Permission {
+        api_group: "locust.io",
+        resources: &["locustschedules/finalizers"],
+        verbs: &["update"],
+        why: "schedule controller: created tests carry blockOwnerDeletion owner references, which OwnerReferencesPermissionEnforcement (OpenShift) only allows with this",
     },
     Permission {
         api_group: "locust.io",

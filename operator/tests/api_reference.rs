@@ -5,8 +5,10 @@
 
 use std::fmt::Write as _;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
-use locust_operator::crd::crd;
+use locust_operator::crd::{SCHEDULE_VERSION, crd, schedule_crd};
+use locust_operator::validation::schedule_rules::SCHEDULE_RULES;
 use locust_operator::validation::{RULES, V1_RULES};
 
 /// Fields whose type is a core Kubernetes type, by `version:path`:
@@ -32,6 +34,19 @@ const CORE_TYPES: &[(&str, &str)] = &[
     ("v2:status.conditions", "[]meta/v1 Condition"),
     ("v1:spec.tolerations", "[]core/v1 Toleration"),
     ("v1:status.conditions", "[]meta/v1 Condition"),
+    (
+        "v1alpha1:spec.template.spec",
+        "LocustTest v2 `spec` (above)",
+    ),
+    ("v1alpha1:status.conditions", "[]meta/v1 Condition"),
+    (
+        "v1alpha1:status.lastSuccessfulTest.result",
+        "LocustTest v2 `status.result` (above)",
+    ),
+    (
+        "v1alpha1:status.lastFailedTest.result",
+        "LocustTest v2 `status.result` (above)",
+    ),
 ];
 
 fn core_type(version: &str, path: &str) -> Option<&'static str> {
@@ -133,8 +148,7 @@ fn walk(out: &mut String, version: &str, path: &str, s: &JSONSchemaProps, requir
     }
 }
 
-fn version_section(out: &mut String, version: &str) {
-    let crd = crd();
+fn version_section(out: &mut String, crd: &CustomResourceDefinition, version: &str) {
     let Some(v) = crd.spec.versions.iter().find(|v| v.name == version) else {
         panic!("no version {version}");
     };
@@ -193,7 +207,7 @@ fn render() -> String {
          Fields typed as core Kubernetes types (`core/v1 Volume`, `EnvVar`, `Affinity`, ...) accept \
          exactly what a Pod accepts.\n\n## `locust.io/v2`\n",
     );
-    version_section(&mut out, "v2");
+    version_section(&mut out, &crd(), "v2");
     out.push_str("\n### Validation rules (v2)\n\nEnforced by the API server (CEL, in the CRD) and by the validating webhook, with the same messages:\n\n| Rule | Field | Message |\n|---|---|---|\n");
     for r in RULES {
         let _ = writeln!(out, "| `{}` | `{}` | {} |", r.id, r.field, clean(r.message));
@@ -204,7 +218,7 @@ fn render() -> String {
     );
     out.push_str(MOUNT_PATHS);
     out.push_str("\n## `locust.io/v1` (deprecated)\n");
-    version_section(&mut out, "v1");
+    version_section(&mut out, &crd(), "v1");
     out.push_str("\n### Validation rules (v1)\n\n| Rule | Field | Message |\n|---|---|---|\n");
     for r in V1_RULES {
         let _ = writeln!(out, "| `{}` | `{}` | {} |", r.id, r.field, clean(r.message));
@@ -226,6 +240,19 @@ fn render() -> String {
          | — | every other v2 field takes its default |\n\n\
          Convert manifests with `locust-k8s-operator convert -f old.yaml --to v2`.\n",
     );
+    out.push_str(
+        "\n# API reference: `LocustSchedule` (`locust.io/v1alpha1`)\n\n\
+         Kind `LocustSchedule`, plural `locustschedules`, short name `loschedule`, category `locust`, \
+         namespaced, one version (`v1alpha1`). A schedule creates a LocustTest from `spec.template` at \
+         every time `spec.schedule` names, like a CronJob creates Jobs: see docs/schedules.md. \
+         `spec.template.spec` is a whole v2 LocustTest spec, validated by every v2 rule above \
+         (reported under `spec.template.spec`).\n",
+    );
+    version_section(&mut out, &schedule_crd(), SCHEDULE_VERSION);
+    out.push_str("\n### Validation rules (v1alpha1)\n\nEnforced by the API server (CEL) and by the validating webhook, with the same messages; the webhook and `locust-k8s-operator validate -f` also parse `spec.schedule` and look up `spec.timeZone` in the IANA database:\n\n| Rule | Field | Message |\n|---|---|---|\n");
+    for r in SCHEDULE_RULES {
+        let _ = writeln!(out, "| `{}` | `{}` | {} |", r.id, r.field, clean(r.message));
+    }
     out
 }
 
@@ -256,6 +283,8 @@ const CORE_TYPE_MARKERS: &[(&str, &str)] = &[
     ("core/v1 PodSecurityContext", "fsGroup"),
     ("core/v1 Volume", "configMap"),
     ("meta/v1 Condition", "lastTransitionTime"),
+    ("LocustTest v2 `spec` (above)", "worker"),
+    ("LocustTest v2 `status.result` (above)", "totalRequests"),
 ];
 
 fn schema_at<'a>(root: &'a JSONSchemaProps, path: &str) -> Option<&'a JSONSchemaProps> {
@@ -272,13 +301,12 @@ fn items(s: &JSONSchemaProps) -> Option<&JSONSchemaProps> {
 
 #[test]
 fn core_typed_fields_have_the_core_types_schema() {
-    let crd = crd();
+    let crds = [crd(), schedule_crd()];
     for (key, ty) in CORE_TYPES {
         let (version, path) = key.split_once(':').expect("version:path");
-        let root = crd
-            .spec
-            .versions
+        let root = crds
             .iter()
+            .flat_map(|crd| &crd.spec.versions)
             .find(|v| v.name == *version)
             .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
             .unwrap_or_else(|| panic!("no schema for {version}"));

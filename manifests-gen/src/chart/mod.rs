@@ -550,8 +550,10 @@ fn validating_webhook(version: &Version) -> Doc {
     let mut meta = metadata(&mut m, version, name, false);
     meta["HXANN"] = inject_ca(&mut m, None);
     let (svc, ns) = (suffixed(&mut m, "webhook"), namespace(&mut m));
-    let mut rule = crate::csv::validating_rule();
-    rule["scope"] = json!("Namespaced");
+    let mut rules = crate::csv::validating_rules();
+    for rule in &mut rules {
+        rule["scope"] = json!("Namespaced");
+    }
     let webhook = json!({
         "name": locust_operator::webhook::VALIDATING_WEBHOOK_NAME,
         "admissionReviewVersions": ["v1"],
@@ -559,7 +561,7 @@ fn validating_webhook(version: &Version) -> Doc {
         "failurePolicy": "Fail",
         "sideEffects": "None",
         "timeoutSeconds": crate::csv::WEBHOOK_TIMEOUT_SECONDS,
-        "rules": [rule],
+        "rules": rules,
     });
     Doc::new(
         "validatingwebhookconfiguration.yaml",
@@ -599,6 +601,38 @@ fn crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
     Ok(Doc::new("crd.yaml", None, object, m))
 }
 
+/// The LocustSchedule CRD: one version, no conversion, so no CA to inject;
+/// kept on uninstall like the LocustTest CRD (`crds.keep`).
+fn schedule_crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
+    let mut m = Markers::default();
+    let crd = locust_operator::crd::try_schedule_crd().map_err(|e| Error::Crd(e.to_string()))?;
+    let mut object = serde_json::to_value(&crd)?;
+    let keep = at(values, "crds.keep").as_bool() == Some(true);
+    let annotations = m.lines(
+        vec![
+            "{{- if .Values.crds.keep }}".to_owned(),
+            "annotations:".to_owned(),
+            "  helm.sh/resource-policy: keep".to_owned(),
+            "{{- end }}".to_owned(),
+        ],
+        if keep {
+            vec![
+                "annotations:".to_owned(),
+                "  helm.sh/resource-policy: keep".to_owned(),
+            ]
+        } else {
+            Vec::new()
+        },
+    );
+    let labels = m.include_with_values("labels", "labels", None, &labels(version));
+    object["metadata"] = json!({
+        "name": locust_operator::api::SCHEDULE_CRD_NAME,
+        "labels": labels,
+        "HXANN": annotations,
+    });
+    Ok(Doc::new("crd-locustschedules.yaml", None, object, m))
+}
+
 fn pdb(version: &Version) -> Doc {
     let mut m = Markers::default();
     let name = fullname(&mut m);
@@ -635,7 +669,11 @@ fn pdb(version: &Version) -> Doc {
 
 /// Every template, in the order `install.yaml` lists them.
 fn docs(values: &Value, version: &Version) -> Result<Vec<Doc>, Error> {
-    let mut docs = vec![crd_doc(version, values)?, service_account_doc(version)];
+    let mut docs = vec![
+        crd_doc(version, values)?,
+        schedule_crd_doc(version, values)?,
+        service_account_doc(version),
+    ];
     docs.extend(rbac_docs(version)?);
     docs.push(webhook_service(version, values));
     docs.extend(metrics_docs(version, values));

@@ -181,15 +181,16 @@ fn unsupported(field: &str, got: &str, supported: &[&str]) -> Violation {
     )
 }
 
-/// What the validating webhook checks of the object in a `locust.io/v2`
-/// admission request: [`validate_value`] (schema, every CEL rule and every
+/// What the validating webhook checks of the object in an admission request
+/// for `api_version` `kind` (`locust.io/v2` LocustTest or `locust.io/v1alpha1`
+/// LocustSchedule): [`validate_value`] (schema, every CEL rule and every
 /// webhook-only rule, nulls pruned as the API server prunes them, decoding
 /// errors naming the field), with the request's version and kind standing in
 /// when the object omits them. The webhook and the CLI thus agree.
-pub fn validate_admitted_v2(value: &Value) -> Vec<Violation> {
+pub fn validate_admitted(value: &Value, api_version: &str, kind: &str) -> Vec<Violation> {
     let mut value = value.clone();
     if let Some(map) = value.as_object_mut() {
-        for (key, default) in [("apiVersion", V2_API_VERSION), ("kind", crate::api::KIND)] {
+        for (key, default) in [("apiVersion", api_version), ("kind", kind)] {
             if map
                 .get(key)
                 .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
@@ -199,6 +200,11 @@ pub fn validate_admitted_v2(value: &Value) -> Vec<Violation> {
         }
     }
     validate_value(&value)
+}
+
+/// [`validate_admitted`] of a `locust.io/v2` LocustTest.
+pub fn validate_admitted_v2(value: &Value) -> Vec<Violation> {
+    validate_admitted(value, V2_API_VERSION, crate::api::KIND)
 }
 
 /// Decodes `value` like the API server would see it and runs the rules. Like

@@ -19,7 +19,14 @@
 //!   request that originated from a v1 call (`requestKind` v1, matchPolicy
 //!   Equivalent) is validated and carries the same warning;
 //! - DELETE and CONNECT: allowed;
-//! - any other group or kind: denied with code 400.
+//!
+//! and for `LocustSchedule` requests (`v1alpha1`; schedules may change):
+//! - CREATE, and UPDATE with a changed spec: allowed iff [`validate_admitted`]
+//!   finds no violation (the schedule's rules, its cron expression and time
+//!   zone, and every LocustTest rule on its template's spec);
+//! - anything else: allowed;
+//!
+//! and any other group or kind: denied with code 400.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,11 +39,11 @@ use kube::core::{DynamicObject, Status};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use crate::api::{GROUP, KIND};
+use crate::api::{GROUP, KIND, SCHEDULE_API_VERSION, SCHEDULE_KIND};
 use crate::conversion::{V1_API_VERSION, convert_value};
 // The served versions: v2 is validated, v1 only warned about.
 use crate::crd::{DEPRECATED_VERSION as V1, STORAGE_VERSION as V2};
-use crate::validation::{Violation, validate_admitted_v2};
+use crate::validation::{Violation, validate_admitted, validate_admitted_v2};
 
 /// Warning returned for requests about deprecated `locust.io/v1` objects.
 pub use crate::api::v1::DEPRECATION_WARNING;
@@ -211,11 +218,14 @@ pub fn invalid_status(name: &str, violations: &[Violation]) -> Status {
 /// Decides one admission request (see the module docs).
 pub fn admit(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     let mut resp = AdmissionResponse::from(req);
+    if req.kind.group == GROUP && req.kind.kind == SCHEDULE_KIND {
+        return admit_schedule(req, resp);
+    }
     if req.kind.group != GROUP || req.kind.kind != KIND {
         return bad_request(
             resp,
             format!(
-                "this webhook validates {GROUP} {KIND} only, got {}/{} {}",
+                "this webhook validates {GROUP} {KIND} and {SCHEDULE_KIND} only, got {}/{} {}",
                 req.kind.group, req.kind.version, req.kind.kind
             ),
         );
@@ -271,17 +281,67 @@ pub fn admit(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     // the field.
     let violations = validate_admitted_v2(&value);
     if !violations.is_empty() {
-        let name = if req.name.is_empty() {
-            object.metadata.name.clone().unwrap_or_default()
-        } else {
-            req.name.clone()
-        };
-        return deny(resp, invalid_status(&name, &violations));
+        return deny(
+            resp,
+            invalid_status(&request_name(req, object), &violations),
+        );
     }
     if spec_changed {
         add_warning(&mut resp, IMMUTABLE_SPEC_WARNING);
     }
     resp
+}
+
+/// The name of the object a request is about.
+fn request_name(req: &AdmissionRequest<DynamicObject>, object: &DynamicObject) -> String {
+    if req.name.is_empty() {
+        object.metadata.name.clone().unwrap_or_default()
+    } else {
+        req.name.clone()
+    }
+}
+
+/// Decides a LocustSchedule request (see the module docs).
+fn admit_schedule(
+    req: &AdmissionRequest<DynamicObject>,
+    resp: AdmissionResponse,
+) -> AdmissionResponse {
+    let version = SCHEDULE_API_VERSION.rsplit('/').next().unwrap_or_default();
+    if req.kind.version != version {
+        let got = &req.kind.version;
+        return bad_request(
+            resp,
+            format!("unsupported {GROUP} {SCHEDULE_KIND} version {got:?}"),
+        );
+    }
+    let Some(object) = req.object.as_ref() else {
+        return resp;
+    };
+    let spec_changed = match &req.old_object {
+        Some(old) => old.data.get("spec") != object.data.get("spec"),
+        None => true,
+    };
+    let checked = matches!(req.operation, Operation::Create)
+        || (req.operation == Operation::Update && spec_changed);
+    if !checked || object.metadata.deletion_timestamp.is_some() {
+        return resp;
+    }
+    let violations = match serde_json::to_value(object) {
+        Ok(value) => validate_admitted(&value, SCHEDULE_API_VERSION, SCHEDULE_KIND),
+        Err(err) => {
+            let message =
+                format!("object is not a valid {SCHEDULE_API_VERSION} {SCHEDULE_KIND}: {err}");
+            return deny(resp, Status::failure(&message, "Invalid").with_code(422));
+        }
+    };
+    if violations.is_empty() {
+        resp
+    } else {
+        deny(
+            resp,
+            invalid_status(&request_name(req, object), &violations),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +387,68 @@ mod tests {
         });
         let review: AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
         review.try_into().unwrap()
+    }
+
+    /// A LocustSchedule request: the sample schedule with `schedule`.
+    fn schedule_request(
+        operation: &str,
+        schedule: &str,
+        old: Option<&str>,
+    ) -> AdmissionRequest<DynamicObject> {
+        let object = |cron: &str| {
+            json!({
+                "apiVersion": SCHEDULE_API_VERSION,
+                "kind": SCHEDULE_KIND,
+                "metadata": {"name": "nightly", "namespace": "ns"},
+                "spec": {"schedule": cron, "template": {"spec": v2_object(1)["spec"].clone()}}
+            })
+        };
+        let mut review = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"group": GROUP, "version": "v1alpha1", "kind": SCHEDULE_KIND},
+                "resource": {"group": GROUP, "version": "v1alpha1", "resource": "locustschedules"},
+                "name": "nightly",
+                "namespace": "ns",
+                "operation": operation,
+                "userInfo": {},
+                "object": object(schedule),
+            }
+        });
+        if let Some(old) = old {
+            review["request"]["oldObject"] = object(old);
+        }
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
+        review.try_into().unwrap()
+    }
+
+    #[test]
+    fn schedules_are_validated_on_create_and_on_spec_changes() {
+        let ok = admit(&schedule_request("CREATE", "30 2 * * 1-5", None));
+        assert!(ok.allowed, "{}", ok.result.message);
+        assert!(ok.warnings.is_none(), "schedules may change: no warning");
+        let bad = admit(&schedule_request("CREATE", "61 * * * *", None));
+        assert!(!bad.allowed);
+        assert_eq!(bad.result.code, 422);
+        assert!(
+            bad.result.message.contains(
+                "spec.schedule: not a valid cron schedule: minute: 61 is out of range 0-59"
+            ),
+            "{}",
+            bad.result.message
+        );
+        let changed = admit(&schedule_request("UPDATE", "61 * * * *", Some("@daily")));
+        assert!(!changed.allowed);
+        // An update that leaves the spec alone (a run-now annotation, say) is
+        // not checked again: an object admitted under older rules stays editable.
+        let unchanged = admit(&schedule_request(
+            "UPDATE",
+            "61 * * * *",
+            Some("61 * * * *"),
+        ));
+        assert!(unchanged.allowed);
     }
 
     #[test]
