@@ -20,6 +20,23 @@ use hyper::{Request, StatusCode};
 
 use crate::server::{self, BindError, HttpResponse, reject_unless_get, text_response};
 
+/// Awaits `ready` (a fresh future each attempt) in short slices until it
+/// resolves, and returns what it resolved to. A reflector store's readiness
+/// signal wakes only its most recent waiter (a kube-runtime `Controller`
+/// waits on its own store too), so one long await could miss the wake-up.
+pub async fn poll_ready<F, Fut>(mut ready: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let slice = std::time::Duration::from_millis(25);
+    loop {
+        if let Ok(done) = tokio::time::timeout(slice, ready()).await {
+            return done;
+        }
+    }
+}
+
 /// Liveness path: 200 while the process runs.
 pub const HEALTHZ_PATH: &str = "/healthz";
 /// Readiness path: 200 only while [`Readiness::is_ready`].

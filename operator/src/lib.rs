@@ -23,6 +23,8 @@
 //! - [`rbac`]: the permissions the operator needs, declared next to the code;
 //! - [`schedule`]: the schedule arithmetic of `LocustSchedule` (cron
 //!   expressions, time zones, missed starts), pure and clock-injected;
+//! - [`schedule_controller`]: the LocustSchedule controller (a pure decision
+//!   core, its reconcile and watches), started with [`controller`];
 //! - [`yaml`]: every YAML read and write (the CLI, tests, fuzz targets).
 
 pub mod api;
@@ -41,6 +43,7 @@ pub mod rbac;
 pub mod resources;
 pub mod role;
 pub mod schedule;
+pub mod schedule_controller;
 pub mod server;
 pub mod stats;
 pub mod test_metrics;

@@ -12,7 +12,10 @@ pub mod vocabulary;
 pub use schedule::{LocustSchedule, LocustScheduleSpec};
 pub use status::{LocustTestStatus, Phase, TestResult};
 pub use v2::{LocustTest, LocustTestSpec};
-pub use vocabulary::{condition_reason, condition_type, event_reason};
+pub use vocabulary::{
+    condition_reason, condition_type, event_reason, schedule_condition_reason,
+    schedule_condition_type, schedule_event_reason,
+};
 
 pub const GROUP: &str = "locust.io";
 pub const KIND: &str = "LocustTest";

@@ -238,6 +238,11 @@ pub struct LocustScheduleStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<Phase>,
 
+    /// The last value of the `locust.io/run-now` annotation a test was started for: a new
+    /// value starts one test now, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now_token: Option<String>,
+
     /// Standard conditions of the schedule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

@@ -1,5 +1,6 @@
 //! The status vocabulary, each declared once: condition types, condition
-//! reasons and Event reasons. Every table has an `ALL` list (in declaration
+//! reasons and Event reasons, of LocustTest and (the `schedule_*` tables) of
+//! LocustSchedule. Every table has an `ALL` list (in declaration
 //! order) that the code, the unit tests and the documentation test
 //! (`operator/tests/docs.rs`, against docs/status.md) iterate, so a value
 //! cannot be added without the others seeing it.
@@ -109,6 +110,65 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Condition types of a LocustSchedule (`status.conditions`), in the
+    /// order they appear.
+    pub mod schedule_condition_type {
+        /// Whether `spec.schedule` and `spec.timeZone` can be used.
+        SCHEDULE_VALID = "ScheduleValid",
+        /// Whether the last due time got its test, on time.
+        ON_SCHEDULE = "OnSchedule",
+    }
+}
+
+vocabulary! {
+    /// Condition reasons of a LocustSchedule.
+    pub mod schedule_condition_reason {
+        // ScheduleValid
+        SCHEDULE_PARSED = "ScheduleParsed",
+        /// The schedule or time zone cannot be parsed.
+        INVALID_SCHEDULE = "InvalidSchedule",
+        /// The schedule names no time in the searched years.
+        NEVER_DUE = "NeverDue",
+        // OnSchedule
+        /// Every due time so far got its test (or none was due yet).
+        NO_START_MISSED = "NoStartMissed",
+        /// A due time passed `startingDeadlineSeconds` before its test could start.
+        STARTING_DEADLINE_EXCEEDED = "StartingDeadlineExceeded",
+        /// More than 100 due times were missed (the most recent one still runs).
+        TOO_MANY_MISSED_STARTS = "TooManyMissedStarts",
+        /// `Forbid`: a due time was held back while another test runs.
+        CONCURRENT_TEST_RUNNING = "ConcurrentTestRunning",
+    }
+}
+
+vocabulary! {
+    /// Reasons of the Events published on a LocustSchedule.
+    pub mod schedule_event_reason {
+        /// A LocustTest was created for a due time or on demand.
+        TEST_CREATED = "TestCreated",
+        /// A LocustTest was deleted (`Replace`, or past a history limit).
+        TEST_DELETED = "TestDeleted",
+        /// A due time passed `startingDeadlineSeconds` (Warning).
+        START_MISSED = "StartMissed",
+        /// More than 100 due times were missed (Warning).
+        TOO_MANY_MISSED_STARTS = "TooManyMissedStarts",
+        /// `Forbid` held a due time back.
+        CONCURRENT_TEST_RUNNING = "ConcurrentTestRunning",
+        /// The schedule or time zone cannot be used (Warning).
+        INVALID_SCHEDULE = "InvalidSchedule",
+        // Failed reconciles (`schedule_controller::reconcile::Error::reason`).
+        /// The API server refused to create a LocustTest.
+        CREATE_FAILED = "CreateFailed",
+        /// The API server refused to delete a LocustTest.
+        DELETE_FAILED = "DeleteFailed",
+        /// A LocustTest not owned by the schedule has the name of one of its tests.
+        NAME_CONFLICT = "NameConflict",
+        /// The API server refused the status write.
+        STATUS_UPDATE_FAILED = "StatusUpdateFailed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +180,9 @@ mod tests {
             condition_type::ALL,
             condition_reason::ALL,
             event_reason::ALL,
+            schedule_condition_type::ALL,
+            schedule_condition_reason::ALL,
+            schedule_event_reason::ALL,
         ] {
             let unique: BTreeSet<_> = all.iter().collect();
             assert_eq!(unique.len(), all.len(), "{all:?}");

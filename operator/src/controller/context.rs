@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use kube::api::PartialObjectMeta;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
@@ -74,7 +75,7 @@ impl Error {
 }
 
 /// How an API call failed, without the API server's message.
-fn api_failure(e: &kube::Error) -> String {
+pub(crate) fn api_failure(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.reason.is_empty() => format!("the API server answered {}", s.code),
         kube::Error::Api(s) => format!("the API server answered {} {}", s.code, s.reason),
@@ -135,6 +136,18 @@ pub(super) async fn publish(
     reason: &str,
     note: String,
 ) {
+    publish_on(&ctx.recorder, &test.object_ref(&()), warning, reason, note).await;
+}
+
+/// Publishes an Event with `recorder` on the object `regarding`; a failure is
+/// logged, never fails the reconcile.
+pub(crate) async fn publish_on(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
     let ev = Event {
         type_: if warning {
             EventType::Warning
@@ -146,7 +159,62 @@ pub(super) async fn publish(
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &test.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&ev, regarding).await {
         warn!(error = %e, reason, "publishing an Event failed");
     }
+}
+
+/// A reconcile error of either controller, as [`failed_reconcile`] reports it.
+pub(crate) trait Failure: std::fmt::Display {
+    /// CamelCase reason, of the Warning Event too.
+    fn reason(&self) -> &'static str;
+    /// The note of the Warning Event, `None` when it gets none.
+    fn event_note(&self) -> Option<String>;
+    /// Only a change of the object (or of a foreign one) can help.
+    fn waits_for_change(&self) -> bool;
+}
+
+impl Failure for Error {
+    fn reason(&self) -> &'static str {
+        Error::reason(self)
+    }
+    fn event_note(&self) -> Option<String> {
+        Error::event_note(self)
+    }
+    fn waits_for_change(&self) -> bool {
+        matches!(self, Error::Build(_) | Error::NameConflict { .. })
+    }
+}
+
+/// What to do after the failed reconcile `err` of `regarding`: log it,
+/// publish its Warning Event from a task (this runs outside the reconcile),
+/// at most once per reason and object every
+/// [`super::memory::ERROR_EVENT_INTERVAL`], and retry: after 60 s when only a
+/// change can help, else after 5 s.
+pub(crate) fn failed_reconcile(
+    recorder: &Recorder,
+    log: &ErrorEventLog,
+    regarding: ObjectReference,
+    err: &impl Failure,
+) -> Action {
+    let reason = err.reason();
+    warn!(error = %err, kind = ?regarding.kind, reason, "reconcile failed");
+    if let Some(note) = err.event_note()
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        && log.due(
+            regarding.uid.as_deref(),
+            reason,
+            super::memory::ERROR_EVENT_INTERVAL,
+        )
+    {
+        let recorder = recorder.clone();
+        runtime.spawn(async move {
+            publish_on(&recorder, &regarding, true, reason, note).await;
+        });
+    }
+    Action::requeue(Duration::from_secs(if err.waits_for_change() {
+        60
+    } else {
+        5
+    }))
 }

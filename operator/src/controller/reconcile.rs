@@ -8,23 +8,22 @@
 //! ([`error_policy`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use tracing::{debug, warn};
+use kube::{Resource, ResourceExt};
+use tracing::debug;
 
 use crate::api::LocustTest;
 
 use super::children;
-use super::context::publish;
+use super::context::failed_reconcile;
 use super::observe::{self, partial_start};
 use super::start_deadline;
 use super::stats_read;
 use super::write;
 
 use super::context::{Context, Error};
-use super::memory::{ERROR_EVENT_INTERVAL, START_HOLD};
+use super::memory::START_HOLD;
 
 /// One reconcile of one LocustTest.
 pub async fn reconcile(test: Arc<LocustTest>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -66,28 +65,12 @@ async fn reconcile_inner(test: &LocustTest, ctx: &Context) -> Result<Action, Err
 
 /// What to do after a failed reconcile: count it by reason, report it by a
 /// Warning Event on the test (at most once per reason and test every
-/// [`ERROR_EVENT_INTERVAL`]; published by a task, as this runs outside the
-/// reconcile), and retry (after 60 s when only a change of the test or of a
+/// [`super::memory::ERROR_EVENT_INTERVAL`]: [`failed_reconcile`]), and retry (after 60 s when only a change of the test or of a
 /// foreign object can help, else after 5 s).
 pub fn error_policy(test: Arc<LocustTest>, err: &Error, ctx: Arc<Context>) -> Action {
-    let reason = err.reason();
-    ctx.metrics.reconcile_error(reason);
-    warn!(error = %err, reason, "reconcile failed");
-    let action = match err {
-        Error::Build(_) | Error::NameConflict { .. } => Action::requeue(Duration::from_secs(60)),
-        _ => Action::requeue(Duration::from_secs(5)),
-    };
-    if let Some(note) = err.event_note()
-        && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        && ctx
-            .error_events
-            .due(test.metadata.uid.as_deref(), reason, ERROR_EVENT_INTERVAL)
-    {
-        runtime.spawn(async move {
-            publish(&ctx, &test, true, reason, note).await;
-        });
-    }
-    action
+    ctx.metrics.reconcile_error(err.reason());
+    let (recorder, log) = (&ctx.recorder, &ctx.error_events);
+    failed_reconcile(recorder, log, test.object_ref(&()), err)
 }
 
 #[cfg(test)]
@@ -96,6 +79,7 @@ mod tests {
     use crate::api::event_reason;
     use crate::controller::memory::ErrorEventLog;
     use kube::core::Status;
+    use std::time::Duration;
 
     fn api_error(code: u16, reason: &str) -> kube::Error {
         kube::Error::Api(Box::new(Status {

@@ -1,13 +1,15 @@
 //! Wires the reconciler to the API: one watch per kind (label-selected and
 //! trimmed to what the reconciler reads, to keep memory small), shared by the
-//! controller's triggers and the reconciler's caches.
+//! controller's triggers and the reconciler's caches. The LocustSchedule
+//! controller ([`crate::schedule_controller`]) runs next to it, under the
+//! same leadership and shutdown.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PartialObjectMeta};
@@ -21,9 +23,10 @@ use tracing::{info, warn};
 
 use crate::api::{LocustTest, Phase};
 use crate::config::OperatorConfig;
-use crate::health::Readiness;
+use crate::health::{Readiness, poll_ready};
 use crate::metrics::Metrics;
 use crate::resources::{DISRUPTION_TARGET, labels};
+use crate::schedule_controller;
 use crate::test_metrics::TestMetrics;
 
 use super::context::Context;
@@ -231,7 +234,7 @@ pub async fn run(
             client.clone(),
             Reporter {
                 controller: "locust-k8s-operator".into(),
-                instance: Some(identity),
+                instance: Some(identity.clone()),
             },
         ),
         expectations: Default::default(),
@@ -247,34 +250,37 @@ pub async fn run(
     // and started again in one process when the leader lease is lost).
     let mut background = AbortOnDrop(Vec::new());
 
-    // Readiness: every cache has listed once. A store's readiness signal wakes
-    // only its most recent waiter (the controller also waits on the LocustTest
-    // store), so poll it in short slices instead of awaiting it once.
+    // The LocustSchedule controller, under the same leadership and shutdown.
+    let shutdown = shutdown.shared();
+    let (schedules_synced, schedules) = schedule_controller::run::controller(
+        schedule_controller::run::Scope {
+            client: client.clone(),
+            namespace: ns.map(str::to_owned),
+            page_size: LIST_PAGE_SIZE,
+            instance: identity,
+        },
+        shutdown.clone(),
+    );
+
+    // Readiness: every cache has listed once (the schedule controller's too).
     {
         let (tests, jobs, services, pods) =
             (tests.clone(), jobs.clone(), services.clone(), pods.clone());
         let readiness = readiness.clone();
         background.0.push(tokio::spawn(async move {
-            let slice = Duration::from_millis(25);
-            loop {
-                let ready = async {
-                    tests.wait_until_ready().await.is_ok()
-                        && jobs.wait_until_ready().await.is_ok()
-                        && services.wait_until_ready().await.is_ok()
-                        && pods.wait_until_ready().await.is_ok()
-                };
-                match tokio::time::timeout(slice, ready).await {
-                    Ok(true) => {
-                        info!("caches synced");
-                        readiness.set_caches_synced(true);
-                        return;
-                    }
-                    Ok(false) => {
-                        warn!("a cache writer stopped before syncing");
-                        return;
-                    }
-                    Err(_) => {}
-                }
+            let ready = poll_ready(|| async {
+                tests.wait_until_ready().await.is_ok()
+                    && jobs.wait_until_ready().await.is_ok()
+                    && services.wait_until_ready().await.is_ok()
+                    && pods.wait_until_ready().await.is_ok()
+                    && schedules_synced.clone().wait_for(|s| *s).await.is_ok()
+            })
+            .await;
+            if ready {
+                info!("caches synced");
+                readiness.set_caches_synced(true);
+            } else {
+                warn!("a cache writer stopped before syncing");
             }
         }));
     }
@@ -303,7 +309,7 @@ pub async fn run(
         }));
     }
 
-    Controller::for_stream(tests_stream, tests)
+    let tests_controller = Controller::for_stream(tests_stream, tests)
         .with_config(ControllerConfig::default().concurrency(MAX_CONCURRENT_RECONCILES))
         .owns_stream(jobs_stream)
         .owns_stream(services_stream)
@@ -319,8 +325,8 @@ pub async fn run(
                 Ok((obj, _)) => tracing::trace!(test = %obj.name, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "reconcile loop error"),
             }
-        })
-        .await;
+        });
+    tokio::join!(tests_controller, schedules);
     info!("controller stopped");
 }
 

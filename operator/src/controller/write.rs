@@ -9,7 +9,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use tracing::{debug, info};
 
-use crate::api::{LocustTest, LocustTestStatus};
+use crate::api::LocustTest;
 
 use super::context::{Context, Error, publish};
 use super::observe::Seen;
@@ -17,10 +17,11 @@ use super::state::{self, TestView};
 
 /// A JSON merge patch turning `current` into `desired`: the desired status,
 /// plus an explicit `null` for every top-level field `desired` no longer has
-/// (a merge patch cannot remove a field by omitting it).
-fn status_merge_patch(
-    current: Option<&LocustTestStatus>,
-    desired: &LocustTestStatus,
+/// (a merge patch cannot remove a field by omitting it). Used for the
+/// status of LocustSchedule too.
+pub(crate) fn status_merge_patch<S: serde::Serialize>(
+    current: Option<&S>,
+    desired: &S,
 ) -> serde_json::Value {
     let mut body = serde_json::to_value(desired).unwrap_or_else(|_| json!({}));
     if let (Some(cur), serde_json::Value::Object(map)) = (
@@ -87,7 +88,7 @@ pub(super) async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Phase;
+    use crate::api::{LocustTestStatus, Phase};
     use crate::controller::memory::WRITTEN_TTL;
     use crate::controller::memory::{WrittenStatus, WrittenStatuses};
     use std::time::Instant;

@@ -33,8 +33,8 @@ pub use jiff::tz::TimeZone;
 pub use missed::{MAX_MISSED, MissedStarts, missed_starts};
 pub use next::{SEARCH_YEARS, is_scheduled_at, latest_in, next_after, times_between};
 pub use runs::{
-    MAX_SCHEDULE_NAME_LENGTH, RunError, SCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION, next_test,
-    test_for, test_name,
+    MAX_SCHEDULE_NAME_LENGTH, RUN_NOW_ANNOTATION, RunError, SCHEDULE_LABEL,
+    SCHEDULED_TIME_ANNOTATION, next_test, run_now_test_for, run_now_test_name, test_for, test_name,
 };
 pub use zone::time_zone;
 

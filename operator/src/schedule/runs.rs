@@ -34,6 +34,38 @@ pub const SCHEDULE_LABEL: &str = "locust.io/schedule";
 /// for (RFC 3339, UTC), as CronJob's `batch.kubernetes.io/cronjob-scheduled-timestamp`.
 pub const SCHEDULED_TIME_ANNOTATION: &str = "locust.io/scheduled-time";
 
+/// Annotation on a schedule that starts one test now, once per distinct
+/// value (a token: any string, e.g. a CI run id or a time); the schedule's
+/// `status.lastRunNowToken` records the last one handled.
+pub const RUN_NOW_ANNOTATION: &str = "locust.io/run-now";
+
+/// Name of the test started on demand for run-now `token`:
+/// `<schedule_name>-m<7 hex digits>` (a stable FNV-1a of the token), as long
+/// as a scheduled test's name ([`test_name`]: eight digits) and never equal
+/// to one (the `m`).
+pub fn run_now_test_name(schedule_name: &str, token: &str) -> String {
+    let hash = crate::resources::names::fnv1a_32(token.as_bytes()) & 0x0fff_ffff;
+    format!("{schedule_name}-m{hash:07x}")
+}
+
+/// The LocustTest `schedule` starts on demand at `now` for run-now `token`:
+/// [`test_for`] at `now`, named [`run_now_test_name`], with the token in
+/// [`RUN_NOW_ANNOTATION`].
+pub fn run_now_test_for(
+    schedule: &LocustSchedule,
+    token: &str,
+    now: Timestamp,
+) -> Result<LocustTest, RunError> {
+    let mut test = test_for(schedule, now)?;
+    let name = schedule.metadata.name.as_deref().unwrap_or_default();
+    test.metadata.name = Some(run_now_test_name(name, token));
+    test.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(RUN_NOW_ANNOTATION.to_owned(), token.to_owned());
+    Ok(test)
+}
+
 /// Name of the test `schedule_name` creates for the time `scheduled`:
 /// `<schedule_name>-<whole minutes since the epoch>`, as CronJob names its
 /// Jobs. The same inputs always give the same name, and two times in
@@ -212,6 +244,21 @@ mod tests {
             assert_eq!(digits, SCHEDULED_MINUTES_DIGITS);
         }
         assert_eq!(MAX_SCHEDULE_NAME_LENGTH, 47);
+    }
+
+    #[test]
+    fn run_now_names_are_stable_and_never_scheduled_names() {
+        let a = run_now_test_name("nightly", "ci-1234");
+        assert_eq!(a, run_now_test_name("nightly", "ci-1234"));
+        assert_ne!(a, run_now_test_name("nightly", "ci-1235"));
+        assert_eq!(
+            a.len(),
+            test_name("nightly", at("2026-03-01T02:30:00Z")).len()
+        );
+        assert!(a.starts_with("nightly-m"));
+        assert_eq!(scheduled_time_of("nightly", &a), None);
+        let long = "s".repeat(MAX_SCHEDULE_NAME_LENGTH);
+        assert_eq!(run_now_test_name(&long, "x").len(), MAX_TEST_NAME_LENGTH);
     }
 
     #[test]
