@@ -165,6 +165,66 @@ async fn eventually_rejected(api: &Api<v2::LocustTest>, cases: &Cases, by: &str)
     Ok(())
 }
 
+/// LocustSchedules through the apiserver and the webhook: what only the
+/// webhook can say (a cron expression, a time zone) is refused with the
+/// parser's message, a bad template with the LocustTest rule's message under
+/// `spec.template.spec`, and the sample schedule is accepted.
+async fn schedules_through_the_apiserver(client: &kube::Client) -> Result<()> {
+    use locust_operator::api::LocustSchedule;
+    operator::install_crd(client, &operator::bundle_schedule_crd()?).await?;
+    let api: Api<LocustSchedule> = Api::namespaced(client.clone(), "wh");
+    let path = operator::workspace_root().join("operator/samples/locustschedule.yaml");
+    let sample: LocustSchedule = olm_tests::yaml::from_str(&std::fs::read_to_string(path)?)?;
+    let with = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| -> Result<LocustSchedule> {
+        let mut value = serde_json::to_value(&sample)?;
+        value["metadata"]["name"] = name.into();
+        edit(&mut value);
+        Ok(serde_json::from_value(value)?)
+    };
+    let cases = [
+        (
+            with("bad-cron", &|v| v["spec"]["schedule"] = "0 25 * * *".into())?,
+            "spec.schedule: not a valid cron schedule: hour: 25 is out of range 0-23",
+        ),
+        (
+            with("bad-zone", &|v| {
+                v["spec"]["timeZone"] = "Mars/Olympus".into()
+            })?,
+            "spec.timeZone: unknown time zone \"Mars/Olympus\"",
+        ),
+        (
+            with("bad-template", &|v| {
+                v["spec"]["template"]["spec"]["worker"]["replicas"] = 0.into()
+            })?,
+            "spec.template.spec.worker.replicas",
+        ),
+    ];
+    for (schedule, message) in &cases {
+        let name = schedule.name_any();
+        // The webhook may briefly be unknown for the new resource: retry.
+        wait_for(
+            Duration::from_secs(20),
+            Duration::from_millis(300),
+            || async {
+                match api.create(&PostParams::default(), schedule).await {
+                    Ok(_) => {
+                        let _ = api.delete(&name, &DeleteParams::default()).await;
+                        Ok(None)
+                    }
+                    Err(kube::Error::Api(s)) if s.message.contains(message) => Ok(Some(())),
+                    Err(e) => Err(anyhow::anyhow!("{name}: {e}")),
+                }
+            },
+        )
+        .await
+        .with_context(|| format!("schedule {name}: refused with {message:?}"))?;
+    }
+    api.create(&PostParams::default(), &sample)
+        .await
+        .context("the sample LocustSchedule is accepted")?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_through_the_apiserver() -> Result<()> {
     let Some((cluster, op, port, ca)) =
@@ -265,6 +325,7 @@ async fn webhooks_through_the_apiserver() -> Result<()> {
         for (what, t, msg) in &cases {
             expect_rejected(&v2_api, what, t, msg, "CEL+webhook").await?;
         }
+        schedules_through_the_apiserver(&client).await?;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         operator::install_crd(
             &client,
