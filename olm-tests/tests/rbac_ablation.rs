@@ -16,9 +16,12 @@
 //! a PATCH of its series), finishing the test, and failing a second test
 //! that cannot be scheduled at its start deadline with the cause its pods'
 //! Warning Events name (`Unschedulable`, read from the kube-scheduler's
-//! `FailedScheduling`; without the Events it would be `StartTimedOut`), and
+//! `FailedScheduling`; without the Events it would be `StartTimedOut`),
 //! serving the secure `/metrics` to a token allowed to read them (a
-//! TokenReview and a SubjectAccessReview per token).
+//! TokenReview and a SubjectAccessReview per token), and running a
+//! LocustSchedule: watching it, creating its run-now test (owned by the
+//! schedule, with `blockOwnerDeletion`), writing its status, and deleting the
+//! finished test past the history limit.
 
 use std::time::Duration;
 
@@ -161,6 +164,7 @@ async fn scenario(
         why == "Unschedulable",
         "the unschedulable test failed with {why}, not Unschedulable"
     );
+    schedule_scenario(client, ns).await?;
     let (code, body) = op.health("/readyz").await?;
     ensure!(code == 200, "/readyz {code}: {body}");
     let (code, body) = scrape(op.net(), op.metrics_port, Some(reader_token), None).await?;
@@ -197,6 +201,48 @@ async fn scenario(
     Ok(())
 }
 
+/// The schedule part of [`scenario`]: a schedule that is never due, with a
+/// run-now annotation and no history kept: its test is created (and fails at
+/// its start deadline: it cannot be scheduled, which keeps the scenario off
+/// the nodes' capacity), the status records it, and the finished test is
+/// deleted.
+async fn schedule_scenario(client: &Client, ns: &str) -> Result<()> {
+    use locust_operator::api::LocustSchedule;
+    use locust_operator::schedule::runs::{RUN_NOW_ANNOTATION, run_now_test_name};
+    let schedules: Api<LocustSchedule> = Api::namespaced(client.clone(), ns);
+    let tests: Api<LocustTest> = Api::namespaced(client.clone(), ns);
+    let mut template = checks::sample("x")?.spec;
+    template.scheduling = Some(serde_json::from_value(serde_json::json!({
+        "nodeSelector": {"locust.io/no-such-node": "true"}
+    }))?);
+    let schedule: LocustSchedule = serde_json::from_value(serde_json::json!({
+        "apiVersion": locust_operator::api::SCHEDULE_API_VERSION,
+        "kind": locust_operator::api::SCHEDULE_KIND,
+        "metadata": {"name": "sch", "annotations": {RUN_NOW_ANNOTATION: "1"}},
+        "spec": {
+            "schedule": "0 0 1 1 *",
+            "failedTestsHistoryLimit": 0,
+            "template": {"spec": template},
+        },
+    }))?;
+    schedules.create(&PostParams::default(), &schedule).await?;
+    let run = run_now_test_name("sch", "1");
+    wait_for(SCENARIO_TIMEOUT, Duration::from_millis(200), || async {
+        Ok(tests.get_opt(&run).await?.map(drop))
+    })
+    .await
+    .context("the schedule creates its run-now test")?;
+    wait_for(SCENARIO_TIMEOUT, Duration::from_millis(250), || async {
+        let status = schedules.get("sch").await?.status.unwrap_or_default();
+        let gone = tests.get_opt(&run).await?.is_none();
+        let recorded = status.last_result == Some(Phase::Failed)
+            && status.last_run_now_token.as_deref() == Some("1");
+        Ok((gone && recorded).then_some(()))
+    })
+    .await
+    .context("the failed run-now test is pruned and the schedule's status records it")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rbac_verb_is_needed() -> Result<()> {
     let (test, name) = ("every_rbac_verb_is_needed", "rbac-ablation");
@@ -209,6 +255,7 @@ async fn every_rbac_verb_is_needed() -> Result<()> {
         &operator::crd_without_webhook(operator::bundle_crd()?),
     )
     .await?;
+    operator::install_crd(&client, &operator::bundle_schedule_crd()?).await?;
 
     // A scraper allowed to read the secure metrics.
     let reader_token = reader_token(&client).await?;
@@ -241,7 +288,7 @@ async fn every_rbac_verb_is_needed() -> Result<()> {
                 "--retry-period=500ms".into(),
                 "--disable-webhooks".into(),
                 "--stats-interval=60s".into(),
-                "--start-timeout=5s".into(),
+                "--start-timeout=10s".into(),
                 "--metrics-secure=true".into(),
                 format!("--watch-namespace={name}"),
             ],
