@@ -513,35 +513,47 @@ fn webhook_service(version: &Version, values: &Value) -> Doc {
 fn inject_ca(m: &mut Markers, keep: Option<bool>) -> Value {
     let cert = suffixed(m, "webhook-cert");
     let inject = format!("cert-manager.io/inject-ca-from: {{{{ .Release.Namespace }}}}/{cert}");
-    let helm = if keep.is_some() {
-        vec![
+    annotations(m, keep, Some(inject))
+}
+
+/// Annotations present under conditions: `helm.sh/resource-policy: keep`
+/// with `crds.keep` (when `keep` is given: its default value decides the
+/// concrete render) and `inject` (cert-manager's CA injection) with
+/// cert-manager.
+fn annotations(m: &mut Markers, keep: Option<bool>, inject: Option<String>) -> Value {
+    const KEEP: &str = "helm.sh/resource-policy: keep";
+    let helm = match (keep.is_some(), &inject) {
+        (true, Some(inject)) => vec![
             format!("{{{{- if or .Values.crds.keep ({CERT_MANAGER}) }}}}"),
             "annotations:".to_owned(),
             "  {{- if .Values.crds.keep }}".to_owned(),
-            "  helm.sh/resource-policy: keep".to_owned(),
+            format!("  {KEEP}"),
             "  {{- end }}".to_owned(),
             format!("  {{{{- if {CERT_MANAGER} }}}}"),
             format!("  {inject}"),
             "  {{- end }}".to_owned(),
             "{{- end }}".to_owned(),
-        ]
-    } else {
-        vec![
-            format!("{{{{- if {CERT_MANAGER} }}}}"),
-            "annotations:".to_owned(),
-            format!("  {inject}"),
-            "{{- end }}".to_owned(),
-        ]
+        ],
+        (false, Some(inject)) => annotation_when(CERT_MANAGER, inject),
+        (true, None) => annotation_when(".Values.crds.keep", KEEP),
+        (false, None) => Vec::new(),
     };
     let concrete = if keep == Some(true) {
-        vec![
-            "annotations:".to_owned(),
-            "  helm.sh/resource-policy: keep".to_owned(),
-        ]
+        vec!["annotations:".to_owned(), format!("  {KEEP}")]
     } else {
         Vec::new()
     };
     m.lines(helm, concrete)
+}
+
+/// `annotations:` with one `line`, rendered when `condition` holds.
+fn annotation_when(condition: &str, line: &str) -> Vec<String> {
+    vec![
+        format!("{{{{- if {condition} }}}}"),
+        "annotations:".to_owned(),
+        format!("  {line}"),
+        "{{- end }}".to_owned(),
+    ]
 }
 
 fn validating_webhook(version: &Version) -> Doc {
@@ -576,9 +588,14 @@ fn validating_webhook(version: &Version) -> Doc {
     )
 }
 
-fn crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
+/// The CRDs: LocustTest (with its conversion webhook, whose CA cert-manager
+/// may inject) and LocustSchedule (one version: no conversion); both kept on
+/// uninstall with `crds.keep`.
+fn crd_docs(version: &Version, values: &Value) -> Result<Vec<Doc>, Error> {
+    let keep = at(values, "crds.keep").as_bool();
+    let crd_error = |e: locust_operator::crd::CrdError| Error::Crd(e.to_string());
     let mut m = Markers::default();
-    let mut crd = locust_operator::crd::try_crd().map_err(|e| Error::Crd(e.to_string()))?;
+    let mut crd = locust_operator::crd::try_crd().map_err(crd_error)?;
     let (svc, ns) = (suffixed(&mut m, "webhook"), namespace(&mut m));
     set_webhook_conversion(
         &mut crd,
@@ -590,47 +607,37 @@ fn crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
         },
         None,
     );
-    let mut object = serde_json::to_value(&crd)?;
-    let annotations = inject_ca(&mut m, at(values, "crds.keep").as_bool());
-    let labels = m.include_with_values("labels", "labels", None, &labels(version));
-    object["metadata"] = json!({
-        "name": locust_operator::api::CRD_NAME,
-        "labels": labels,
-        "HXANN": annotations,
-    });
-    Ok(Doc::new("crd.yaml", None, object, m))
+    let ca_annotations = inject_ca(&mut m, keep);
+    let tests = crd_doc(version, "crd.yaml", &crd, ca_annotations, m)?;
+    let mut m = Markers::default();
+    let schedules = locust_operator::crd::try_schedule_crd().map_err(crd_error)?;
+    let keep_annotations = annotations(&mut m, keep, None);
+    let schedules = crd_doc(
+        version,
+        "crd-locustschedules.yaml",
+        &schedules,
+        keep_annotations,
+        m,
+    )?;
+    Ok(vec![tests, schedules])
 }
 
-/// The LocustSchedule CRD: one version, no conversion, so no CA to inject;
-/// kept on uninstall like the LocustTest CRD (`crds.keep`).
-fn schedule_crd_doc(version: &Version, values: &Value) -> Result<Doc, Error> {
-    let mut m = Markers::default();
-    let crd = locust_operator::crd::try_schedule_crd().map_err(|e| Error::Crd(e.to_string()))?;
-    let mut object = serde_json::to_value(&crd)?;
-    let keep = at(values, "crds.keep").as_bool() == Some(true);
-    let annotations = m.lines(
-        vec![
-            "{{- if .Values.crds.keep }}".to_owned(),
-            "annotations:".to_owned(),
-            "  helm.sh/resource-policy: keep".to_owned(),
-            "{{- end }}".to_owned(),
-        ],
-        if keep {
-            vec![
-                "annotations:".to_owned(),
-                "  helm.sh/resource-policy: keep".to_owned(),
-            ]
-        } else {
-            Vec::new()
-        },
-    );
+/// The template `file` of `crd`, labelled, with `annotations`.
+fn crd_doc(
+    version: &Version,
+    file: &'static str,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    annotations: Value,
+    mut m: Markers,
+) -> Result<Doc, Error> {
+    let mut object = serde_json::to_value(crd)?;
     let labels = m.include_with_values("labels", "labels", None, &labels(version));
     object["metadata"] = json!({
-        "name": locust_operator::api::SCHEDULE_CRD_NAME,
+        "name": crd.metadata.name,
         "labels": labels,
         "HXANN": annotations,
     });
-    Ok(Doc::new("crd-locustschedules.yaml", None, object, m))
+    Ok(Doc::new(file, None, object, m))
 }
 
 fn pdb(version: &Version) -> Doc {
@@ -669,11 +676,8 @@ fn pdb(version: &Version) -> Doc {
 
 /// Every template, in the order `install.yaml` lists them.
 fn docs(values: &Value, version: &Version) -> Result<Vec<Doc>, Error> {
-    let mut docs = vec![
-        crd_doc(version, values)?,
-        schedule_crd_doc(version, values)?,
-        service_account_doc(version),
-    ];
+    let mut docs = crd_docs(version, values)?;
+    docs.push(service_account_doc(version));
     docs.extend(rbac_docs(version)?);
     docs.push(webhook_service(version, values));
     docs.extend(metrics_docs(version, values));
