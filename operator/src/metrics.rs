@@ -464,15 +464,18 @@ mod tests {
     fn encodes_all_metric_names() {
         let m = Metrics::new();
         let text = m.encode();
-        for name in [
-            "# TYPE locust_operator_reconciles counter",
-            "# TYPE locust_operator_reconcile_errors counter",
-            "# TYPE locust_operator_reconcile_duration_seconds histogram",
-            "# TYPE locust_operator_tests gauge",
-            "# TYPE locust_operator_webhook_requests counter",
-        ] {
-            assert!(text.contains(name), "missing {name} in\n{text}");
-        }
+        let families = [
+            ("locust_operator_reconciles", "counter"),
+            ("locust_operator_reconcile_errors", "counter"),
+            ("locust_operator_reconcile_duration_seconds", "histogram"),
+            ("locust_operator_tests", "gauge"),
+            ("locust_operator_webhook_requests", "counter"),
+        ];
+        let missing: Vec<_> = families
+            .iter()
+            .filter(|(name, kind)| !text.contains(&format!("# TYPE {name} {kind}")))
+            .collect();
+        assert!(missing.is_empty(), "missing {missing:?} in\n{text}");
         assert!(text.ends_with("# EOF\n"));
         assert_value(&text, "locust_operator_reconciles_total", "0");
     }
