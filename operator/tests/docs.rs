@@ -98,6 +98,32 @@ fn every_condition_type_and_reason_is_documented() {
 }
 
 #[test]
+fn every_schedule_condition_and_event_is_documented() {
+    use locust_operator::api::{
+        schedule_condition_reason, schedule_condition_type, schedule_event_reason,
+    };
+    let text = doc("schedules.md");
+    let page = "docs/schedules.md";
+    let conditions = section(&text, "## Conditions");
+    assert_documented(
+        conditions,
+        page,
+        "condition type",
+        schedule_condition_type::ALL,
+        0,
+    );
+    assert_documented(
+        conditions,
+        page,
+        "condition reason",
+        schedule_condition_reason::ALL,
+        2,
+    );
+    let events = section(&text, "## Events");
+    assert_documented(events, page, "Event reason", schedule_event_reason::ALL, 1);
+}
+
+#[test]
 fn every_event_reason_is_documented() {
     use locust_operator::api::event_reason;
     assert_in_status_md("## Events", "Event reason", event_reason::ALL, 1);
