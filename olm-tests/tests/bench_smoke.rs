@@ -44,11 +44,19 @@ async fn bench_smoke() -> Result<()> {
         "| writes per test: total (children + status)",
         "| start-up to ready (median of 3)",
         "| idle, empty cluster, 5 s: RSS",
+        "| idle, 100 suspended schedules, 5 s: RSS",
         "| operator binary",
     ] {
         ensure!(table.contains(row), "row {row:?} missing from\n{table}");
     }
     ensure!(budgets.contains("| start-up to ready (warm apiserver)"));
+
+    // Suspended schedules cost no write once their status is written.
+    let idle = &report.idle_schedules.requests;
+    ensure!(
+        idle.writes_excluding_leases() == 0,
+        "writes while idle over suspended schedules: {idle:?}"
+    );
 
     let size = &report.sizes[0];
     let life = &size.life;

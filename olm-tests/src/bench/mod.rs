@@ -51,6 +51,9 @@ use operator_run::measure_operator;
 
 /// Namespace the benchmark's LocustTests (or the floor's children) live in.
 pub const BENCH_NAMESPACE: &str = "bench";
+/// Suspended LocustSchedules the operator idles over (issue #16: the idle
+/// figures hold with them).
+pub const SUSPENDED_SCHEDULES: usize = 100;
 /// ServiceAccount (in [`BENCH_NAMESPACE`]) of the floor's plain client.
 pub const FLOOR_ACCOUNT: &str = "bench-floor";
 
@@ -259,6 +262,7 @@ pub async fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchRe
         if let Some(f) = first {
             report.startup = f.startup;
             report.idle_empty = f.idle_empty;
+            report.idle_schedules = f.idle_schedules;
         }
         report.sizes.push(size);
     }

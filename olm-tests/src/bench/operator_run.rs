@@ -11,9 +11,9 @@ use locust_operator::resources::labels;
 
 use super::sample::LoadMeter;
 use super::{
-    BENCH_NAMESPACE, BenchOptions, CreateLatencies, Floor, Idle, Restart, SizeResult, Startup,
-    audit_records, bench_namespace, count_requests, on_own_cluster, operator_user, proc_sample,
-    warm_up_crd,
+    BENCH_NAMESPACE, BenchOptions, CreateLatencies, Floor, Idle, Restart, SUSPENDED_SCHEDULES,
+    SizeResult, Startup, audit_records, bench_namespace, count_requests, on_own_cluster,
+    operator_user, proc_sample, warm_up_crd,
 };
 use crate::cluster::Cluster;
 use crate::load;
@@ -99,6 +99,45 @@ async fn measure_idle(
 pub(super) struct FirstCluster {
     pub(super) startup: Startup,
     pub(super) idle_empty: Idle,
+    pub(super) idle_schedules: Idle,
+}
+
+/// Creates [`SUSPENDED_SCHEDULES`] suspended LocustSchedules (the sample's
+/// template), starts an operator over them, lets it write their first status,
+/// measures it idle, and deletes them again.
+async fn measure_idle_schedules(
+    opts: &BenchOptions,
+    cluster: &Cluster,
+    kubeconfig: &Path,
+) -> Result<Idle> {
+    use kube::api::{Api, DeleteParams, ListParams, PostParams};
+    use locust_operator::api::LocustSchedule;
+    let schedules: Api<LocustSchedule> = Api::namespaced(cluster.admin_client(), BENCH_NAMESPACE);
+    let sample = op::workspace_root().join("operator/samples/locustschedule.yaml");
+    let mut schedule: LocustSchedule = crate::yaml::from_str(&std::fs::read_to_string(&sample)?)
+        .with_context(|| format!("reading {}", sample.display()))?;
+    schedule.spec.suspend = true;
+    for i in 0..SUSPENDED_SCHEDULES {
+        schedule.metadata.name = Some(format!("s-{i:03}"));
+        schedules.create(&PostParams::default(), &schedule).await?;
+    }
+    let mut operator = bench_operator(cluster, opts, kubeconfig, "idle-schedules")?;
+    operator.wait_synced(Duration::from_secs(60)).await?;
+    // Each schedule gets its first status; then nothing is due.
+    let written = crate::wait::wait_for(opts.settle * 6, Duration::from_millis(250), || async {
+        let all = schedules.list(&ListParams::default()).await?.items;
+        Ok(all.iter().all(|s| s.status.is_some()).then_some(()))
+    })
+    .await
+    .map_err(|e| e.context(format!("operator log:\n{}", operator.log_tail(20))));
+    written?;
+    tokio::time::sleep(opts.settle.min(Duration::from_secs(2))).await;
+    let idle = measure_idle(cluster, &operator, 0, opts.idle).await?;
+    operator.terminate();
+    schedules
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    Ok(idle)
 }
 
 pub(super) async fn measure_operator(
@@ -133,9 +172,11 @@ async fn operator_run(
         tokio::time::sleep(opts.settle.min(Duration::from_secs(2))).await;
         let idle_empty = measure_idle(cluster, &operator, 0, opts.idle).await?;
         operator.terminate();
+        let idle_schedules = measure_idle_schedules(opts, cluster, &kubeconfig).await?;
         Some(FirstCluster {
             startup,
             idle_empty,
+            idle_schedules,
         })
     } else {
         None

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::audit::Latency;
 use super::results::ratio;
 use super::sample::LoadSample;
-use super::{BenchReport, SizeResult, budget};
+use super::{BenchReport, Idle, SUSPENDED_SCHEDULES, SizeResult, budget};
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -229,56 +229,26 @@ impl BenchReport {
         let mut out = table(&header, &rows);
         out.push('\n');
         let i = &self.idle_empty;
-        let mut single = vec![
-            vec![
-                format!("start-up to ready (median of {})", self.startup.runs.len()),
-                format!(
-                    "{} (min {}, max {})",
-                    ms(self.startup.median()),
-                    ms(self.startup.min()),
-                    ms(self.startup.max())
-                ),
-            ],
-            vec![
-                format!("idle, empty cluster, {} s: RSS", i.window.as_secs()),
-                format!(
-                    "{:.1} MiB (peak {:.1} MiB)",
-                    mib(i.end.rss_kib),
-                    mib(i.end.hwm_kib)
-                ),
-            ],
-            vec![
-                "idle, empty cluster: CPU / writes (no lease) / lease writes".to_owned(),
-                format!(
-                    "{:.2} s / {} / {}",
-                    i.cpu_secs(),
-                    i.requests.writes_excluding_leases(),
-                    i.requests.lease_writes
-                ),
-            ],
-        ];
+        let mut single = vec![vec![
+            format!("start-up to ready (median of {})", self.startup.runs.len()),
+            format!(
+                "{} (min {}, max {})",
+                ms(self.startup.median()),
+                ms(self.startup.min()),
+                ms(self.startup.max())
+            ),
+        ]];
+        single.extend(idle_rows("empty cluster", i));
+        single.extend(idle_rows(
+            &format!("{SUSPENDED_SCHEDULES} suspended schedules"),
+            &self.idle_schedules,
+        ));
         if let Some((n, idle)) = self
             .sizes
             .iter()
             .find_map(|s| s.idle.as_ref().map(|i| (s.n, i)))
         {
-            single.push(vec![
-                format!("idle, {n} finished tests, {} s: RSS", idle.window.as_secs()),
-                format!(
-                    "{:.1} MiB (peak {:.1} MiB)",
-                    mib(idle.end.rss_kib),
-                    mib(idle.end.hwm_kib)
-                ),
-            ]);
-            single.push(vec![
-                format!("idle, {n} finished tests: CPU / writes (no lease) / lease writes"),
-                format!(
-                    "{:.2} s / {} / {}",
-                    idle.cpu_secs(),
-                    idle.requests.writes_excluding_leases(),
-                    idle.requests.lease_writes
-                ),
-            ]);
+            single.extend(idle_rows(&format!("{n} finished tests"), idle));
         }
         single.push(vec![
             "operator binary".to_owned(),
@@ -341,7 +311,8 @@ impl BenchReport {
             "-".into(),
             verdict(noops == 0).into(),
         ]);
-        let mut idle_writes = self.idle_empty.requests.writes_excluding_leases();
+        let mut idle_writes = self.idle_empty.requests.writes_excluding_leases()
+            + self.idle_schedules.requests.writes_excluding_leases();
         for s in &self.sizes {
             idle_writes += s.restart.requests.writes_excluding_leases();
             idle_writes += s
@@ -350,20 +321,28 @@ impl BenchReport {
                 .map_or(0, |i| i.requests.writes_excluding_leases());
         }
         rows.push(vec![
-            "writes when nothing changed (idle windows, restarts; leases excluded)".into(),
+            "writes when nothing changed (idle windows, restarts, suspended schedules; leases excluded)".into(),
             "0".into(),
             idle_writes.to_string(),
             "-".into(),
             verdict(idle_writes == 0).into(),
         ]);
-        let idle_rss = mib(self.idle_empty.end.rss_kib);
-        rows.push(vec![
-            "idle RSS, empty cluster".into(),
-            format!("≤ {} MiB", budget::IDLE_RSS_MIB),
-            format!("{idle_rss:.1} MiB"),
-            format!("{:.2}", idle_rss / budget::IDLE_RSS_MIB),
-            verdict(idle_rss <= budget::IDLE_RSS_MIB).into(),
-        ]);
+        for (what, idle) in [
+            ("empty cluster", &self.idle_empty),
+            (
+                &*format!("{SUSPENDED_SCHEDULES} suspended schedules"),
+                &self.idle_schedules,
+            ),
+        ] {
+            let idle_rss = mib(idle.end.rss_kib);
+            rows.push(vec![
+                format!("idle RSS, {what}"),
+                format!("≤ {} MiB", budget::IDLE_RSS_MIB),
+                format!("{idle_rss:.1} MiB"),
+                format!("{:.2}", idle_rss / budget::IDLE_RSS_MIB),
+                verdict(idle_rss <= budget::IDLE_RSS_MIB).into(),
+            ]);
+        }
         if let Some(s) = largest {
             let fresh = s
                 .idle
@@ -472,6 +451,30 @@ pub fn splice_markdown(existing: Option<&str>, block: &str) -> String {
         return format!("{}{begin}\n{block}{}", &text[..b], &text[e..]);
     }
     format!("# Performance\n\n{begin}\n{block}{end}\n")
+}
+
+/// The two rows of an idle window over `what`: RSS (and peak), then CPU,
+/// writes (leases excluded) and lease writes.
+fn idle_rows(what: &str, idle: &Idle) -> [Vec<String>; 2] {
+    [
+        vec![
+            format!("idle, {what}, {} s: RSS", idle.window.as_secs()),
+            format!(
+                "{:.1} MiB (peak {:.1} MiB)",
+                mib(idle.end.rss_kib),
+                mib(idle.end.hwm_kib)
+            ),
+        ],
+        vec![
+            format!("idle, {what}: CPU / writes (no lease) / lease writes"),
+            format!(
+                "{:.2} s / {} / {}",
+                idle.cpu_secs(),
+                idle.requests.writes_excluding_leases(),
+                idle.requests.lease_writes
+            ),
+        ],
+    ]
 }
 
 #[cfg(test)]

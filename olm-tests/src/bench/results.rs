@@ -155,6 +155,9 @@ pub struct BenchReport {
     pub startup: Startup,
     /// Idle on an empty cluster.
     pub idle_empty: Idle,
+    /// Idle over [`SUSPENDED_SCHEDULES`](super::SUSPENDED_SCHEDULES) suspended
+    /// LocustSchedules (and no test).
+    pub idle_schedules: Idle,
     /// Per size.
     pub sizes: Vec<SizeResult>,
     /// Wall time of the whole benchmark.
