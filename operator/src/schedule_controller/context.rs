@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
+use tokio::sync::watch;
 
 use crate::api::LocustTest;
 use crate::api::schedule::LocustScheduleStatus;
@@ -29,6 +30,10 @@ pub struct Context {
     pub client: Client,
     /// The LocustTests created by schedules (label `locust.io/schedule`).
     pub tests: Store<LocustTest>,
+    /// Turns `true` once `tests` (and the schedules) have listed: no
+    /// reconcile decides before, as CronJob's controller waits for its
+    /// informers (a `Forbid` schedule would see none of its running tests).
+    pub synced: watch::Receiver<bool>,
     pub recorder: Recorder,
     /// Where "now" comes from ([`crate::schedule::SystemClock`] in the operator).
     pub clock: Arc<dyn Clock>,

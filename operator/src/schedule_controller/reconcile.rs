@@ -113,6 +113,11 @@ pub async fn reconcile(schedule: Arc<LocustSchedule>, ctx: Arc<Context>) -> Resu
         ctx.pending.forget(uid);
         return Ok(Action::await_change());
     }
+    // Decide only on synced caches (a new leader's tests cache fills after
+    // its schedules cache, and the Controller waits for the latter only).
+    if ctx.synced.clone().wait_for(|s| *s).await.is_err() {
+        return Ok(Action::await_change());
+    }
     let current = ctx.pending.status(
         uid,
         schedule.metadata.resource_version.as_deref(),

@@ -138,6 +138,7 @@ where
     let ctx = Arc::new(Context {
         client: scope.client.clone(),
         tests: tests.clone(),
+        synced: synced.subscribe(),
         recorder: Recorder::new(
             scope.client.clone(),
             Reporter {
