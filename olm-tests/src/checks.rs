@@ -92,6 +92,22 @@ pub async fn wait_readyz(
     Ok((start.elapsed(), body))
 }
 
+/// The Events (`events.k8s.io/v1`) in `ns` regarding the object `name`.
+pub async fn events_for(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Vec<k8s_openapi::api::events::v1::Event>> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect())
+}
+
 /// Events in `ns` about LocustTests, as (test, reason) → summed `count`
 /// (an Event repeated by the recorder is one object with a higher count).
 pub async fn events_by_test(client: &Client, ns: &str) -> Result<BTreeMap<(String, String), i32>> {

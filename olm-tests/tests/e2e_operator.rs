@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use locust_operator::api::{LocustTest, LocustTestStatus, Phase, condition_type as ct};
+use olm_tests::checks::events_for;
 use olm_tests::operator::{self, OperatorProcess};
 use olm_tests::{Cluster, e2e, wait_for};
 
@@ -112,17 +113,6 @@ async fn wait_phase(api: &Api<LocustTest>, name: &str, phase: Phase) -> Result<L
         s.phase == Some(phase)
     })
     .await
-}
-
-async fn events_for(client: &Client, ns: &str, name: &str) -> Result<Vec<Event>> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect())
 }
 
 async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str) -> Result<Event> {
