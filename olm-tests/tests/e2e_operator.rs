@@ -653,6 +653,11 @@ async fn rbac_is_minimal() -> Result<()> {
     for (g, r, v) in [
         ("locust.io", "locusttests", "watch"),
         ("locust.io", "locusttests/status", "patch"),
+        // The schedule controller: runs created, replaced ones deleted.
+        ("locust.io", "locusttests", "create"),
+        ("locust.io", "locusttests", "delete"),
+        ("locust.io", "locustschedules", "watch"),
+        ("locust.io", "locustschedules/status", "patch"),
         ("batch", "jobs", "create"),
         ("", "services", "create"),
         ("", "pods", "list"),
@@ -679,7 +684,8 @@ async fn rbac_is_minimal() -> Result<()> {
         ("", "configmaps", "get", Some("team-a")),
         ("", "configmaps", "list", Some("team-a")),
         ("locust.io", "locusttests", "update", Some("team-a")),
-        ("locust.io", "locusttests", "delete", Some("team-a")),
+        ("locust.io", "locustschedules", "update", Some("team-a")),
+        ("locust.io", "locustschedules", "delete", Some("team-a")),
         ("batch", "jobs", "delete", Some("team-a")),
         ("batch", "jobs", "update", Some("team-a")),
         ("", "pods", "create", Some("team-a")),
