@@ -83,7 +83,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::discovery::{Scope, pinned_kind};
 use kube::{Client, ResourceExt};
-use locust_operator::api::{CRD_NAME, LocustTest, Phase, v1};
+use locust_operator::api::{CRD_NAME, LocustTest, Phase, SCHEDULE_CRD_NAME, v1};
 use locust_operator::webhook::certs::CA_CERT_KEY;
 use manifests_gen::chart::{CHART_DIR, CHART_NAME, INSTALL_NAMESPACE, INSTALL_PATH};
 use olm_tests::cluster::ClusterNet;
@@ -388,6 +388,17 @@ fn is_crd(o: &Object) -> bool {
     o.kind == "CustomResourceDefinition"
 }
 
+/// Whether `objects` hold exactly the operator's two CRDs.
+fn has_both_crds(objects: &[Object]) -> bool {
+    let mut crds: Vec<&str> = objects
+        .iter()
+        .filter(|o| is_crd(o))
+        .map(|o| o.name.as_str())
+        .collect();
+    crds.sort_unstable();
+    crds == [SCHEDULE_CRD_NAME, CRD_NAME]
+}
+
 /// Waits (bounded) until none of `objects` exists any more.
 async fn wait_gone(objects: &[&Object], timeout: Duration) -> Result<()> {
     let left = wait_for(timeout, POLL, || async {
@@ -426,13 +437,15 @@ async fn wait_no_operator_pods(client: &Client) -> Result<()> {
     .context("waiting for the operator pods to be gone")
 }
 
-/// The CRD still exists, and both `names` are LocustTests of [`TESTS_NS`]
+/// The CRDs still exist, and both `names` are LocustTests of [`TESTS_NS`]
 /// (read as v2, the stored version: no conversion webhook needed).
 async fn ensure_kept(client: &Client, names: &[&str]) -> Result<()> {
-    let crd = Api::<CustomResourceDefinition>::all(client.clone())
-        .get_opt(CRD_NAME)
-        .await?;
-    ensure!(crd.is_some(), "the CRD {CRD_NAME} was deleted");
+    for crd in [CRD_NAME, SCHEDULE_CRD_NAME] {
+        let kept = Api::<CustomResourceDefinition>::all(client.clone())
+            .get_opt(crd)
+            .await?;
+        ensure!(kept.is_some(), "the CRD {crd} was deleted");
+    }
     let listed = tests_v2(client).list(&ListParams::default()).await?.items;
     for name in names {
         ensure!(
@@ -949,8 +962,8 @@ async fn helm_scenario(cluster: &Cluster, tools: &Tools, images: &Images) -> Res
     let (manifest, _) = helm.run(&["get", "manifest", RELEASE, "-n", NS]).await?;
     let release = objects(&client, &manifest).await?;
     ensure!(
-        release.iter().filter(|o| is_crd(o)).count() == 1,
-        "the release has no CRD: {}",
+        has_both_crds(&release),
+        "the release lacks a CRD: {}",
         release
             .iter()
             .map(|o| o.what.as_str())
@@ -1053,8 +1066,8 @@ async fn install_yaml_scenario(cluster: &Cluster, tools: &Tools, images: &Images
         "the {INSTALL_PATH} of {next} does not start with the Namespace {NS}"
     );
     ensure!(
-        manifest.iter().filter(|o| is_crd(o)).count() == 1,
-        "the {INSTALL_PATH} of {next} has no CRD"
+        has_both_crds(&manifest),
+        "the {INSTALL_PATH} of {next} lacks a CRD"
     );
     let commands = documented_uninstall()?;
     let started = Instant::now();

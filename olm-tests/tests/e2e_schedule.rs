@@ -22,6 +22,8 @@ use olm_tests::{Cluster, ClusterOptions, checks, e2e, wait_for};
 
 const NS: &str = "sched";
 const LEASE_SECS: u64 = 4;
+/// The whole scenario: four minutes of schedules and two leader changes.
+const SCENARIO_BOUND: Duration = Duration::from_secs(420);
 
 fn schedule(name: &str, policy: ConcurrencyPolicy) -> Result<LocustSchedule> {
     let path = operator::workspace_root().join("operator/samples/locustschedule.yaml");
@@ -125,8 +127,6 @@ async fn schedules_run_on_time_once_across_restarts_and_leader_changes() -> Resu
     else {
         return Ok(());
     };
-    // The schema of this build (the bundle's may lag behind the type).
-    operator::install_crd(&client, &locust_operator::crd::schedule_crd()).await?;
     let args = e2e::leader_election_args(LEASE_SECS, 3);
     let tags = ["a", "b", "c"];
     let mut ops = vec![
@@ -268,10 +268,16 @@ async fn schedules_run_on_time_once_across_restarts_and_leader_changes() -> Resu
         }
         Ok::<(), anyhow::Error>(())
     };
-    let result = tokio::select! {
-        result = scenario => result,
-        () = watch_tests(&cluster, client.clone(), seen.clone()) => bail!("the watch ended"),
-    };
+    // The watch polls for as long as the scenario runs, and no longer than
+    // SCENARIO_BOUND.
+    let result = tokio::time::timeout(SCENARIO_BOUND, async {
+        tokio::select! {
+            result = scenario => result,
+            () = watch_tests(&cluster, client.clone(), seen.clone()) => bail!("the watch ended"),
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("not done within {SCENARIO_BOUND:?}")));
     if let Err(e) = result {
         cluster.mark_failed();
         let logs: Vec<String> = ops.iter().map(|op| op.log_tail(40)).collect();
