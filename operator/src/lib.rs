@@ -34,6 +34,7 @@ pub mod conversion;
 pub mod crd;
 pub mod dns;
 pub mod health;
+pub mod heap;
 pub mod leader;
 pub mod metrics;
 pub mod metrics_auth;

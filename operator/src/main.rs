@@ -18,6 +18,7 @@ use locust_operator::api::{v1, v2};
 use locust_operator::config::{LOCUST_IMAGE_UID, LogFormat, OperatorConfig, WebhookCertMode};
 use locust_operator::conversion::ApiVersion;
 use locust_operator::health::{self, Readiness};
+use locust_operator::heap;
 use locust_operator::leader::{LeaderElector, Timing};
 use locust_operator::metrics::{self, Metrics};
 use locust_operator::metrics_auth::Authorizer;
@@ -421,6 +422,8 @@ async fn run_operator(mut config: OperatorConfig) -> ExitCode {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+
+    tokio::spawn(heap::scavenge(heap::SCAVENGE_PERIOD, stopped()));
 
     // Health and metrics come up first so probes answer during start-up.
     let bound = health::bind_health(

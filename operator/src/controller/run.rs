@@ -256,7 +256,6 @@ pub async fn run(
         schedule_controller::run::Scope {
             client: client.clone(),
             namespace: ns.map(str::to_owned),
-            page_size: LIST_PAGE_SIZE,
             instance: identity,
         },
         shutdown.clone(),

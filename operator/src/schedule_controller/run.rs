@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, watcher};
@@ -31,12 +31,31 @@ use crate::schedule::{SCHEDULE_LABEL, SystemClock};
 use super::context::Context;
 use super::reconcile::{error_policy, reconcile};
 
+/// Page size of the schedule controller's lists (schedules, and the tests
+/// they created). A page is decoded whole before it is trimmed for the cache,
+/// and the allocator keeps much of that transient memory (see
+/// [`crate::controller::run::LIST_PAGE_SIZE`]); schedules are few and change
+/// rarely, so small pages cost a few round trips at start-up only.
+pub const SCHEDULE_LIST_PAGE_SIZE: u32 = 10;
+
+/// Schedule reconciles in flight. Each one may hold an API connection of its
+/// own, which the client then keeps open while idle; schedules are rarely due
+/// in the same second and a reconcile is a few API calls, so two suffice (and
+/// one slow call does not hold the others back).
+///
+/// Measured with 100 suspended schedules (idle RSS after their first status,
+/// `bench --sizes 20 --no-floor --idle-secs 20`, before [`crate::heap`]):
+/// unlimited reconciles and pages of 100, 22.1 MiB; 4 in flight, 17.4 MiB;
+/// 1 in flight, 16.8 MiB; 4 and pages of 10, 16.7 MiB. With two in flight,
+/// pages of 10 and [`crate::heap::scavenge`], `make bench` measured 16.0 MiB
+/// (docs/performance.md).
+pub const MAX_CONCURRENT_SCHEDULE_RECONCILES: u16 = 2;
+
 /// Where the controller runs: the client, the namespace it watches (`None`:
-/// all), the page size of its lists, the Event reporter's instance.
+/// all), the Event reporter's instance.
 pub struct Scope {
     pub client: Client,
     pub namespace: Option<String>,
-    pub page_size: u32,
     pub instance: String,
 }
 
@@ -111,7 +130,7 @@ where
         }
         None => return,
     }
-    let page = scope.page_size;
+    let page = SCHEDULE_LIST_PAGE_SIZE;
     let (schedules, schedules_w) = reflector::store::<LocustSchedule>();
     let schedules_stream = watcher(schedules_api, watcher::Config::default().page_size(page))
         .default_backoff()
@@ -165,6 +184,7 @@ where
         }
     };
     let controller = Controller::for_stream(schedules_stream, schedules)
+        .with_config(ControllerConfig::default().concurrency(MAX_CONCURRENT_SCHEDULE_RECONCILES))
         .owns_stream(tests_stream)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
