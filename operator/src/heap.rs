@@ -12,8 +12,10 @@
 //! schedules 16.7 → 16.2 MiB, with 20 finished tests 18.4 → 16.8 MiB;
 //! docs/performance.md has the full run.
 //!
-//! Only glibc needs it: musl's allocator (the container image's static
-//! binary) returns freed pages itself, and there [`trim`] does nothing.
+//! Only glibc has `malloc_trim`: with musl (the container image's static
+//! binary) [`trim`] does nothing. The musl binary, measured the same way
+//! before the change, idled at 16.6 MiB on an empty cluster and 17.8 MiB
+//! with 100 suspended schedules.
 
 use std::future::Future;
 use std::time::Duration;
