@@ -28,20 +28,20 @@ use std::time::Duration;
 /// it (0.08–0.10 s).
 pub const SCAVENGE_PERIOD: Duration = Duration::from_secs(30);
 
-/// Returns the free pages of every heap to the kernel; whether any were.
+/// Returns the free pages of every heap to the kernel.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn trim() -> bool {
+pub fn trim() {
     // SAFETY: malloc_trim has no preconditions; it takes the allocator's own
     // locks and only releases memory that is free.
-    unsafe { libc::malloc_trim(0) == 1 }
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Returns the free pages of every heap to the kernel: nothing to do with
 /// this allocator.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn trim() -> bool {
-    false
-}
+pub fn trim() {}
 
 /// Trims every `period` until `shutdown` resolves.
 pub async fn scavenge(period: Duration, shutdown: impl Future<Output = ()>) {

@@ -130,19 +130,21 @@ where
         }
         None => return,
     }
-    let page = SCHEDULE_LIST_PAGE_SIZE;
     let (schedules, schedules_w) = reflector::store::<LocustSchedule>();
-    let schedules_stream = watcher(schedules_api, watcher::Config::default().page_size(page))
-        .default_backoff()
-        .modify(|s| s.managed_fields_mut().clear())
-        .reflect(schedules_w)
-        .touched_objects();
+    let schedules_stream = watcher(
+        schedules_api,
+        watcher::Config::default().page_size(SCHEDULE_LIST_PAGE_SIZE),
+    )
+    .default_backoff()
+    .modify(|s| s.managed_fields_mut().clear())
+    .reflect(schedules_w)
+    .touched_objects();
     let (tests, tests_w) = reflector::store::<LocustTest>();
     let tests_stream = watcher(
         scope.api::<LocustTest>(),
         watcher::Config::default()
             .labels(SCHEDULE_LABEL)
-            .page_size(page),
+            .page_size(SCHEDULE_LIST_PAGE_SIZE),
     )
     .default_backoff()
     .modify(|t| {
